@@ -1,0 +1,42 @@
+# `make demo` and `make test` work on a fresh machine: each creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DIGEST := $(VENV)/bin/digest
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint format bench clean venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	rm -f var/demo.db var/demo.db-wal var/demo.db-shm
+	$(DIGEST) collect --config config/demo.toml
+	$(DIGEST) papers --config config/demo.toml --limit 8
+	@echo
+	@echo "Database: var/demo.db   (try: $(DIGEST) papers --config config/demo.toml diffusion)"
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check digest tests bench
+	$(VENV)/bin/ruff format --check digest tests bench
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check digest tests bench
+	$(VENV)/bin/ruff format --check digest tests bench
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix digest tests bench
+	$(VENV)/bin/ruff format digest tests bench
+
+bench: $(STAMP)
+	$(PY) bench/collect.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis tests/artifacts

@@ -1,0 +1,3 @@
+"""digest: the day's trending research papers, filtered per subscriber, in their inbox."""
+
+__version__ = "0.1.0"

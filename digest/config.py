@@ -1,0 +1,226 @@
+"""Loading the TOML config and the environment into frozen dataclasses.
+
+The only module that reads files of configuration or `os.environ`. Every error names the key
+and the file, so a typo is one line to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from digest.errors import ConfigError
+
+SOURCE_KINDS = ("hf", "arxiv", "feed")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One place papers come from. `url` may be a local file path (recordings, tests)."""
+
+    name: str
+    kind: str
+    url: str
+    enabled: bool = True
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    path: str = "var/digest.db"
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """How politely and how defensively sources are fetched."""
+
+    timeout: float = 30.0
+    retries: int = 3
+    backoff: float = 1.0
+    max_retry_after: float = 120.0
+    max_bytes: int = 20_000_000
+    concurrency: int = 4
+    user_agent: str = "digest/0.1 (+https://github.com/digest; paper digest mailer)"
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    from_: str = "Paper Digest <digest@example.org>"
+    reply_to: str = ""
+    postal_address: str = ""
+    list_id: str = "digest.example.org"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = ""
+    port: int = 587
+    security: str = "starttls"
+    username: str = ""
+    concurrency: int = 4
+    rate_per_second: float = 20.0
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class OutboxConfig:
+    path: str = "var/outbox"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a command needs, resolved: relative source paths are made absolute."""
+
+    path: Path | None = None
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    sources: tuple[SourceConfig, ...] = ()
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    topics_path: str = str(PROJECT_ROOT / "config" / "topics.toml")
+    templates_dir: str = str(PROJECT_ROOT / "templates")
+    secret: str = ""
+    smtp_password: str = ""
+
+    def source(self, name: str) -> SourceConfig:
+        for src in self.sources:
+            if src.name == name:
+                return src
+        known = ", ".join(s.name for s in self.sources) or "none configured"
+        raise ConfigError(f"no source named {name!r} (known: {known})")
+
+
+DEFAULT_SOURCES = (
+    SourceConfig("hf", "hf", "https://huggingface.co/api/daily_papers"),
+    SourceConfig("arxiv", "arxiv", "https://rss.arxiv.org/rss/cs.CV+cs.LG+cs.AI+cs.CL+cs.RO"),
+)
+
+_SECTIONS: dict[str, type] = {
+    "database": DatabaseConfig,
+    "collect": CollectConfig,
+    "mail": MailConfig,
+    "smtp": SmtpConfig,
+    "outbox": OutboxConfig,
+    "web": WebConfig,
+}
+_TOP_LEVEL_KEYS = {"topics_path": str, "templates_dir": str}
+
+
+def _key_name(f: str) -> str:
+    return f.rstrip("_")
+
+
+def _check_value(value: Any, expected: Any, where: str) -> Any:
+    """Accept the TOML value if it fits the annotated type; ints pass for floats."""
+    allowed = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}
+    options = [
+        t
+        for t in (str, int, float, bool)
+        if t == expected or t in getattr(expected, "__args__", ())
+    ]
+    for t in options:
+        if isinstance(value, allowed[t]) and not (t in (int, float) and isinstance(value, bool)):
+            return float(value) if t is float else value
+    names = " or ".join(t.__name__ for t in options) or str(expected)
+    raise ConfigError(f"{where}: expected {names}, got {type(value).__name__} {value!r}")
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a table, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    known = {_key_name(f.name): f.name for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
+        kwargs[known[key]] = _check_value(value, hints[known[key]], f"{where}.{key}")
+    try:
+        return cls(**kwargs)
+    except TypeError as ex:
+        raise ConfigError(f"{where}: {ex}") from ex
+
+
+def _source(data: Any, index: int, file: str, base: Path) -> SourceConfig:
+    where = f"{file}: sources[{index}]"
+    for required in ("name", "kind", "url"):
+        if not isinstance(data, Mapping) or required not in data:
+            raise ConfigError(f"{where}: missing key {required!r}")
+    src: SourceConfig = _build(SourceConfig, data, where)
+    if src.kind not in SOURCE_KINDS:
+        raise ConfigError(f"{where}.kind: {src.kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+    if not src.url.startswith(("http://", "https://")):
+        path = Path(src.url).expanduser()
+        if not path.is_absolute():
+            path = base / path
+        src = SourceConfig(src.name, src.kind, str(path), src.enabled, src.timeout)
+    return src
+
+
+def parse_config(data: Mapping[str, Any], path: Path | None, env: Mapping[str, str]) -> Config:
+    """Build a Config from parsed TOML and an environment mapping (tests pass their own)."""
+    file = str(path) if path else "<defaults>"
+    base = path.parent if path else Path.cwd()
+    kwargs: dict[str, Any] = {"path": path}
+    for key, value in data.items():
+        if key in _SECTIONS:
+            kwargs[key] = _build(_SECTIONS[key], value, f"{file}: [{key}]")
+        elif key == "sources":
+            if not isinstance(value, list):
+                raise ConfigError(f"{file}: sources: expected [[sources]] tables")
+            kwargs["sources"] = tuple(_source(v, i, file, base) for i, v in enumerate(value))
+            names = [s.name for s in kwargs["sources"]]
+            dupes = {n for n in names if names.count(n) > 1}
+            if dupes:
+                raise ConfigError(f"{file}: sources: duplicate name {sorted(dupes)[0]!r}")
+        elif key in _TOP_LEVEL_KEYS:
+            value = _check_value(value, str, f"{file}: {key}")
+            kwargs[key] = str(value if Path(value).is_absolute() else base / value)
+        else:
+            known = ", ".join([*_SECTIONS, "sources", *_TOP_LEVEL_KEYS])
+            raise ConfigError(f"{file}: unknown key {key!r} (known: {known})")
+    kwargs.setdefault("sources", DEFAULT_SOURCES)
+    if env.get("DIGEST_DB"):
+        kwargs["database"] = DatabaseConfig(path=env["DIGEST_DB"])
+    kwargs["secret"] = env.get("DIGEST_SECRET", "")
+    kwargs["smtp_password"] = env.get("DIGEST_SMTP_PASSWORD", "")
+    smtp = kwargs.get("smtp", SmtpConfig())
+    if smtp.security not in ("starttls", "tls", "none"):
+        raise ConfigError(
+            f"{file}: [smtp].security: {smtp.security!r} is not starttls, tls or none"
+        )
+    return Config(**kwargs)
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """`path`, else $DIGEST_CONFIG, else ./config/digest.toml if present, else built-in defaults."""
+    env = os.environ if env is None else env
+    chosen = path or env.get("DIGEST_CONFIG") or None
+    if chosen is None and Path("config/digest.toml").is_file():
+        chosen = "config/digest.toml"
+    if chosen is None:
+        return parse_config({}, None, env)
+    file = Path(chosen).resolve()
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as ex:
+        raise ConfigError(f"{chosen}: config file not found") from ex
+    except tomllib.TOMLDecodeError as ex:
+        raise ConfigError(f"{chosen}: invalid TOML: {ex}") from ex
+    except (OSError, UnicodeDecodeError) as ex:
+        raise ConfigError(f"{chosen}: cannot read config: {ex}") from ex
+    return parse_config(data, file, env)

@@ -1,0 +1,57 @@
+"""Plain dataclasses shared by every stage. Imports nothing of the project."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Paper:
+    """One paper as a source saw it, or as stored after merging every source's view.
+
+    `id` is the arXiv id without version when there is one, else a stable hash of the link.
+    Text fields hold what the feed says as plain text (entities decoded, nothing escaped).
+    """
+
+    id: str
+    title: str
+    abstract: str = ""
+    authors: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    arxiv_id: str | None = None
+    version: int | None = None
+    announce_type: str | None = None
+    published: str | None = None
+    link: str | None = None
+    pdf_url: str | None = None
+    doi: str | None = None
+    journal_ref: str | None = None
+    comment: str | None = None
+    upvotes: int | None = None
+    num_comments: int | None = None
+    github_repo: str | None = None
+    github_stars: int | None = None
+    project_page: str | None = None
+    thumbnail: str | None = None
+    ai_summary: str | None = None
+    ai_keywords: list[str] = field(default_factory=list)
+    hf_date: str | None = None
+    # Set on the way in from one source; on stored papers, every source that saw it.
+    source: str = ""
+    raw_id: str | None = None
+    sources: list[str] = field(default_factory=list)
+    first_seen: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass(slots=True)
+class FetchResult:
+    """What one source produced in one run: papers, plus the HTTP validators for next time."""
+
+    source: str
+    papers: list[Paper] = field(default_factory=list)
+    url: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False
+    note: str | None = None

@@ -1,0 +1,63 @@
+"""Shared fixtures: every test gets its own database and config, and never a user's files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digest.config import Config, parse_config
+from digest.store import Store
+
+DATA = Path(__file__).parent / "data"
+HF_JUNE = "hf_daily_papers_2026-06-12.json"
+HF_JULY = "hf_daily_papers_2026-07-31_first5.json"
+ARXIV_RSS = "arxiv_rss_cs.LG+cs.AI+cs.CL+stat.ML_2026-09-24_4items.xml"
+ARXIV_ATOM = "arxiv_atom_cs.AI_2025-08-20.xml"
+ARXIV_API = "arxiv_api_query_cs.LG_OR_cs.AI_2026-04-30.xml"
+ARXIV_API_TRANSFORMER = "arxiv_api_query_transformer_cs.LG_2026-06-14.xml"
+TAKARA = "generic_rss_takara_tldr_daily_ai_papers_2026-04-30.xml"
+
+
+def recording(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test reads a real config, database or secret of the machine it runs on."""
+    for key in list(os.environ):
+        if key.startswith("DIGEST_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("DIGEST_DB", str(tmp_path / "digest.db"))
+    monkeypatch.setenv("DIGEST_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "no-config.toml").write_text("", encoding="utf-8")
+    yield
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "digest.db") as opened:
+        yield opened
+
+
+def make_config(tmp_path: Path, sources: list[dict[str, Any]], **sections: Any) -> Config:
+    """A config as if read from a file in tmp_path; fast retries so fault tests stay quick."""
+    data: dict[str, Any] = {
+        "database": {"path": str(tmp_path / "digest.db")},
+        "collect": {"timeout": 2.0, "retries": 2, "backoff": 0.01, "max_retry_after": 5},
+        "sources": sources,
+    }
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value}
+    return parse_config(data, tmp_path / "digest.toml", {})
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "digest.toml"
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,76 @@
+"""Config: defaults with no file, environment overrides, and errors that name key and file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from digest.config import load_config
+from digest.errors import ConfigError
+from tests.conftest import write_config
+
+
+def test_defaults_work_with_no_config_file(tmp_path: Path) -> None:
+    config = load_config(env={})
+    assert config.path is None
+    assert config.database.path == "var/digest.db"
+    assert [s.kind for s in config.sources] == ["hf", "arxiv"]
+    assert config.smtp.host == "" and config.outbox.path == "var/outbox"
+
+
+def test_environment_overrides_and_secrets_come_only_from_it(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[database]\npath = "from-file.db"\n')
+    env = {"DIGEST_CONFIG": str(path), "DIGEST_DB": "/tmp/x.db", "DIGEST_SECRET": "s3"}
+    config = load_config(env=env)
+    assert config.path == path.resolve()
+    assert config.database.path == "/tmp/x.db"
+    assert config.secret == "s3"
+
+
+def test_local_source_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[[sources]]\nname = "a"\nkind = "feed"\nurl = "feeds/a.xml"\n')
+    (source,) = load_config(path, env={}).sources
+    assert source.url == str(tmp_path / "feeds" / "a.xml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[smtp]\nhots = 'x'\n", "[smtp]: unknown key 'hots'"),
+        ("[smtp]\nport = 'x'\n", "[smtp].port: expected int, got str 'x'"),
+        ("[smtp]\nsecurity = 'ssl'\n", "[smtp].security: 'ssl' is not starttls, tls or none"),
+        ("[collect]\ntimeout = true\n", "[collect].timeout: expected float, got bool"),
+        ("[databse]\npath = 'x'\n", "unknown key 'databse'"),
+        ("[[sources]]\nname = 'a'\nkind = 'rss'\nurl = 'x'\n", "sources[0].kind: 'rss' is not"),
+        ("[[sources]]\nname = 'a'\nurl = 'x'\n", "sources[0]: missing key 'kind'"),
+        (
+            "[[sources]]\nname='a'\nkind='hf'\nurl='x'\n[[sources]]\nname='a'\nkind='hf'\nurl='y'\n",
+            "duplicate name 'a'",
+        ),
+        ("[smtp\n", "invalid TOML"),
+    ],
+)
+def test_a_wrong_key_or_type_names_the_key_and_the_file(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert str(info.value).startswith(str(path.resolve())) or str(info.value).startswith(str(path))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.toml: config file not found"):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+def test_the_shipped_configs_load() -> None:
+    root = Path(__file__).parent.parent / "config"
+    demo = load_config(root / "demo.toml", env={})
+    assert [s.name for s in demo.sources] == ["hf", "arxiv-lg", "arxiv-api", "takara"]
+    assert all(Path(s.url).is_file() for s in demo.sources)
+    example = load_config(root / "digest.example.toml", env={})
+    assert example.mail.from_ == "Paper Digest <digest@example.org>"

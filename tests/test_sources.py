@@ -1,0 +1,173 @@
+"""The parsers on real recorded responses: field by field, quirks included."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from digest.errors import SourceError
+from digest.sources import arxiv, feed, hf
+from digest.sources.common import split_arxiv_id
+from tests.conftest import (
+    ARXIV_API,
+    ARXIV_API_TRANSFORMER,
+    ARXIV_ATOM,
+    ARXIV_RSS,
+    HF_JULY,
+    HF_JUNE,
+    TAKARA,
+    recording,
+)
+
+
+def by_id(papers: list) -> dict:
+    return {p.id: p for p in papers}
+
+
+def test_hf_daily_papers_keeps_every_field_the_api_gives() -> None:
+    papers = by_id(hf.parse(recording(HF_JUNE), "hf"))
+    assert len(papers) == 30
+    top = papers["2606.13681"]
+    assert top.title == (
+        "EvoArena: Tracking Memory Evolution for Robust LLM Agents in Dynamic Environments"
+    )
+    assert (top.upvotes, top.num_comments) == (118, 3)
+    assert top.github_repo == "https://github.com/Aiden0526/EvoArena"
+    assert top.github_stars == 9
+    assert top.project_page == "https://aiden0526.github.io/EvoArena/"
+    assert top.thumbnail.endswith("/papers/2606.13681.png")
+    assert top.ai_keywords[:2] == ["large language model agents", "EvoArena"]
+    assert top.ai_summary
+    assert top.link == "https://arxiv.org/abs/2606.13681"
+    assert top.hf_date == "2026-06-12"
+    assert max(p.upvotes for p in papers.values()) == 118
+    assert min(p.upvotes for p in papers.values()) == 0
+    assert sum(1 for p in papers.values() if p.github_repo) == 16
+    assert sum(1 for p in papers.values() if p.project_page) == 13
+
+
+def test_hf_hidden_author_is_still_an_author_and_markup_stays_text() -> None:
+    papers = by_id(hf.parse(recording(HF_JUNE), "hf"))
+    assert "Dengyang Jiang" in papers["2606.12575"].authors
+    assert len(papers["2606.12575"].authors) == 10
+    assert "<swi>" in papers["2606.13106"].abstract
+    assert "\n" not in papers["2606.09446"].abstract
+
+
+def test_hf_optional_ai_fields_missing_on_some_days() -> None:
+    papers = by_id(hf.parse(recording(HF_JULY), "hf"))
+    assert len(papers) == 5
+    assert all(p.ai_summary is None and p.ai_keywords == [] for p in papers.values())
+    assert papers["2607.27958"].title.startswith("Σ-Mem:")
+    assert papers["2607.28582"].title.startswith("β-OPSD:")
+    assert papers["2607.28582"].upvotes == 17
+
+
+def test_arxiv_rss_splits_authors_and_keeps_versions_types_categories() -> None:
+    papers = arxiv.parse(recording(ARXIV_RSS), "arxiv")
+    got = [(p.id, p.version, p.announce_type) for p in papers]
+    assert got == [
+        ("2609.26811", 1, "new"),
+        ("2609.26820", 1, "new"),
+        ("2205.06398", 2, "cross"),
+        ("2009.13987", 3, "replace"),
+    ]
+    second = papers[1]
+    assert second.authors == ["Naser Mansour", "Sidahmed Benabderrahmane", "Ameer Rahwan"]
+    assert second.categories == ["cs.LG", "cs.AI"]
+    assert papers[2].categories[0] == "stat.ME"
+    assert papers[2].doi == "10.1093/bioinformatics/btac431"
+    assert papers[0].abstract.startswith("Local learning trains each layer")
+    assert "Announce Type" not in papers[0].abstract
+    assert papers[0].raw_id == "oai:arXiv.org:2609.26811v1"
+    assert papers[0].link == "https://arxiv.org/abs/2609.26811"
+    assert papers[0].published == "2026-09-24T04:00:00+00:00"
+
+
+def test_arxiv_atom_real_entries_and_tex_accents_in_names() -> None:
+    papers = arxiv.parse(recording(ARXIV_ATOM), "arxiv")[:4]  # only entries 1-4 are real
+    assert [p.id for p in papers] == ["2508.13426", "2508.13428", "2508.13429", "2508.13434"]
+    assert all(p.announce_type == "cross" and p.version == 1 for p in papers)
+    assert papers[2].authors == ["Paulo André Lima de Castro"]
+    assert papers[1].categories == ["cs.CV", "cs.AI", "cs.MM"]
+    assert len(papers[3].authors) == 7
+
+
+def test_arxiv_api_doi_journal_ref_comment_and_non_ascii_names() -> None:
+    papers = by_id(arxiv.parse(recording(ARXIV_API), "api"))
+    assert len(papers) == 20
+    springer = papers["2604.26888"]
+    assert springer.doi == "10.1007/978-3-031-85252-7_10"
+    assert "Bäck" in springer.journal_ref
+    assert springer.authors == ["Janis Mohr", "Jörg Frochte"]
+    assert springer.pdf_url == "https://arxiv.org/pdf/2604.26888v1"
+    assert papers["2604.26851"].doi == "10.1145/3805689.3806498"
+    assert sum(1 for p in papers.values() if p.comment) == 12
+    assert papers["2604.26926"].title.endswith(r"the $\ln\ln T$ Term from the Squint Bound")
+    assert "p < 0.0001" in papers["2604.26869"].abstract
+
+
+def test_arxiv_api_primary_category_first() -> None:
+    papers = arxiv.parse(recording(ARXIV_API_TRANSFORMER), "api")
+    assert [p.categories[0] for p in papers] == ["cs.RO", "cs.AI", "cs.LG", "cs.CV", "cs.DC"]
+    assert papers[0].comment == "Project Page: https://zhaohengyin.github.io/mana"
+
+
+def test_generic_feed_finds_arxiv_ids_in_links_and_reads_cdata() -> None:
+    papers = feed.parse(recording(TAKARA), "takara")
+    assert len(papers) == 50
+    first = papers[0]
+    assert first.id == "2604.26238" and first.arxiv_id == "2604.26238"
+    assert first.link == "https://tldr.takara.ai/p/2604.26238"
+    assert first.title == "EnerGS: Energy-Based Gaussian Splatting with Partial Geometric Priors"
+    assert first.abstract.startswith("3D Gaussian Splatting (3DGS) has been widely adopted")
+    assert first.authors == []
+
+
+def test_generic_feed_without_arxiv_ids_keys_by_link_hash() -> None:
+    doc = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Blog</title>
+    <item><title>A &amp; B: &lt;b&gt;bold&lt;/b&gt; claims</title><link>https://blog.example.org/post/1</link>
+    <description>&lt;p&gt;First &amp;amp; <![CDATA[<i>only</i>]]>&lt;/p&gt;</description>
+    <author>jane@example.org (Jane Doe)</author></item></channel></rss>"""
+    (paper,) = feed.parse(doc, "blog")
+    assert paper.id.startswith("h:") and paper.arxiv_id is None
+    assert paper.id == feed.parse(doc, "blog")[0].id
+    assert paper.abstract == "First & only"
+    assert paper.link == "https://blog.example.org/post/1"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("oai:arXiv.org:2508.13426v1", ("2508.13426", 1)),
+        ("http://arxiv.org/abs/2604.26951v12", ("2604.26951", 12)),
+        ("https://arxiv.org/pdf/2604.26951.pdf", ("2604.26951", None)),
+        ("2606.13681", ("2606.13681", None)),
+        ("http://arxiv.org/abs/hep-th/9901001v2", ("hep-th/9901001", 2)),
+        ("https://huggingface.co/papers/2606.13681", ("2606.13681", None)),
+        ("https://blog.example.org/2024/05/post", None),
+    ],
+)
+def test_arxiv_ids_with_and_without_versions(raw: str, expected: tuple | None) -> None:
+    assert split_arxiv_id(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[{]", "not valid JSON (line 1, column 3)"),
+        (b'{"error": "Invalid date"}', "answered a JSON object, not a list: Invalid date"),
+        (b"<!DOCTYPE html><html><body>Sign in</body></html>", "HTML page, not a feed"),
+        (b'[{"paper": {"id": "2606.1\xff"}}]', "is not UTF-8"),
+        (b'[{"nothing": 1}, 5]', "none with an id and title"),
+    ],
+)
+def test_hf_bad_bodies_are_one_clear_error(body: bytes, message: str) -> None:
+    with pytest.raises(SourceError, match=r"^hf: ") as info:
+        hf.parse(body, "hf", "https://hf.test/api/daily_papers")
+    assert message in str(info.value)
+
+
+def test_hf_empty_day_is_not_an_error() -> None:
+    assert hf.parse(json.dumps([]).encode(), "hf") == []
