@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from digest.errors import ConfigError
+from digest.models import Topic
 
 SOURCE_KINDS = ("hf", "arxiv", "feed")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -224,3 +225,26 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     except (OSError, UnicodeDecodeError) as ex:
         raise ConfigError(f"{chosen}: cannot read config: {ex}") from ex
     return parse_config(data, file, env)
+
+
+def load_topics(path: str | Path) -> dict[str, Topic]:
+    """The named presets of topics.toml: `[name]` tables with `query` and an optional `title`."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as ex:
+        raise ConfigError(f"{file}: topics file not found (set topics_path in the config)") from ex
+    except tomllib.TOMLDecodeError as ex:
+        raise ConfigError(f"{file}: invalid TOML: {ex}") from ex
+    topics: dict[str, Topic] = {}
+    for name, table in data.items():
+        where = f"{file}: [{name}]"
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where}: expected a table with a query")
+        unknown = set(table) - {"query", "title"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: query, title)")
+        query = _check_value(table.get("query"), str, f"{where}.query")
+        title = _check_value(table.get("title", name), str, f"{where}.title")
+        topics[name] = Topic(name=name, title=title, query=query)
+    return topics

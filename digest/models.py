@@ -55,3 +55,39 @@ class FetchResult:
     last_modified: str | None = None
     not_modified: bool = False
     note: str | None = None
+
+
+SUBSCRIBER_STATUSES = ("pending", "active", "paused", "unsubscribed", "bounced")
+CADENCES = ("daily", "weekly")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(slots=True)
+class Subscriber:
+    """A person and what they asked for. `queries` are filter-language texts; `topics` are names
+    of presets from topics.toml. `weekday` matters only for weekly cadence."""
+
+    email: str
+    id: int | None = None
+    status: str = "pending"
+    queries: list[str] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+    cadence: str = "daily"
+    weekday: str = "mon"
+    hour: int = 8
+    tz: str = "UTC"
+    max_papers: int = 10
+    min_upvotes: int | None = None
+    bounces: int = 0
+    paused_until: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A named preset query subscribers can pick by name."""
+
+    name: str
+    title: str
+    query: str

@@ -18,7 +18,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from digest.errors import StoreError
-from digest.models import Paper
+from digest.models import Paper, Subscriber
 
 BUSY_TIMEOUT_MS = 10_000
 migrations = Migrations("digest")
@@ -40,6 +40,11 @@ _REFRESHED = (
     "pdf_url",
 )
 _VERSIONED = ("title", "abstract", "authors", "announce_type", "link")
+_SUBSCRIBER_JSON = ("queries", "topics")
+_SUBSCRIBER_COLUMNS = [f.name for f in fields(Subscriber)]
+_QUERIES_AT = _SUBSCRIBER_COLUMNS.index("queries")
+_TOPICS_AT = _SUBSCRIBER_COLUMNS.index("topics")
+_ID_AT = _SUBSCRIBER_COLUMNS.index("id")
 _PAPER_COLUMNS = [f.name for f in fields(Paper) if f.name not in ("source", "raw_id", "sources")]
 
 
@@ -113,6 +118,56 @@ def m001_papers(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_subscribers(db: sqlite_utils.Database) -> None:
+    db["subscribers"].create(
+        {
+            "id": int,
+            "email": str,
+            "status": str,
+            "queries": str,
+            "topics": str,
+            "cadence": str,
+            "weekday": str,
+            "hour": int,
+            "tz": str,
+            "max_papers": int,
+            "min_upvotes": int,
+            "bounces": int,
+            "paused_until": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"email", "status"},
+        defaults={"bounces": 0},
+    )
+    db.execute("create unique index subscribers_email on subscribers (email collate nocase)")
+    db["subscribers"].create_index(["status"])
+    # No foreign key: the history outlives a removed subscriber.
+    db["subscriber_events"].create(
+        {
+            "id": int,
+            "subscriber_id": int,
+            "email": str,
+            "at": str,
+            "event": str,
+            "cause": str,
+            "detail": str,
+        },
+        pk="id",
+    )
+    db["subscriber_events"].create_index(["subscriber_id"])
+    db["sent_papers"].create(
+        {"subscriber_id": int, "paper_id": str, "edition": str, "sent_at": str},
+        pk=("subscriber_id", "paper_id"),
+    )
+    db["sent_papers"].create_index(["paper_id"])
+    db["editions"].create(
+        {"name": str, "window_start": str, "window_end": str, "opened_at": str}, pk="name"
+    )
+
+
 @dataclass(frozen=True)
 class UpsertCounts:
     new: int = 0
@@ -139,6 +194,7 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        self._loaded_ids: tuple[str, ...] = ()
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -286,6 +342,14 @@ class Store:
             raise StoreError(f"search {search!r} failed: {ex}") from ex
         return self._papers_with_sources(rows)
 
+    def fts_ids(self, fts_query: str, limit: int) -> list[str]:
+        """Raw FTS5 syntax, best first: the per-subscriber way the match benchmark compares to."""
+        sql = (
+            "select papers.id from papers_fts join papers on papers.rowid = papers_fts.rowid"
+            " where papers_fts match ? order by papers_fts.rank limit ?"
+        )
+        return [row[0] for row in self.db.execute(sql, [fts_query, limit]).fetchall()]
+
     def count_papers(self) -> int:
         return self.db["papers"].count
 
@@ -339,6 +403,223 @@ class Store:
                 },
                 pk="source",
             )
+
+    # subscribers --------------------------------------------------------------
+
+    def add_subscriber(self, sub: Subscriber, now: str, cause: str) -> Subscriber:
+        """Insert and record the event; a taken address is a StoreError naming it."""
+        row = _subscriber_row(sub)
+        row.pop("id")
+        row.update(created_at=now, updated_at=now)
+        with self.write():
+            try:
+                new_id = self.db["subscribers"].insert(row).last_pk
+            except sqlite3.IntegrityError as ex:
+                raise StoreError(f"{sub.email}: already a subscriber") from ex
+            self._event(int(new_id), sub.email, now, "created", cause, {"status": sub.status})
+        added = self.get_subscriber(int(new_id))
+        assert added is not None
+        return added
+
+    def get_subscriber(self, key: int | str) -> Subscriber | None:
+        column = "id" if isinstance(key, int) else "email"
+        sql = f"select * from subscribers where {column} = ? collate nocase"
+        rows = list(self.db.query(sql, [key]))
+        return _subscriber_from_row(rows[0]) if rows else None
+
+    def update_subscriber(
+        self, sub_id: int, changes: dict[str, Any], now: str, event: str, cause: str
+    ) -> Subscriber:
+        """Apply changes and record what changed from what; no change records nothing."""
+        with self.write():
+            old = self.get_subscriber(sub_id)
+            if old is None:
+                raise StoreError(f"no subscriber with id {sub_id}")
+            before = _subscriber_row(old)
+            after = {**before, **_subscriber_row(Subscriber(**{**_fields(old), **changes}))}
+            diff = {k: [before[k], after[k]] for k in after if after[k] != before[k]}
+            if diff:
+                after["updated_at"] = now
+                self.db["subscribers"].update(sub_id, after)
+                self._event(sub_id, old.email, now, event, cause, diff)
+        updated = self.get_subscriber(sub_id)
+        assert updated is not None
+        return updated
+
+    def delete_subscriber(self, sub_id: int, now: str, cause: str) -> None:
+        """Erase the subscriber and what was sent to them; the event log keeps the removal."""
+        with self.write():
+            old = self.get_subscriber(sub_id)
+            if old is None:
+                raise StoreError(f"no subscriber with id {sub_id}")
+            self.db.execute("delete from sent_papers where subscriber_id = ?", [sub_id])
+            self.db.execute("delete from subscribers where id = ?", [sub_id])
+            self._event(sub_id, old.email, now, "removed", cause, {"status": old.status})
+
+    def _event(
+        self, sub_id: int, email: str, now: str, event: str, cause: str, detail: Any
+    ) -> None:
+        self.db["subscriber_events"].insert(
+            {
+                "subscriber_id": sub_id,
+                "email": email,
+                "at": now,
+                "event": event,
+                "cause": cause,
+                "detail": json.dumps(detail, ensure_ascii=False),
+            }
+        )
+
+    def subscriber_events(self, sub_id: int) -> list[dict[str, Any]]:
+        sql = "select * from subscriber_events where subscriber_id = ? order by id"
+        return [{**r, "detail": json.loads(r["detail"])} for r in self.db.query(sql, [sub_id])]
+
+    def list_subscribers(self, status: str | None = None) -> list[Subscriber]:
+        return list(self.iter_subscribers((status,) if status else None))
+
+    def iter_subscribers(
+        self, statuses: Sequence[str] | None = None, batch: int = 1000
+    ) -> Iterator[Subscriber]:
+        """Every subscriber in id order, a page at a time: never the whole table in memory."""
+        last = 0
+        where = ""
+        params: list[Any] = []
+        if statuses:
+            where = f" and status in ({','.join('?' * len(statuses))})"
+            params = list(statuses)
+        columns = ", ".join(_SUBSCRIBER_COLUMNS)
+        sql = f"select {columns} from subscribers where id > ?{where} order by id limit {batch}"
+        loads = json.loads
+        while True:
+            rows = self.db.execute(sql, [last, *params]).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                # Positional, in field order: this loop feeds the match over every subscriber.
+                values = list(row)
+                for at in (_QUERIES_AT, _TOPICS_AT):
+                    text = values[at]
+                    values[at] = loads(text) if text and text != "[]" else []
+                yield Subscriber(*values)
+            last = rows[-1][_ID_AT]
+
+    def count_subscribers(self) -> dict[str, int]:
+        sql = "select status, count(*) as n from subscribers group by status"
+        return {r["status"]: r["n"] for r in self.db.query(sql)}
+
+    def add_subscribers_bulk(self, subs: Iterable[Subscriber], now: str, cause: str) -> int:
+        """Many at once in one transaction (imports, benchmarks); events recorded for each."""
+        count = 0
+        with self.write():
+            for sub in subs:
+                row = _subscriber_row(sub)
+                row.pop("id")
+                row.update(created_at=now, updated_at=now)
+                try:
+                    new_id = self.db["subscribers"].insert(row).last_pk
+                except sqlite3.IntegrityError as ex:
+                    raise StoreError(f"{sub.email}: already a subscriber") from ex
+                self._event(int(new_id), sub.email, now, "created", cause, {"status": sub.status})
+                count += 1
+        return count
+
+    # what was sent -------------------------------------------------------------
+
+    def mark_papers_sent(
+        self, sub_id: int, paper_ids: Sequence[str], edition: str, now: str
+    ) -> None:
+        """Called once the server accepted the message: only then is a paper sent."""
+        with self.write():
+            self.db["sent_papers"].insert_all(
+                (
+                    {"subscriber_id": sub_id, "paper_id": p, "edition": edition, "sent_at": now}
+                    for p in paper_ids
+                ),
+                ignore=True,
+            )
+
+    def sent_among(self, sub_ids: Sequence[int], paper_ids: Sequence[str]) -> dict[int, set[str]]:
+        """Which of these papers each of these subscribers already received."""
+        found: dict[int, set[str]] = {}
+        if not sub_ids or not paper_ids:
+            return found
+        wanted = tuple(paper_ids)
+        if wanted != self._loaded_ids:
+            self.db.execute("create temp table if not exists _ids (id text primary key)")
+            with self.db.atomic():  # deferred: touches only the temp database, locks nothing
+                self.db.execute("delete from _ids")
+                self.db.conn.executemany(
+                    "insert or ignore into _ids values (?)", [(p,) for p in wanted]
+                )
+            self._loaded_ids = wanted
+        for start in range(0, len(sub_ids), 500):
+            chunk = list(sub_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "select subscriber_id, paper_id from sent_papers join _ids on _ids.id = paper_id"
+                f" where subscriber_id in ({marks})"
+            )
+            for row in self.db.execute(sql, chunk).fetchall():
+                found.setdefault(row[0], set()).add(row[1])
+        return found
+
+    def sent_counts(self, sub_id: int) -> tuple[int, int]:
+        """(editions that reached this subscriber, papers sent to them)."""
+        sql = "select count(distinct edition), count(*) from sent_papers where subscriber_id = ?"
+        editions, papers = self.db.execute(sql, [sub_id]).fetchone()
+        return int(editions), int(papers)
+
+    # editions -------------------------------------------------------------------
+
+    def get_edition(self, name: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("select * from editions where name = ?", [name]))
+        return rows[0] if rows else None
+
+    def latest_edition_end(self, before: str) -> str | None:
+        sql = "select max(window_end) as end from editions where name < ?"
+        return next(self.db.query(sql, [before]))["end"]
+
+    def open_edition(self, name: str, now: str, default_start: str) -> dict[str, Any]:
+        """An edition's window is fixed the first time it is opened, so re-runs see the same
+        papers: from the end of the latest earlier edition (or `default_start`) to `now`."""
+        with self.write():
+            existing = self.get_edition(name)
+            if existing:
+                return existing
+            previous = self.latest_edition_end(before=name)
+            row = {
+                "name": name,
+                "window_start": previous or default_start,
+                "window_end": now,
+                "opened_at": now,
+            }
+            self.db["editions"].insert(row)
+            return row
+
+    def papers_between(self, start: str, end: str) -> list[Paper]:
+        """Papers first collected in (start, end]: an edition's new papers."""
+        sql = (
+            "select * from papers where first_seen > ? and first_seen <= ? order by first_seen, id"
+        )
+        return self._papers_with_sources(self.db.query(sql, [start, end]))
+
+
+def _fields(sub: Subscriber) -> dict[str, Any]:
+    return {f.name: getattr(sub, f.name) for f in fields(Subscriber)}
+
+
+def _subscriber_row(sub: Subscriber) -> dict[str, Any]:
+    row = _fields(sub)
+    for key in _SUBSCRIBER_JSON:
+        row[key] = json.dumps(row[key], ensure_ascii=False)
+    return row
+
+
+def _subscriber_from_row(row: dict[str, Any]) -> Subscriber:
+    values = dict(row)
+    for key in _SUBSCRIBER_JSON:
+        values[key] = json.loads(row[key] or "[]")
+    return Subscriber(**values)
 
 
 def _paper_from_row(row: dict[str, Any], sources: list[str]) -> Paper:

@@ -1,99 +1,29 @@
-"""The `digest` command line: arguments, progress, tables, exit codes. No logic of its own.
-
-Each command loads the config, opens the store, calls one library function and prints. A
-DigestError becomes one red line on stderr and exit 1, never a traceback.
-"""
+"""Commands over papers: `digest collect` and `digest papers`."""
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, date, datetime
-from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from digest import __version__
-from digest.collect import SourceReport, collect, selected_sources
-from digest.config import Config, load_config
-from digest.errors import DigestError
-from digest.store import Store
-
-app = typer.Typer(
-    help="Trending research papers, filtered per subscriber, in their inbox.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
+from digest.cli.app import (
+    ConfigOption,
+    app,
+    err,
+    error_line,
+    fails_cleanly,
+    open_store,
+    out,
+    parse_day,
 )
-out = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="Config file (else $DIGEST_CONFIG, else config/digest.toml)."
-    ),
-]
-
-
-def _error(message: str) -> None:
-    err.print(f"[red]Error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-
-
-def fails_cleanly(func: F) -> F:
-    """Turn the library's own errors into one line on stderr and exit 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except DigestError as ex:
-            _error(str(ex))
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            err.print("[red]Interrupted.[/red]")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _open(config_path: Path | None) -> tuple[Config, Store]:
-    config = load_config(config_path)
-    return config, Store(config.database.path)
-
-
-def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        message = f"{value!r} is not a date like 2026-11-24"
-        raise typer.BadParameter(message, param_hint=option) from None
-
-
-def _version(value: bool) -> None:
-    if value:
-        out.print(f"digest {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
-    ] = False,
-) -> None:
-    """Trending research papers, filtered per subscriber, in their inbox."""
+from digest.collect import SourceReport, collect, selected_sources
 
 
 @app.command("collect")
@@ -109,7 +39,7 @@ def collect_command(
     config: ConfigOption = None,
 ) -> None:
     """Fetch new papers from every source into the database."""
-    cfg, store = _open(config)
+    cfg, store = open_store(config)
     with store:
         names = [s.name for s in selected_sources(cfg, source)]
         with Progress(
@@ -132,15 +62,15 @@ def collect_command(
                 cfg,
                 store,
                 datetime.now(UTC),
-                day=_day(day, "--date"),
-                since=_day(since, "--since"),
+                day=parse_day(day, "--date"),
+                since=parse_day(since, "--since"),
                 only=source,
                 progress=advance,
             )
         _print_reports(reports, store.count_papers())
     failed = [r for r in reports if r.error]
     for report in failed:
-        _error(report.error or "")
+        error_line(report.error or "")
     if failed and len(failed) == len(reports):
         raise typer.Exit(1)
 
@@ -173,7 +103,7 @@ def papers_command(
     config: ConfigOption = None,
 ) -> None:
     """List stored papers, newest first."""
-    _, store = _open(config)
+    _, store = open_store(config)
     with store:
         papers = store.list_papers(search, limit=limit)
     if as_json:
@@ -198,7 +128,3 @@ def papers_command(
     out.print(table)
     if not papers:
         out.print("No papers match." if search else "No papers yet: run `digest collect`.")
-
-
-def main() -> None:
-    app()

@@ -1,0 +1,14 @@
+"""The `digest` command line: arguments, progress, tables, exit codes. No logic of its own.
+
+Each command loads the config, opens the store, calls one library function and prints.
+"""
+
+from digest.cli import matching, papers, people  # noqa: F401  (registers the commands)
+from digest.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,128 @@
+"""Commands over the filter language: `digest query check` and `digest preview`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.text import Text
+
+from digest import subscribers as subs
+from digest.cli.app import (
+    ConfigOption,
+    app,
+    err,
+    fails_cleanly,
+    open_store,
+    open_topics,
+    out,
+    parse_day,
+)
+from digest.errors import QueryError
+from digest.match import Match, Matcher, Reason, edition_for, edition_papers
+from digest.models import Subscriber
+from digest.query import format_query, highlight_spans, parse, terms_of
+
+query_group = typer.Typer(help="Work with filter queries.", no_args_is_help=True)
+app.add_typer(query_group, name="query")
+
+
+@query_group.command("check")
+def check_command(query: Annotated[str, typer.Argument(help="The query to check.")]) -> None:
+    """Check a query: exit 0 and its canonical form, or a caret under the fault and exit 1."""
+    try:
+        node = parse(query)
+    except QueryError as ex:
+        err.print(escape(ex.caret()), highlight=False)
+        raise typer.Exit(1) from None
+    out.print(f"OK: {escape(format_query(node))}", highlight=False)
+    terms = ", ".join(format_query(t) for t in terms_of(node))
+    out.print(f"highlights: {escape(terms)}", highlight=False)
+
+
+def _highlighted(text: str, match: Match, field: str) -> Text:
+    rich_text = Text(text)
+    for start, end in highlight_spans(text, match.terms, field):
+        rich_text.stylize("bold yellow", start, end)
+    return rich_text
+
+
+def _why(match: Match) -> list[dict[str, object]]:
+    return [
+        {
+            "kind": r.kind,
+            "name": r.name,
+            "hits": [{"term": h.term, "field": h.field} for h in r.hits],
+        }
+        for r in match.reasons
+    ]
+
+
+def by_term(reason: Reason) -> list[tuple[str, list[str]]]:
+    """`agent (title, abstract)` reads better than one line per field."""
+    grouped: dict[str, list[str]] = {}
+    for hit in reason.hits:
+        grouped.setdefault(hit.term, []).append(hit.field)
+    return list(grouped.items())
+
+
+@app.command("preview")
+@fails_cleanly
+def preview_command(
+    query: Annotated[str | None, typer.Option("--query", "-q", help="A query to try.")] = None,
+    subscriber: Annotated[
+        str | None, typer.Option(help="Preview this subscriber's next email.")
+    ] = None,
+    edition: Annotated[
+        str | None, typer.Option(help="The edition's date (YYYY-MM-DD; default today).")
+    ] = None,
+    all_papers: Annotated[
+        bool, typer.Option("--all", help="Match every stored paper, not just the edition's.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many (with --query).")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Show what a query or a subscriber would get, ranked and highlighted. Sends nothing."""
+    if (query is None) == (subscriber is None):
+        raise typer.BadParameter("give exactly one of --query or --subscriber")
+    now = datetime.now(UTC)
+    cfg, store = open_store(config)
+    topics = open_topics(cfg)
+    with store:
+        day = parse_day(edition, "--edition") or now.date()
+        current = edition_for(store, day, now)
+        papers = store.list_papers(limit=None) if all_papers else edition_papers(store, current)
+        if subscriber:
+            person = subs.find(store, subscriber)
+            sent = store.sent_among([person.id or 0], [p.id for p in papers]).get(person.id or 0)
+        else:
+            parse(query or "")
+            person = Subscriber(
+                email="preview@example.org", queries=[query or ""], max_papers=limit
+            )
+            sent = set()
+    matches = Matcher(papers, topics, now).for_subscriber(person, sent or ())
+    if as_json:
+        for m in matches:
+            row = {"id": m.paper.id, "title": m.paper.title, "score": round(m.score, 3)}
+            row["why"] = _why(m)
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return
+    scope = "all stored papers" if all_papers else f"edition {current.name}"
+    out.print(f"{len(matches)} of {len(papers)} papers match ({scope}).", highlight=False)
+    for n, m in enumerate(matches, 1):
+        line = Text(f"{n:>2}. ")
+        line.append(_highlighted(m.paper.title, m, "title"))
+        line.append(f"  [{m.paper.id}, score {m.score:.1f}", style="dim")
+        if m.paper.upvotes is not None:
+            line.append(f", {m.paper.upvotes} upvotes", style="dim")
+        line.append("]", style="dim")
+        out.print(line)
+        for reason in m.reasons:
+            where = ", ".join(f"{term} ({', '.join(fields)})" for term, fields in by_term(reason))
+            out.print(f"      {reason.kind} {escape(reason.label)}: {escape(where)}", style="dim")

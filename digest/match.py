@@ -1,0 +1,319 @@
+"""Papers x subscribers -> ranked matches for an edition, each with why it is there.
+
+One inverted index over the edition's new papers; each DISTINCT query (a topic many people
+share counts once) is evaluated and ranked once; each subscriber then only merges the ranked
+lists of their own queries, drops what they already received and caps. Renders and sends nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from digest.models import Paper, Subscriber, Topic
+from digest.query import Hit, Node, PaperIndex, Term, parse, terms_of
+from digest.query_index import positions
+from digest.store import Store
+
+FIELD_WEIGHT = {"title": 3.0, "abstract": 1.0, "author": 2.0, "category": 1.0, "source": 0.5}
+POPULARITY_WEIGHT = 0.4  # ln(1+upvotes): 118 upvotes stays under the title-vs-abstract gap
+FRESHNESS_WEIGHT = 0.5
+FRESHNESS_DAYS = 7.0
+BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One query or topic of the subscriber's that selected the paper, and the terms that hit."""
+
+    kind: str  # "topic" or "query"
+    name: str  # the topic's name, or the query's text
+    label: str  # how it reads: the topic's title, or the query
+    hits: tuple[Hit, ...]
+
+
+class Match:
+    """One paper in one subscriber's email. Why it is there (`reasons`) and what to highlight
+    (`terms`) are worked out on first use and shared by everyone whose queries selected it."""
+
+    __slots__ = ("_index", "_matcher", "_sources", "paper", "score")
+
+    def __init__(
+        self,
+        paper: Paper,
+        score: float,
+        matcher: Matcher,
+        index: int,
+        sources: tuple[_Prepared, ...],
+    ) -> None:
+        self.paper = paper
+        self.score = score
+        self._matcher = matcher
+        self._index = index
+        self._sources = sources
+
+    @property
+    def selecting(self) -> tuple[_Prepared, ...]:
+        mask = 1 << self._index
+        return tuple(s for s in self._sources if s.bits & mask)
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        return tuple(self._matcher.reason(s, self._index) for s in self.selecting)
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        """Positive text terms of the selecting queries, for highlighting."""
+        return self._matcher.terms_for(self.selecting)
+
+    @property
+    def key(self) -> tuple[str, tuple[str, ...]]:
+        """Equal for two subscribers whose emails would show this paper identically."""
+        return self.paper.id, tuple(f"{s.kind}:{s.name}" for s in self.selecting)
+
+    def __repr__(self) -> str:
+        return f"Match({self.paper.id!r}, score={self.score:.2f})"
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberMatches:
+    subscriber: Subscriber
+    matches: list[Match]
+    new_papers: int  # how many new papers the edition had, for "7 of 212 new papers"
+
+
+@dataclass(frozen=True)
+class Edition:
+    """A daily edition (`2026-11-24`) or a weekly one (`2026-W48`) and its window of new papers."""
+
+    name: str
+    window_start: str
+    window_end: str
+
+
+def edition_name(day: date, cadence: str = "daily") -> str:
+    if cadence == "weekly":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return day.isoformat()
+
+
+def edition_for(store: Store, day: date, now: datetime, *, open_it: bool = False) -> Edition:
+    """The daily edition's window: fixed when first opened, so re-runs see the same papers.
+    Without `open_it` (previews) an unopened edition gets a provisional window ending now."""
+    name = edition_name(day)
+    row = store.get_edition(name)
+    default_start = (now - timedelta(days=1)).isoformat()
+    if row is None and open_it:
+        row = store.open_edition(name, now.isoformat(), default_start)
+    if row is None:
+        start = store.latest_edition_end(before=name) or default_start
+        return Edition(name, start, now.isoformat())
+    return Edition(name, row["window_start"], row["window_end"])
+
+
+def weekly_edition(daily: Edition, day: date) -> Edition:
+    """A weekly edition holds the seven days up to the daily edition's end."""
+    end = datetime.fromisoformat(daily.window_end)
+    return Edition(
+        edition_name(day, "weekly"), (end - timedelta(days=7)).isoformat(), daily.window_end
+    )
+
+
+def edition_papers(store: Store, edition: Edition) -> list[Paper]:
+    return store.papers_between(edition.window_start, edition.window_end)
+
+
+def _freshness(paper: Paper, now: datetime) -> float:
+    if not paper.published:
+        return 0.0
+    try:
+        published = datetime.fromisoformat(paper.published.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if published.tzinfo is None:
+        return 0.0
+    age = (now - published).total_seconds() / 86400
+    return max(0.0, 1.0 - max(age, 0.0) / FRESHNESS_DAYS)
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """One of a subscriber's topics or queries, evaluated and ranked once for everyone."""
+
+    kind: str
+    name: str
+    label: str
+    node: Node
+    bits: int
+    scores: list[float]
+    order: list[int]
+    terms: tuple[Term, ...]
+
+
+class Matcher:
+    """Everything shared by all subscribers of one edition: the index and per-query rankings.
+
+    A subscriber's list is an exact top-k merge of their queries' ranked lists.
+    """
+
+    def __init__(self, papers: Sequence[Paper], topics: Mapping[str, Topic], now: datetime):
+        self.papers = list(papers)
+        self.topics = topics
+        self.index = PaperIndex(self.papers)
+        self._base = [
+            POPULARITY_WEIGHT * math.log1p(max(p.upvotes or 0, 0))
+            + FRESHNESS_WEIGHT * _freshness(p, now)
+            for p in self.papers
+        ]
+        self._upvotes = [p.upvotes or 0 for p in self.papers]
+        self._nodes: dict[str, Node] = {}
+        self._ranked: dict[Node, tuple[list[float], list[int]]] = {}
+        self._prepared: dict[tuple[str, str], _Prepared] = {}
+        self._reasons: dict[tuple[int, int], Reason] = {}
+        self._term_sets: dict[tuple[int, ...], tuple[Term, ...]] = {}
+        self._order_key = [(-(p.upvotes or 0), p.id) for p in self.papers]
+
+    @property
+    def distinct_queries(self) -> int:
+        """How many distinct queries have been ranked: the shared work, counted once each."""
+        return len(self._ranked)
+
+    def node(self, text: str) -> Node:
+        found = self._nodes.get(text)
+        if found is None:
+            found = self._nodes[text] = parse(text)
+        return found
+
+    def ranked(self, node: Node) -> tuple[list[float], list[int]]:
+        """(scores, paper positions) of what one query selects, best first; once per query.
+
+        Relevance: each positive term adds its field's weight for each field it hits, plus a
+        half point per distinct term that hits at all; then popularity and freshness."""
+        cached = self._ranked.get(node)
+        if cached is not None:
+            return cached
+        selected = self.index.evaluate(node)
+        score = self._base[:]  # popularity and freshness, then relevance on top
+        by_term: dict[str, int] = {}
+        for shown, fld, bits in self.index.term_field_bits(node):
+            hit = bits & selected
+            by_term[shown] = by_term.get(shown, 0) | hit
+            weight = FIELD_WEIGHT.get(fld, 0.5)
+            for i in positions(hit):
+                score[i] += weight
+        for hit in by_term.values():
+            for i in positions(hit):
+                score[i] += 0.5
+        order_key = self._order_key
+        order = sorted(positions(selected), key=lambda i: (-score[i], order_key[i]))
+        cached = ([score[i] for i in order], order)
+        self._ranked[node] = cached
+        return cached
+
+    def prepared(self, kind: str, name: str) -> _Prepared | None:
+        """A topic (by name) or a query (by text), keyed by string so lookups never rehash
+        a query tree; equal queries typed differently still share one ranking."""
+        key = (kind, name)
+        found = self._prepared.get(key)
+        if found is None:
+            if kind == "topic":
+                topic = self.topics.get(name)
+                if topic is None:
+                    return None
+                label, node = topic.title, self.node(topic.query)
+            else:
+                label, node = name, self.node(name)
+            scores, order = self.ranked(node)
+            terms = tuple(t for t in terms_of(node) if isinstance(t, Term))
+            bits = self.index.evaluate(node)
+            found = _Prepared(kind, name, label, node, bits, scores, order, terms)
+            self._prepared[key] = found
+        return found
+
+    def sources_of(self, sub: Subscriber) -> list[_Prepared]:
+        """The subscriber's topics, then their queries, prepared."""
+        out = []
+        prepared = self._prepared
+        for kind, names in (("topic", sub.topics), ("query", sub.queries)):
+            for name in names:
+                found = prepared.get((kind, name)) or self.prepared(kind, name)
+                if found is not None:
+                    out.append(found)
+        return out
+
+    def reason(self, source: _Prepared, i: int) -> Reason:
+        """Why one source selected paper i; explained once, shared by everyone who has it."""
+        key = (id(source), i)
+        found = self._reasons.get(key)
+        if found is None:
+            hits = tuple(self.index.explain(source.node, i))
+            found = self._reasons[key] = Reason(source.kind, source.name, source.label, hits)
+        return found
+
+    def terms_for(self, selecting: tuple[_Prepared, ...]) -> tuple[Term, ...]:
+        key = tuple(id(s) for s in selecting)
+        found = self._term_sets.get(key)
+        if found is None:
+            merged: dict[Term, None] = {}
+            for source in selecting:
+                merged.update(dict.fromkeys(source.terms))
+            found = self._term_sets[key] = tuple(merged)
+        return found
+
+    def for_subscriber(self, sub: Subscriber, already_sent: Iterable[str] = ()) -> list[Match]:
+        """The subscriber's papers: merged over their queries, filtered, ranked, capped.
+
+        A paper scores its best score over the subscriber's queries, so each ranked list is
+        read only until it has given k eligible papers: nothing deeper can reach the top k."""
+        sent = set(already_sent)
+        floor = sub.min_upvotes or 0
+        papers, upvotes = self.papers, self._upvotes
+        sources = tuple(self.sources_of(sub))
+        k = sub.max_papers
+        best: dict[int, float] = {}
+        get = best.get
+        for source in sources:
+            if not sent and not floor:
+                for score, i in zip(source.scores[:k], source.order[:k], strict=True):
+                    if score > get(i, -1.0):
+                        best[i] = score
+                continue
+            eligible = 0
+            for score, i in zip(source.scores, source.order, strict=True):
+                if upvotes[i] < floor or (sent and papers[i].id in sent):
+                    continue
+                if score > get(i, -1.0):
+                    best[i] = score
+                eligible += 1
+                if eligible == k:
+                    break
+        order_key = self._order_key
+        chosen = sorted([(-score, order_key[i], i) for i, score in best.items()])[:k]
+        return [Match(papers[i], -neg, self, i, sources) for neg, _, i in chosen]
+
+
+def match_subscribers(
+    store: Store,
+    matcher: Matcher,
+    subscribers: Iterable[Subscriber],
+) -> Iterator[SubscriberMatches]:
+    """Stream every subscriber's matches, a batch at a time, never a paper they already got."""
+    ids = [p.id for p in matcher.papers]
+    batch: list[Subscriber] = []
+
+    def flush() -> Iterator[SubscriberMatches]:
+        sent = store.sent_among([s.id for s in batch if s.id is not None], ids)
+        for sub in batch:
+            matches = matcher.for_subscriber(sub, sent.get(sub.id or -1, ()))
+            yield SubscriberMatches(sub, matches, len(ids))
+        batch.clear()
+
+    for sub in subscribers:
+        batch.append(sub)
+        if len(batch) >= BATCH:
+            yield from flush()
+    if batch:
+        yield from flush()

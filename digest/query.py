@@ -1,0 +1,420 @@
+"""The subscriber filter language: text -> frozen tree -> canonical text, and its normaliser.
+
+Pure: no SQL, no I/O, no printing. Evaluation over an edition lives in `query_index`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from dataclasses import field as _field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from digest.errors import QueryError
+
+if TYPE_CHECKING:
+    from digest.query_index import Hit, PaperIndex, highlight_spans
+
+__all__ = [
+    "And",
+    "Hit",
+    "Node",
+    "Not",
+    "Or",
+    "PaperIndex",
+    "Term",
+    "Upvotes",
+    "format_query",
+    "highlight_spans",
+    "normalize_words",
+    "parse",
+    "terms_of",
+]
+
+MAX_LENGTH = 1000
+MAX_DEPTH = 32
+TEXT_FIELDS = ("any", "title", "abstract", "author")
+FIELDS = {
+    "title": "title",
+    "abstract": "abstract",
+    "author": "author",
+    "cat": "category",
+    "source": "source",
+}
+SYNTAX = {v: k for k, v in FIELDS.items()}
+KNOWN = "title:, abstract:, author:, cat:, source:, upvotes>=N"
+
+# ---------------------------------------------------------------- normaliser
+
+_WORD = re.compile(r"([^\W_]+)(?:['\u2019]s\b)?")
+# Plurals the suffix rules would get wrong, and the singulars they must stay equal to.
+_IRREGULAR = {
+    "biases": "bias", "aliases": "alias", "atlases": "atlas", "canvases": "canvas",
+    "lenses": "lens", "gases": "gas", "buses": "bus", "caches": "cache", "niches": "niche",
+    "movies": "movie", "cookies": "cookie", "zombies": "zombie", "axes": "axis",
+    "analyses": "analysis", "hypotheses": "hypothesis", "theses": "thesis",
+    "matrices": "matrix", "vertices": "vertex", "indices": "index", "species": "species",
+    "series": "series", "news": "news",
+}  # fmt: skip
+_IRREGULAR.update({v: v for v in list(_IRREGULAR.values())})
+_FOLDS: dict[str, str] = {}
+
+
+def _plural_stem(w: str) -> str:
+    """Fold English plurals only: light enough to never merge unrelated words, and idempotent."""
+    stem = _IRREGULAR.get(w, w)
+    if stem is w and len(w) > 3 and w[-1] == "s" and w.isascii() and w.isalpha():
+        if w.endswith(("ss", "us", "is")):
+            pass
+        elif w.endswith("ies") and len(w) > 4:
+            stem = w[:-3] + "y"
+        elif w.endswith(("sses", "xes", "ches", "shes", "zzes")):
+            stem = w[:-2]
+        else:
+            stem = w[:-1]
+    return stem
+
+
+class _StemMemo(dict[str, str]):
+    """Documents repeat a few thousand words; a memo makes stemming one C-level lookup."""
+
+    def __missing__(self, word: str) -> str:
+        if len(self) > 200_000:
+            self.clear()
+        stem = self[word] = _plural_stem(word)
+        return stem
+
+
+_stem = _StemMemo().__getitem__
+
+
+def _fold_char(ch: str) -> str:
+    folded = _FOLDS.get(ch)
+    if folded is None:
+        parts = unicodedata.normalize("NFKD", ch)
+        parts = "".join(c for c in parts if unicodedata.category(c)[0] != "M").casefold()
+        parts = unicodedata.normalize("NFKD", parts)
+        folded = _FOLDS[ch] = "".join(c for c in parts if unicodedata.category(c)[0] != "M")
+    return folded
+
+
+def _fold(text: str) -> tuple[str, list[int] | None]:
+    """Case- and accent-fold `text`; the offsets map folded positions back (None: identity)."""
+    if text.isascii():
+        return text.lower(), None
+    pieces: list[str] = []
+    offsets: list[int] = []
+    for i, ch in enumerate(text):
+        folded = _fold_char(ch)
+        pieces.append(folded)
+        offsets.extend([i] * len(folded))
+    offsets.append(len(text))
+    return "".join(pieces), offsets
+
+
+def surface_words(text: str) -> list[str]:
+    """Folded words before plural folding: what prefix terms match against."""
+    return _WORD.findall(_fold(text)[0])
+
+
+def normalize_words(text: str) -> list[str]:
+    """The one tokeniser for documents and query terms, so both sides always agree."""
+    return [_stem(w) for w in _WORD.findall(_fold(text)[0])]
+
+
+def word_spans(text: str) -> list[tuple[str, str, int, int]]:
+    """(surface, stem, start, end) per word, offsets into the original, unfolded text."""
+    folded, offsets = _fold(text)
+    out = []
+    for m in _WORD.finditer(folded):
+        a, b = m.span(1)
+        if offsets is not None:
+            a, b = offsets[a], max(offsets[b], offsets[b - 1] + 1)
+        out.append((m[1], _stem(m[1]), a, b))
+    return out
+
+
+# ---------------------------------------------------------------- the tree
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """A word, phrase or prefix in one field; `text` is as typed and does not affect equality.
+
+    `field` is "any" (title or abstract), "title", "abstract", "author", "category" or
+    "source". For text fields `words` are normalised (a prefix keeps its last word unstemmed);
+    for category and source it is the one lower-cased value.
+    """
+
+    field: str
+    words: tuple[str, ...]
+    prefix: bool = False
+    text: str = _field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Upvotes:
+    op: str
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    child: Node
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    children: tuple[Node, ...]
+
+
+Node = Term | Upvotes | Not | And | Or
+
+
+# ---------------------------------------------------------------- lexer
+
+
+class _Tok(NamedTuple):
+    kind: str  # ( ) PHRASE WORD AND OR NOT - FIELD CMP
+    text: str
+    pos: int
+    value: Any = None
+
+
+_STARTS = {"(", "PHRASE", "WORD", "NOT", "-", "FIELD", "CMP"}
+_CMP = re.compile(r"(?i)(upvotes)(>=|<=|>|<|=)(.*)")
+
+
+def _lex(q: str) -> list[_Tok]:
+    toks: list[_Tok] = []
+    i, n = 0, len(q)
+    while i < n:
+        c = q[i]
+        if c.isspace():
+            i += 1
+        elif c in "()":
+            toks.append(_Tok(c, c, i))
+            i += 1
+        elif c == '"':
+            j = q.find('"', i + 1)
+            if j < 0:
+                raise QueryError("unterminated quote", q, i, "add a closing '\"' or remove it")
+            toks.append(_Tok("PHRASE", q[i : j + 1], i))
+            i = j + 1
+        elif c == "-":
+            if i + 1 == n or q[i + 1].isspace() or q[i + 1] == ")":
+                raise QueryError("'-' needs a term right after it", q, i, "write -word to exclude")
+            toks.append(_Tok("-", c, i))
+            i += 1
+        else:
+            j = i
+            while j < n and not q[j].isspace() and q[j] not in '()"':
+                j += 1
+            word = q[i:j]
+            name = word.split(":", 1)[0] if ":" in word else ""
+            if word in ("AND", "OR", "NOT"):
+                toks.append(_Tok(word, word, i))
+            elif m := _CMP.fullmatch(word):
+                value, at = m[3], i + len(m[1]) + len(m[2])
+                if not (value.isascii() and value.isdigit()):
+                    msg = f"upvotes{m[2]} needs a whole number"
+                    raise QueryError(msg, q, at, f"e.g. upvotes{m[2]}10")
+                toks.append(_Tok("CMP", word, i, (m[2], int(value))))
+            elif name.isascii() and name.isalpha():
+                if name.lower() == "upvotes":
+                    msg = "upvotes is compared, not searched"
+                    raise QueryError(msg, q, i, "write upvotes>=N (or >, <=, <, =)")
+                if name.lower() not in FIELDS:
+                    hint = f"known fields: {KNOWN}; quote it to search the text"
+                    raise QueryError(f"unknown field '{name}:'", q, i, hint)
+                toks.append(_Tok("FIELD", name + ":", i, FIELDS[name.lower()]))
+                j = i + len(name) + 1
+            else:
+                toks.append(_Tok("WORD", word, i))
+            i = j
+    return toks
+
+
+# ---------------------------------------------------------------- parser
+
+
+class _Parser:
+    def __init__(self, query: str) -> None:
+        self.q = query
+        self.toks = _lex(query)
+        self.i = 0
+
+    def fail(self, message: str, pos: int, hint: str) -> QueryError:
+        return QueryError(message, self.q, pos, hint)
+
+    def peek(self) -> _Tok | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self) -> _Tok:
+        self.i += 1
+        return self.toks[self.i - 1]
+
+    def need_operand(self, op: _Tok) -> None:
+        nxt = self.peek()
+        if nxt is None or nxt.kind not in _STARTS:
+            raise self.fail(f"'{op.text}' needs a term after it", op.pos, "add a term or remove it")
+
+    def run(self) -> Node:
+        node = self.or_(0, None)
+        tok = self.peek()
+        if tok is not None:  # only ')' can stop the loops early
+            raise self.fail("unmatched ')'", tok.pos, "remove ')' or add '(' before it")
+        return node
+
+    def or_(self, depth: int, fld: str | None) -> Node:
+        parts = [self.and_(depth, fld)]
+        while (tok := self.peek()) is not None and tok.kind == "OR":
+            self.need_operand(self.take())
+            parts.append(self.and_(depth, fld))
+        return _join(Or, parts)
+
+    def and_(self, depth: int, fld: str | None) -> Node:
+        parts = [self.unary(depth, fld)]
+        while (tok := self.peek()) is not None and (tok.kind == "AND" or tok.kind in _STARTS):
+            if tok.kind == "AND":
+                self.need_operand(self.take())
+            parts.append(self.unary(depth, fld))
+        return _join(And, parts)
+
+    def unary(self, depth: int, fld: str | None) -> Node:
+        tok = self.peek()
+        if tok is not None and tok.kind in ("NOT", "-"):
+            self.need_operand(self.take())
+            if depth >= MAX_DEPTH:
+                raise self.fail(f"too deeply nested (max {MAX_DEPTH})", tok.pos, "simplify it")
+            return Not(self.unary(depth + 1, fld))
+        return self.primary(depth, fld)
+
+    def primary(self, depth: int, fld: str | None) -> Node:
+        tok = self.take()
+        if tok.kind == ")":
+            raise self.fail("unmatched ')'", tok.pos, "remove ')' or add '(' before it")
+        if tok.kind in ("AND", "OR"):
+            msg = f"'{tok.text}' needs a term before it"
+            raise self.fail(msg, tok.pos, "add a term or remove it")
+        if tok.kind == "(":
+            if depth >= MAX_DEPTH:
+                raise self.fail(f"too deeply nested (max {MAX_DEPTH})", tok.pos, "simplify it")
+            nxt = self.peek()
+            if nxt is not None and nxt.kind == ")":
+                raise self.fail("empty parentheses", tok.pos, "put terms inside or remove them")
+            if nxt is None:
+                raise self.fail("unclosed parenthesis", tok.pos, "add ')' or remove '('")
+            node = self.or_(depth + 1, fld)
+            if self.peek() is None:
+                raise self.fail("unclosed parenthesis", tok.pos, "add ')' or remove '('")
+            self.take()
+            return node
+        if fld is not None and tok.kind in ("FIELD", "CMP"):
+            inner = tok.text if tok.kind == "FIELD" else "upvotes"
+            hint = "move it outside the parentheses"
+            raise self.fail(f"'{inner}' inside '{SYNTAX[fld]}:(...)'", tok.pos, hint)
+        if tok.kind == "CMP":
+            return Upvotes(*tok.value)
+        if tok.kind == "FIELD":
+            nxt = self.peek()
+            if nxt is None or nxt.kind not in ("WORD", "PHRASE", "("):
+                hint = f'e.g. {tok.text}word, {tok.text}"a phrase" or {tok.text}(a OR b)'
+                raise self.fail(f"'{tok.text}' needs a word, phrase or group", tok.pos, hint)
+            return self.primary(depth, tok.value)
+        return self.term(tok, fld or "any")
+
+    def term(self, tok: _Tok, fld: str) -> Term:
+        quoted = tok.kind == "PHRASE"
+        body = tok.text[1:-1] if quoted else tok.text
+        prefix = not quoted and body.endswith("*")
+        body = body.rstrip("*") if prefix else body
+        if fld in ("category", "source"):
+            value = body.strip().lower()
+            if not value:
+                msg = f"empty {SYNTAX[fld]}: value"
+                raise self.fail(msg, tok.pos, "e.g. cat:cs.CV or cat:cs.*")
+            return Term(fld, (value,), prefix, tok.text)
+        words = surface_words(body)
+        if not words:
+            hint = "remove it; use AND / OR / NOT for logic"
+            raise self.fail(f"{tok.text!r} has no letters or digits", tok.pos, hint)
+        if prefix and len(words) == 1 and len(words[0]) < 2:
+            raise self.fail("prefix too short", tok.pos, "use at least 2 letters before '*'")
+        last = words[-1] if prefix else _stem(words[-1])
+        return Term(fld, (*map(_stem, words[:-1]), last), prefix, tok.text)
+
+
+def _join(kind: type[And] | type[Or], parts: list[Node]) -> Node:
+    if len(parts) == 1:
+        return parts[0]
+    flat: list[Node] = []
+    for part in parts:
+        flat.extend(part.children if isinstance(part, kind) else (part,))
+    return kind(tuple(flat))
+
+
+def parse(text: str) -> Node:
+    """Parse a filter; every fault is a QueryError with a position and a hint, never another."""
+    if len(text) > MAX_LENGTH:
+        msg = f"query too long ({len(text)} characters, max {MAX_LENGTH})"
+        raise QueryError(msg, text, MAX_LENGTH, "split it into several queries")
+    if not text.strip():
+        raise QueryError("empty query", text, 0, 'write some words, e.g. diffusion "world model"')
+    return _Parser(text).run()
+
+
+def format_query(node: Node) -> str:
+    """Canonical text: explicit operators, minimal parentheses; parses back to an equal tree."""
+    if isinstance(node, Term):
+        return ("" if node.field == "any" else SYNTAX[node.field] + ":") + _typed(node)
+    if isinstance(node, Upvotes):
+        return f"upvotes{node.op}{node.value}"
+    if isinstance(node, Not):
+        inner = format_query(node.child)
+        return "NOT " + (f"({inner})" if isinstance(node.child, And | Or) else inner)
+    if isinstance(node, And):
+        parts = [(c, format_query(c)) for c in node.children]
+        return " AND ".join(f"({p})" if isinstance(c, Or) else p for c, p in parts)
+    return " OR ".join(format_query(c) for c in node.children)
+
+
+def _typed(term: Term) -> str:
+    """The term as typed; for a Term built in code, text that parses back to it."""
+    if term.text:
+        return term.text
+    if term.prefix:
+        return "-".join(term.words) + "*"
+    return '"' + " ".join(term.words) + '"'
+
+
+def terms_of(node: Node) -> list[Term | Upvotes]:
+    """The positive (non-negated) terms, once each, in query order: what to highlight."""
+    out: list[Term | Upvotes] = []
+
+    def walk(n: Node, negated: bool) -> None:
+        if isinstance(n, Not):
+            walk(n.child, not negated)
+        elif isinstance(n, And | Or):
+            for c in n.children:
+                walk(c, negated)
+        elif not negated and n not in out:
+            out.append(n)
+
+    walk(node, False)
+    return out
+
+
+def __getattr__(name: str) -> Any:
+    # The index imports this module, so its public names are re-exported lazily.
+    if name in ("Hit", "PaperIndex", "highlight_spans"):
+        from digest import query_index
+
+        return getattr(query_index, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,266 @@
+"""Subscribers: validation and every change to them, for the CLI and the web app alike.
+
+Addresses are checked for syntax (email-validator, no DNS by default) and normalised; time
+zones are IANA names; queries must parse; topics must exist. Every change goes through the
+store, which records it as an event: nothing changes silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+
+from digest.errors import QueryError, StoreError, SubscriberError
+from digest.models import CADENCES, SUBSCRIBER_STATUSES, WEEKDAYS, Subscriber, Topic
+from digest.query import parse
+from digest.store import Store
+
+MAX_PAPERS_LIMIT = 100
+CSV_COLUMNS = (
+    "email",
+    "status",
+    "queries",
+    "topics",
+    "cadence",
+    "weekday",
+    "hour",
+    "tz",
+    "max_papers",
+    "min_upvotes",
+)
+LIST_SEPARATOR = " | "
+EDITABLE = {
+    "queries",
+    "topics",
+    "cadence",
+    "weekday",
+    "hour",
+    "tz",
+    "max_papers",
+    "min_upvotes",
+}
+
+
+def normalize_email(raw: str, check_deliverability: bool = False) -> str:
+    """The address as we store and compare it; any fault is one line saying what is wrong."""
+    if any(c in raw for c in "\r\n"):
+        raise SubscriberError(f"{raw!r}: an address cannot contain a line break")
+    try:
+        return validate_email(raw.strip(), check_deliverability=check_deliverability).normalized
+    except EmailNotValidError as ex:
+        raise SubscriberError(f"{raw!r} is not a valid email address: {ex}") from ex
+
+
+def validate(sub: Subscriber, topics: Mapping[str, Topic]) -> Subscriber:
+    """A subscriber whose every field is usable, or a SubscriberError naming the field."""
+    who = sub.email
+    if sub.status not in SUBSCRIBER_STATUSES:
+        raise SubscriberError(f"{who}: status {sub.status!r} is not one of {SUBSCRIBER_STATUSES}")
+    if sub.cadence not in CADENCES:
+        raise SubscriberError(f"{who}: cadence {sub.cadence!r} is not daily or weekly")
+    weekday = sub.weekday.strip().lower()[:3]
+    if weekday not in WEEKDAYS:
+        raise SubscriberError(f"{who}: weekday {sub.weekday!r} is not one of {', '.join(WEEKDAYS)}")
+    if not 0 <= sub.hour <= 23:
+        raise SubscriberError(f"{who}: hour {sub.hour} is not between 0 and 23")
+    try:
+        ZoneInfo(sub.tz)
+    except (ZoneInfoNotFoundError, ValueError) as ex:
+        raise SubscriberError(
+            f"{who}: unknown time zone {sub.tz!r}; use an IANA name such as Europe/Paris"
+        ) from ex
+    if not 1 <= sub.max_papers <= MAX_PAPERS_LIMIT:
+        raise SubscriberError(f"{who}: max papers {sub.max_papers} is not 1..{MAX_PAPERS_LIMIT}")
+    if sub.min_upvotes is not None and sub.min_upvotes < 0:
+        raise SubscriberError(f"{who}: min upvotes cannot be negative")
+    queries = [q.strip() for q in sub.queries if q.strip()]
+    for query in queries:
+        try:
+            parse(query)
+        except QueryError as ex:
+            raise SubscriberError(f"{who}: query {query!r}: {ex} at position {ex.position}") from ex
+    names = list(dict.fromkeys(t.strip() for t in sub.topics if t.strip()))
+    unknown = [t for t in names if t not in topics]
+    if unknown:
+        known = ", ".join(sorted(topics)) or "none defined"
+        raise SubscriberError(f"{who}: unknown topic {unknown[0]!r} (known: {known})")
+    if not queries and not names:
+        raise SubscriberError(f"{who}: give at least one query or topic")
+    return replace(sub, weekday=weekday, queries=list(dict.fromkeys(queries)), topics=names)
+
+
+def add(
+    store: Store,
+    topics: Mapping[str, Topic],
+    sub: Subscriber,
+    now: str,
+    cause: str = "added by operator",
+) -> Subscriber:
+    """Validate and insert; `sub.status` says whether opt-in is still to come (pending)."""
+    checked = validate(replace(sub, email=normalize_email(sub.email)), topics)
+    try:
+        return store.add_subscriber(checked, now, cause)
+    except StoreError as ex:
+        raise SubscriberError(str(ex)) from ex
+
+
+def find(store: Store, email: str) -> Subscriber:
+    sub = store.get_subscriber(normalize_email(email))
+    if sub is None:
+        raise SubscriberError(f"{email}: no such subscriber (see `digest subscribers list`)")
+    return sub
+
+
+def edit(
+    store: Store,
+    topics: Mapping[str, Topic],
+    email: str,
+    changes: Mapping[str, Any],
+    now: str,
+    cause: str = "edited by operator",
+) -> Subscriber:
+    """Change preferences (never status or address here); the change is validated whole."""
+    bad = set(changes) - EDITABLE
+    if bad:
+        raise SubscriberError(f"{email}: cannot edit {sorted(bad)[0]!r} this way")
+    sub = find(store, email)
+    checked = validate(replace(sub, **changes), topics)
+    values = {k: getattr(checked, k) for k in changes}
+    return store.update_subscriber(sub.id or 0, values, now, "edited", cause)
+
+
+_TRANSITIONS = {
+    "active": {"pending", "paused", "unsubscribed", "bounced", "active"},
+    "paused": {"active", "paused"},
+    "unsubscribed": set(SUBSCRIBER_STATUSES),
+    "bounced": {"active", "paused", "pending", "bounced"},
+    "pending": {"pending", "unsubscribed"},
+}
+
+
+def set_status(
+    store: Store,
+    email: str,
+    status: str,
+    now: str,
+    cause: str,
+    paused_until: str | None = None,
+) -> Subscriber:
+    """Move a subscriber along pending -> active <-> paused -> unsubscribed (or bounced)."""
+    sub = find(store, email)
+    if sub.status not in _TRANSITIONS[status]:
+        raise SubscriberError(f"{sub.email}: cannot go from {sub.status} to {status}")
+    changes: dict[str, Any] = {"status": status, "paused_until": paused_until}
+    if status == "active":
+        changes["bounces"] = 0
+    return store.update_subscriber(sub.id or 0, changes, now, status, cause)
+
+
+def remove(store: Store, email: str, now: str, cause: str = "removed by operator") -> None:
+    sub = find(store, email)
+    store.delete_subscriber(sub.id or 0, now, cause)
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    existing: list[str] = field(default_factory=list)
+
+
+def _split(cell: str | None) -> list[str]:
+    return [part.strip() for part in (cell or "").split(LIST_SEPARATOR.strip()) if part.strip()]
+
+
+def _row_to_subscriber(row: Mapping[str, str | None], default_status: str) -> Subscriber:
+    def number(key: str, default: int | None) -> int | None:
+        text = (row.get(key) or "").strip()
+        if not text:
+            return default
+        if not text.isdigit():
+            raise SubscriberError(f"{key} {text!r} is not a whole number")
+        return int(text)
+
+    return Subscriber(
+        email=normalize_email(row.get("email") or ""),
+        status=(row.get("status") or "").strip() or default_status,
+        queries=_split(row.get("queries")),
+        topics=_split(row.get("topics")),
+        cadence=(row.get("cadence") or "daily").strip(),
+        weekday=(row.get("weekday") or "mon").strip(),
+        hour=number("hour", 8) or 0,
+        tz=(row.get("tz") or "UTC").strip(),
+        max_papers=number("max_papers", 10) or 0,
+        min_upvotes=number("min_upvotes", None),
+    )
+
+
+def import_csv(
+    store: Store,
+    topics: Mapping[str, Topic],
+    text: str,
+    now: str,
+    default_status: str = "pending",
+) -> ImportReport:
+    """All rows or none: every row is validated first and the first faults are reported by
+    line. Addresses already subscribed are skipped, so importing twice is harmless."""
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "email" not in reader.fieldnames:
+        raise SubscriberError("CSV import: the first line must be a header with an email column")
+    unknown = set(reader.fieldnames) - set(CSV_COLUMNS)
+    if unknown:
+        raise SubscriberError(
+            f"CSV import: unknown column {sorted(unknown)[0]!r} (known: {', '.join(CSV_COLUMNS)})"
+        )
+    subs: list[Subscriber] = []
+    errors: list[str] = []
+    seen: set[str] = set()
+    report = ImportReport()
+    for row in reader:
+        line = reader.line_num
+        try:
+            sub = validate(_row_to_subscriber(row, default_status), topics)
+        except SubscriberError as ex:
+            errors.append(f"line {line}: {ex}")
+            continue
+        key = sub.email.lower()
+        if key in seen:
+            errors.append(f"line {line}: {sub.email} appears twice in the file")
+        elif store.get_subscriber(sub.email) is not None:
+            report.existing.append(sub.email)
+        else:
+            subs.append(sub)
+        seen.add(key)
+    if errors:
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise SubscriberError("CSV import: nothing imported; " + "; ".join(errors[:3]) + more)
+    report.added = store.add_subscribers_bulk(subs, now, "imported from CSV")
+    return report
+
+
+def export_csv(store: Store, statuses: Sequence[str] | None = None) -> str:
+    """Every subscriber as CSV that `import_csv` reads back unchanged."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for sub in store.iter_subscribers(statuses):
+        writer.writerow(
+            {
+                "email": sub.email,
+                "status": sub.status,
+                "queries": LIST_SEPARATOR.join(sub.queries),
+                "topics": LIST_SEPARATOR.join(sub.topics),
+                "cadence": sub.cadence,
+                "weekday": sub.weekday,
+                "hour": sub.hour,
+                "tz": sub.tz,
+                "max_papers": sub.max_papers,
+                "min_upvotes": "" if sub.min_upvotes is None else sub.min_upvotes,
+            }
+        )
+    return buffer.getvalue()

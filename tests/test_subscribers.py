@@ -1,0 +1,181 @@
+"""Subscribers: validation with clear messages, status changes logged, CSV in and out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from digest import subscribers as subs
+from digest.cli import app
+from digest.config import load_config, load_topics
+from digest.errors import SubscriberError
+from digest.models import Subscriber, Topic
+from digest.store import Store
+
+NOW = "2026-06-12T09:00:00+00:00"
+LATER = "2026-06-13T09:00:00+00:00"
+TOPICS = load_topics(load_config(env={}).topics_path)
+SHOW_KEYS = {
+    "email", "status", "queries", "topics", "cadence", "weekday", "hour", "tz", "max_papers",
+    "deliveries", "papers_sent",
+}  # fmt: skip
+
+
+def add(store: Store, email: str = "Ada@Example.ORG", **kw: object) -> Subscriber:
+    kw.setdefault("queries", ["diffusion"])
+    return subs.add(store, TOPICS, Subscriber(email=email, **kw), NOW)  # type: ignore[arg-type]
+
+
+def test_add_normalises_and_starts_pending(store: Store) -> None:
+    sub = add(store, topics=["llm-agents"], tz="Europe/Paris", cadence="weekly", weekday="Friday")
+    assert sub.email == "Ada@example.org"
+    assert (sub.status, sub.weekday, sub.tz) == ("pending", "fri", "Europe/Paris")
+    assert [e["event"] for e in store.subscriber_events(sub.id)] == ["created"]
+
+
+def test_an_address_is_unique_whatever_its_case(store: Store) -> None:
+    add(store)
+    with pytest.raises(SubscriberError, match="already a subscriber"):
+        add(store, "ada@EXAMPLE.org")
+    assert store.count_subscribers() == {"pending": 1}
+
+
+@pytest.mark.parametrize(
+    ("email", "fields", "message"),
+    [
+        ("not-an-address", {}, "is not a valid email address"),
+        ("ada@example.org\r\nBcc: x@example.com", {}, "cannot contain a line break"),
+        ("a@example.org", {"tz": "Europe/Pari"}, "unknown time zone 'Europe/Pari'"),
+        ("a@example.org", {"hour": 24}, "hour 24 is not between 0 and 23"),
+        ("a@example.org", {"cadence": "hourly"}, "cadence 'hourly' is not daily or weekly"),
+        ("a@example.org", {"weekday": "someday"}, "weekday 'someday' is not one of"),
+        ("a@example.org", {"max_papers": 0}, "max papers 0 is not 1..100"),
+        ("a@example.org", {"topics": ["nope"]}, "unknown topic 'nope' (known: autonomous"),
+        ("a@example.org", {"queries": ["diffusion AND (video"]}, "at position 14"),
+        ("a@example.org", {"queries": ["  "]}, "give at least one query or topic"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_stores_nothing(
+    store: Store, email: str, fields: dict, message: str
+) -> None:
+    with pytest.raises(SubscriberError) as info:
+        add(store, email, **fields)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+    assert store.count_subscribers() == {}
+
+
+def test_edits_are_validated_and_logged_with_what_changed(store: Store) -> None:
+    sub = add(store)
+    subs.edit(store, TOPICS, "ada@example.org", {"hour": 7, "topics": ["robotics"]}, LATER)
+    with pytest.raises(SubscriberError, match="unknown time zone"):
+        subs.edit(store, TOPICS, "ada@example.org", {"tz": "Mars/Base"}, LATER)
+    subs.edit(store, TOPICS, "ada@example.org", {"hour": 7}, LATER)  # no change, no event
+    events = store.subscriber_events(sub.id)
+    assert [e["event"] for e in events] == ["created", "edited"]
+    assert events[1]["detail"]["hour"] == [8, 7]
+    assert events[1]["at"] == LATER
+
+
+def test_status_changes_follow_the_rules_and_are_logged(store: Store) -> None:
+    add(store)
+    with pytest.raises(SubscriberError, match="cannot go from pending to paused"):
+        subs.set_status(store, "ada@example.org", "paused", LATER, "test")
+    subs.set_status(store, "ada@example.org", "active", LATER, "confirmed")
+    subs.set_status(store, "ada@example.org", "paused", LATER, "holiday", "2026-07-01")
+    paused = subs.find(store, "ada@example.org")
+    assert (paused.status, paused.paused_until) == ("paused", "2026-07-01")
+    subs.set_status(store, "ada@example.org", "unsubscribed", LATER, "one-click")
+    events = store.subscriber_events(paused.id)
+    assert [(e["event"], e["cause"]) for e in events][1:] == [
+        ("active", "confirmed"),
+        ("paused", "holiday"),
+        ("unsubscribed", "one-click"),
+    ]
+
+
+def test_remove_erases_but_the_removal_is_logged(store: Store) -> None:
+    sub = add(store)
+    store.mark_papers_sent(sub.id, ["2606.00001"], "2026-06-12", NOW)
+    subs.remove(store, "ada@example.org", LATER)
+    assert store.get_subscriber("ada@example.org") is None
+    assert store.sent_counts(sub.id) == (0, 0)
+    assert [e["event"] for e in store.subscriber_events(sub.id)] == ["created", "removed"]
+
+
+def test_csv_round_trip_and_import_is_idempotent(store: Store) -> None:
+    add(store, queries=['"world model" OR title:reasoning', "author:hinton"], min_upvotes=3)
+    add(store, "bob@example.org", topics=["robotics", "llm-agents"], cadence="weekly")
+    text = subs.export_csv(store)
+    with Store(Path(store.path).with_name("other.db")) as other:
+        report = subs.import_csv(other, TOPICS, text, LATER)
+        assert report.added == 2
+        assert subs.export_csv(other) == text
+        again = subs.import_csv(other, TOPICS, text, LATER)
+        assert (again.added, again.existing) == (0, ["Ada@example.org", "bob@example.org"])
+
+
+def test_a_bad_csv_imports_nothing_and_names_the_lines(store: Store) -> None:
+    text = (
+        "email,topics,tz\n"
+        "good@example.org,robotics,UTC\n"
+        "bad-address,robotics,UTC\n"
+        "c@example.org,robotics,Nowhere/City\n"
+        "good@example.org,robotics,UTC\n"
+    )
+    with pytest.raises(SubscriberError) as info:
+        subs.import_csv(store, TOPICS, text, NOW)
+    message = str(info.value)
+    assert message.startswith("CSV import: nothing imported; line 3: 'bad-address'")
+    assert "line 4: c@example.org: unknown time zone" in message
+    assert "line 5: good@example.org appears twice" in message
+    assert store.count_subscribers() == {}
+
+
+def test_cli_show_json_has_the_contract_keys(tmp_path: Path) -> None:
+    runner = CliRunner()
+    added = runner.invoke(
+        app, ["subscribers", "add", "ada@example.org", "-t", "robotics", "--hour", "7", "--active"]
+    )
+    assert added.exit_code == 0, added.output
+    shown = runner.invoke(app, ["subscribers", "show", "ada@example.org", "--json"])
+    data = json.loads(shown.stdout)
+    assert set(data) >= SHOW_KEYS
+    assert (data["status"], data["hour"], data["topics"]) == ("active", 7, ["robotics"])
+    assert (data["deliveries"], data["papers_sent"]) == (0, 0)
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["subscribers", "add", "x@example.org", "--tz", "Nowhere"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: x@example.org: unknown time zone 'Nowhere'; use an IANA name such as Europe/Paris"
+    ]
+    missing = runner.invoke(app, ["subscribers", "pause", "who@example.org"])
+    assert missing.exit_code == 1 and "no such subscriber" in missing.stderr
+
+
+def test_cli_import_export_remove(tmp_path: Path) -> None:
+    runner = CliRunner()
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text("email,queries\na@example.org,diffusion\nb@example.org,gan\n")
+    result = runner.invoke(app, ["subscribers", "import", str(csv_path), "--active"])
+    assert result.exit_code == 0 and "Imported 2; 0 already subscribed." in result.stdout
+    exported = runner.invoke(app, ["subscribers", "export"])
+    assert exported.stdout.splitlines()[1].startswith("a@example.org,active,diffusion")
+    removed = runner.invoke(app, ["subscribers", "remove", "a@example.org", "--yes"])
+    assert removed.exit_code == 0
+    listed = runner.invoke(app, ["subscribers", "list", "--json"])
+    assert [json.loads(x)["email"] for x in listed.stdout.splitlines()] == ["b@example.org"]
+
+
+def test_topics_file_errors_name_the_topic(tmp_path: Path) -> None:
+    path = tmp_path / "topics.toml"
+    path.write_text("[x]\nquery = 'a'\nlabel = 'b'\n")
+    with pytest.raises(Exception, match=r"\[x\]: unknown key 'label'"):
+        load_topics(path)
+    assert TOPICS["robotics"] == Topic("robotics", "Robotics", TOPICS["robotics"].query)
