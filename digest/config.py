@@ -95,6 +95,7 @@ class Config:
     topics_path: str = str(PROJECT_ROOT / "config" / "topics.toml")
     templates_dir: str = str(PROJECT_ROOT / "templates")
     secret: str = ""
+    old_secrets: tuple[str, ...] = ()
     smtp_password: str = ""
 
     def source(self, name: str) -> SourceConfig:
@@ -198,6 +199,9 @@ def parse_config(data: Mapping[str, Any], path: Path | None, env: Mapping[str, s
     if env.get("DIGEST_DB"):
         kwargs["database"] = DatabaseConfig(path=env["DIGEST_DB"])
     kwargs["secret"] = env.get("DIGEST_SECRET", "")
+    kwargs["old_secrets"] = tuple(
+        s.strip() for s in env.get("DIGEST_OLD_SECRETS", "").split(",") if s.strip()
+    )
     kwargs["smtp_password"] = env.get("DIGEST_SMTP_PASSWORD", "")
     smtp = kwargs.get("smtp", SmtpConfig())
     if smtp.security not in ("starttls", "tls", "none"):

@@ -23,6 +23,8 @@ HOMES = {
     "sqlite3": {"store"},
     "feedparser": {"sources"},
     "httpx": {"sources", "collect"},
+    "itsdangerous": {"tokens"},
+    "email_validator": {"subscribers"},
 }
 
 

@@ -1,0 +1,86 @@
+"""Signed tokens for the links in emails: confirm, unsubscribe, manage.
+
+A token carries the subscriber's id and a short tag of their address, signed (HMAC, via
+itsdangerous) with the secret from the environment and salted by purpose, so a token for one
+purpose never works for another and a reused id never opens someone else's page. Old secrets
+stay accepted after a rotation, so unsubscribe links in old emails keep working.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from digest.errors import TokenError
+
+PURPOSES = ("confirm", "unsubscribe", "manage")
+CONFIRM_MAX_AGE = 48 * 3600
+
+
+class TokenExpired(TokenError):
+    """A well-signed token past its age: the page says so and offers a fresh link (410)."""
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    subscriber_id: int
+    email_tag: str
+
+    def is_for(self, email: str) -> bool:
+        """Constant-time check that the token was made for this address."""
+        return hmac.compare_digest(self.email_tag, email_tag(email))
+
+
+def email_tag(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()[:12]
+
+
+class Tokens:
+    """Makes and reads tokens; `old_secrets` are accepted but never used to sign."""
+
+    def __init__(self, secret: str, old_secrets: Sequence[str] = ()) -> None:
+        if not secret:
+            raise TokenError(
+                "DIGEST_SECRET is not set: links in emails must be signed; set it to a long "
+                "random string (python3 -c 'import secrets; print(secrets.token_hex(32))')"
+            )
+        keys = [s for s in old_secrets if s] + [secret]
+        self._serializers = {
+            purpose: URLSafeTimedSerializer(keys, salt=f"digest.{purpose}") for purpose in PURPOSES
+        }
+
+    def make(self, purpose: str, subscriber_id: int, email: str) -> str:
+        return str(self._serializer(purpose).dumps([subscriber_id, email_tag(email)]))
+
+    def read(self, purpose: str, token: str, max_age: int | None = None) -> TokenClaims:
+        """The claims of a genuine token, or TokenError (TokenExpired when only too old)."""
+        serializer = self._serializer(purpose)
+        try:
+            data = serializer.loads(token, max_age=max_age)
+        except SignatureExpired as ex:
+            raise TokenExpired(f"this {purpose} link has expired") from ex
+        except BadSignature as ex:
+            raise TokenError(f"this {purpose} link is not valid (mistyped or cut short?)") from ex
+        if (
+            not isinstance(data, list)
+            or len(data) != 2
+            or not isinstance(data[0], int)
+            or not isinstance(data[1], str)
+        ):
+            raise TokenError(f"this {purpose} link is not valid")
+        return TokenClaims(data[0], data[1])
+
+    def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
+        if purpose not in self._serializers:
+            raise TokenError(f"unknown token purpose {purpose!r}")
+        return self._serializers[purpose]
+
+
+def link(base_url: str, purpose: str, token: str) -> str:
+    """The absolute URL of a token's page: /c/, /u/ or /manage/."""
+    path = {"confirm": "c", "unsubscribe": "u", "manage": "manage"}[purpose]
+    return f"{base_url.rstrip('/')}/{path}/{token}"
