@@ -55,6 +55,8 @@ class MailConfig:
     reply_to: str = ""
     postal_address: str = ""
     list_id: str = "digest.example.org"
+    no_matches: str = "skip"  # skip | note: a short "nothing new today" email saying why
+    unsubscribe_mailto: str = ""  # e.g. unsubscribe@example.org, for List-Unsubscribe
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,9 @@ def parse_config(data: Mapping[str, Any], path: Path | None, env: Mapping[str, s
         s.strip() for s in env.get("DIGEST_OLD_SECRETS", "").split(",") if s.strip()
     )
     kwargs["smtp_password"] = env.get("DIGEST_SMTP_PASSWORD", "")
+    mail = kwargs.get("mail", MailConfig())
+    if mail.no_matches not in ("skip", "note"):
+        raise ConfigError(f"{file}: [mail].no_matches: {mail.no_matches!r} is not skip or note")
     smtp = kwargs.get("smtp", SmtpConfig())
     if smtp.security not in ("starttls", "tls", "none"):
         raise ConfigError(

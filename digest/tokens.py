@@ -84,3 +84,13 @@ def link(base_url: str, purpose: str, token: str) -> str:
     """The absolute URL of a token's page: /c/, /u/ or /manage/."""
     path = {"confirm": "c", "unsubscribe": "u", "manage": "manage"}[purpose]
     return f"{base_url.rstrip('/')}/{path}/{token}"
+
+
+def subscriber_links(
+    tokens: Tokens, base_url: str, subscriber_id: int, email: str
+) -> dict[str, str]:
+    """The unsubscribe and manage URLs every email to this subscriber carries."""
+    return {
+        purpose: link(base_url, purpose, tokens.make(purpose, subscriber_id, email))
+        for purpose in ("unsubscribe", "manage")
+    }
