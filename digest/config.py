@@ -57,6 +57,9 @@ class MailConfig:
     list_id: str = "digest.example.org"
     no_matches: str = "skip"  # skip | note: a short "nothing new today" email saying why
     unsubscribe_mailto: str = ""  # e.g. unsubscribe@example.org, for List-Unsubscribe
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_key_file: str = ""  # the PEM private key; the file is the secret, keep it 0600
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ class SmtpConfig:
     concurrency: int = 4
     rate_per_second: float = 20.0
     timeout: float = 30.0
+    max_attempts: int = 4  # tries within one run for 4xx replies and network errors
+    backoff: float = 2.0  # first retry after ~2 s, doubling, with jitter
+    retry_later_minutes: int = 30  # then left pending for a later run
+    give_up_after: int = 12  # attempts over all runs before a delivery is failed
+    bounce_limit: int = 3  # permanent (5xx) failures before a subscriber is `bounced`
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,12 @@ class _Prepared:
     scores: list[float]
     order: list[int]
     terms: tuple[Term, ...]
+    _score_of: dict[int, float] | None = None
+
+    def score_of(self, i: int) -> float:
+        if self._score_of is None:
+            self._score_of = dict(zip(self.order, self.scores, strict=True))
+        return self._score_of.get(i, 0.0)
 
 
 class Matcher:
@@ -174,6 +180,7 @@ class Matcher:
         self._prepared: dict[tuple[str, str], _Prepared] = {}
         self._reasons: dict[tuple[int, int], Reason] = {}
         self._term_sets: dict[tuple[int, ...], tuple[Term, ...]] = {}
+        self._position = {p.id: i for i, p in enumerate(self.papers)}
         self._order_key = [(-(p.upvotes or 0), p.id) for p in self.papers]
 
     @property

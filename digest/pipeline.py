@@ -1,0 +1,377 @@
+"""The daily job: collect -> plan (match) -> render -> send, under a lock, idempotent per edition.
+
+Planning writes one delivery row per (subscriber, edition) with the papers it will carry,
+before anything is sent; sending works only from those rows. So a second run the same day
+finds everything planned and sent, and a run after a crash sends exactly what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from digest.collect import SourceReport, collect_async
+from digest.config import Config
+from digest.errors import DigestError
+from digest.match import Edition, Matcher, edition_for, edition_papers, weekly_edition
+from digest.message import Dkim, Outgoing, build_message, message_id_for
+from digest.models import WEEKDAYS, Subscriber, Topic
+from digest.render import Renderer
+from digest.send import Job, OutboxTransport, Sender, SendStats, SmtpPool, Transport
+from digest.store import Store
+from digest.tokens import Tokens, subscriber_links
+
+BATCH = 1000
+
+
+@dataclass
+class PlanReport:
+    planned: int = 0
+    no_matches: int = 0
+    not_due: int = 0
+    already: int = 0
+    preview: list[tuple[str, str, list[str]]] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    edition: str
+    collected: list[SourceReport] = field(default_factory=list)
+    plan: PlanReport = field(default_factory=PlanReport)
+    send: SendStats = field(default_factory=SendStats)
+    recovered: int = 0
+    resumed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def source_errors(self) -> list[str]:
+        return [r.error for r in self.collected if r.error]
+
+    def summary(self) -> str:
+        """The one line cron mails: what happened, in numbers."""
+        s = self.send
+        parts = [
+            f"edition {self.edition}",
+            f"{s.sent} sent",
+            f"{self.plan.planned} planned",
+            f"{self.plan.no_matches} without matches",
+            f"{self.plan.not_due} not due yet",
+            f"{s.deferred} deferred",
+            f"{s.failed} failed",
+        ]
+        if s.possible_duplicates:
+            parts.append(f"{s.possible_duplicates} possible duplicates after a crash")
+        if self.source_errors:
+            parts.append(f"{len(self.source_errors)} source errors")
+        return "digest run: " + ", ".join(parts) + f" in {self.seconds:.1f}s"
+
+
+class RunLock:
+    """An exclusive lock beside the database, so two runs never overlap (cron is not a queue)."""
+
+    def __init__(self, db_path: str) -> None:
+        self.path = Path(f"{db_path}.lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DigestError(
+                f"another digest run holds {self.path}; it will finish what is pending "
+                "(if no run is alive, the lock is released automatically)"
+            ) from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+
+
+def due_edition(sub: Subscriber, now: datetime) -> str | None:
+    """The edition a subscriber is due for now, by their own clock: their local date (daily)
+    or ISO week (weekly, on their weekday), once their send hour has come."""
+    local = now.astimezone(ZoneInfo(sub.tz))
+    if local.hour < sub.hour:
+        return None
+    if sub.cadence == "weekly":
+        if WEEKDAYS[local.weekday()] != sub.weekday:
+            return None
+        year, week, _ = local.isocalendar()
+        return f"{year}-W{week:02d}"
+    return local.date().isoformat()
+
+
+def edition_day(name: str) -> date:
+    if "-W" in name:
+        year, week = name.split("-W")
+        return date.fromisocalendar(int(year), int(week), 1)
+    return date.fromisoformat(name)
+
+
+def load_dkim(config: Config) -> Dkim | None:
+    mail = config.mail
+    if not (mail.dkim_selector and mail.dkim_domain and mail.dkim_key_file):
+        return None
+    try:
+        key = Path(mail.dkim_key_file).read_bytes()
+    except OSError as ex:
+        raise DigestError(f"[mail].dkim_key_file {mail.dkim_key_file}: {ex.strerror}") from ex
+    return Dkim(mail.dkim_selector, mail.dkim_domain, key)
+
+
+def make_transport(config: Config) -> Transport:
+    """SMTP when a host is configured, else the maildir outbox (the embedded default)."""
+    if config.smtp.host:
+        return SmtpPool(config.smtp, config.smtp_password)
+    return OutboxTransport(config.outbox.path)
+
+
+def nothing_new_cause(reports: Sequence[SourceReport], day: date) -> str | None:
+    failed = [r.source for r in reports if r.error]
+    if failed:
+        return f"a source failed today ({', '.join(failed)}); tomorrow's email will catch up"
+    if day.weekday() >= 5:
+        return "arXiv announces no new papers on weekends"
+    if reports and all(r.fetched == 0 for r in reports):
+        return "the sources listed nothing new today (an arXiv holiday?)"
+    return None
+
+
+class Pipeline:
+    """One run's shared state: config, store, clock, the edition's matchers and renderer."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        topics: dict[str, Topic],
+        now: datetime,
+        *,
+        transport: Transport | None = None,
+        renderer: Renderer | None = None,
+        clock: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.topics = topics
+        self.now = now
+        self.clock = clock or (lambda: now)
+        self.sleep = sleep
+        self.transport = transport
+        self.renderer = renderer
+        self.collected: list[SourceReport] = []
+        self._matchers: dict[str, Matcher] = {}
+        self._daily: Edition | None = None
+        self._tokens: Tokens | None = None
+        self._dkim = load_dkim(config)
+
+    # plan ----------------------------------------------------------------------
+
+    def daily(self, open_it: bool) -> Edition:
+        if self._daily is None:
+            self._daily = edition_for(self.store, self.now.date(), self.now, open_it=open_it)
+        return self._daily
+
+    def matcher(self, cadence: str) -> Matcher:
+        if cadence not in self._matchers:
+            edition = self._daily or self.daily(open_it=False)
+            if cadence == "weekly":
+                edition = weekly_edition(edition, self.now.date())
+            papers = edition_papers(self.store, edition)
+            self._matchers[cadence] = Matcher(papers, self.topics, self.now)
+        return self._matchers[cadence]
+
+    def plan(self, dry_run: bool = False) -> PlanReport:
+        """Decide, in batches, who is due and which papers they get; record it (unless dry)."""
+        report = PlanReport()
+        self.daily(open_it=not dry_run)
+        batch: list[Subscriber] = []
+        for sub in self.store.iter_subscribers(["active"]):
+            batch.append(sub)
+            if len(batch) >= BATCH:
+                self._plan_batch(batch, report, dry_run)
+                batch = []
+        if batch:
+            self._plan_batch(batch, report, dry_run)
+        return report
+
+    def _plan_batch(self, batch: list[Subscriber], report: PlanReport, dry_run: bool) -> None:
+        due = [(sub, key) for sub in batch if (key := due_edition(sub, self.now)) is not None]
+        report.not_due += len(batch) - len(due)
+        if not due:
+            return
+        done = self.store.delivered_editions(
+            [s.id or 0 for s, _ in due], sorted({k for _, k in due})
+        )
+        todo = [(s, k) for s, k in due if (s.id, k) not in done]
+        report.already += len(due) - len(todo)
+        rows = []
+        note = self.config.mail.no_matches == "note"
+        for cadence in ("daily", "weekly"):
+            group = [(s, k) for s, k in todo if s.cadence == cadence]
+            if not group:
+                continue
+            matcher = self.matcher(cadence)
+            ids = [p.id for p in matcher.papers]
+            sent = self.store.sent_among([s.id or 0 for s, _ in group], ids)
+            for sub, key in group:
+                matches = matcher.for_subscriber(sub, sent.get(sub.id or 0, ()))
+                papers = [m.paper.id for m in matches]
+                if not papers:
+                    report.no_matches += 1
+                if dry_run:
+                    report.preview.append((sub.email, key, [m.paper.title for m in matches]))
+                    continue
+                status = "pending" if papers or note else "skipped"
+                rows.append(
+                    {
+                        "subscriber_id": sub.id,
+                        "email": sub.email,
+                        "edition": key,
+                        "status": status,
+                        "papers": papers,
+                        "reply": None if papers else "no matching papers",
+                        "message_id": message_id_for(sub.id or 0, key, self.config.mail.from_),
+                    }
+                )
+                report.planned += status == "pending"
+        if rows:
+            self.store.plan_deliveries(rows, self.clock().isoformat())
+
+    # send ----------------------------------------------------------------------
+
+    def tokens(self) -> Tokens:
+        if self._tokens is None:
+            self._tokens = Tokens(self.config.secret, self.config.old_secrets)
+        return self._tokens
+
+    def _renderer(self) -> Renderer:
+        if self.renderer is None:
+            self.renderer = Renderer(self.config, self.topics)
+        return self.renderer
+
+    def _matches_for(self, sub: Subscriber, paper_ids: Sequence[str]) -> tuple[list, int]:
+        matcher = self.matcher(sub.cadence)
+        if not matcher.has(paper_ids):
+            # a delivery deferred from an earlier edition: index just its papers
+            matcher = Matcher(self.store.papers_by_id(paper_ids), self.topics, self.now)
+        return matcher.matches_for(sub, paper_ids), len(self.matcher(sub.cadence).papers)
+
+    def build(self, row: dict[str, Any], sub: Subscriber) -> Outgoing | None:
+        """Render and build one planned delivery's message (None: nothing to send)."""
+        renderer = self._renderer()
+        links = subscriber_links(self.tokens(), self.config.web.base_url, sub.id or 0, sub.email)
+        day = edition_day(row["edition"])
+        if row["papers"]:
+            matches, new = self._matches_for(sub, row["papers"])
+            rendered = renderer.digest(sub, matches, row["edition"], day, new, links)
+        else:
+            cause = nothing_new_cause(self.collected, day)
+            new = len(self.matcher(sub.cadence).papers)
+            rendered = renderer.nothing_new(sub, row["edition"], day, new, cause, links)
+            if rendered is None:
+                return None
+        mail = self.config.mail
+        return build_message(
+            sender=mail.from_,
+            to=sub.email,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=row["message_id"],
+            date=self.clock(),
+            list_id=mail.list_id,
+            unsubscribe_url=links["unsubscribe"],
+            unsubscribe_mailto=mail.unsubscribe_mailto or None,
+            reply_to=mail.reply_to or None,
+            dkim=self._dkim,
+        )
+
+    def jobs(self, shard: tuple[int, int] | None = None) -> Iterator[Job]:
+        """Every due pending delivery, built into a message, streamed a page at a time."""
+        last = 0
+        now = self.clock().isoformat()
+        while True:
+            rows = self.store.due_deliveries(now, shard, after_id=last)
+            if not rows:
+                return
+            last = rows[-1]["id"]
+            people = self.store.subscribers_by_id([r["subscriber_id"] for r in rows])
+            for row in rows:
+                sub = people.get(row["subscriber_id"])
+                if sub is None or sub.status != "active":
+                    status = sub.status if sub else "removed"
+                    self.store.mark_skipped(row["id"], f"subscriber is {status}", now)
+                    continue
+                message = self.build(row, sub)
+                if message is None:
+                    self.store.mark_skipped(row["id"], "no matching papers", now)
+                    continue
+                yield Job(
+                    row["id"],
+                    row["subscriber_id"],
+                    row["email"],
+                    row["edition"],
+                    tuple(row["papers"]),
+                    message,
+                    row["attempts"],
+                    bool(row["possible_duplicate"]),
+                )
+
+    async def send(
+        self,
+        shard: tuple[int, int] | None = None,
+        on_done: Callable[[Job, str], None] | None = None,
+    ) -> SendStats:
+        transport = self.transport or make_transport(self.config)
+        sender = Sender(self.store, transport, self.config.smtp, self.clock, self.sleep, on_done)
+
+        async def stream() -> AsyncIterator[Job]:
+            for job in self.jobs(shard):
+                yield job
+                await asyncio.sleep(0)  # let senders run while messages are being built
+
+        try:
+            concurrency = self.config.smtp.concurrency if self.config.smtp.host else 1
+            return await sender.run(stream(), concurrency)
+        finally:
+            if self.transport is None:
+                await transport.close()
+
+    async def run(
+        self,
+        *,
+        collect: bool = True,
+        dry_run: bool = False,
+        shard: tuple[int, int] | None = None,
+        on_done: Callable[[Job, str], None] | None = None,
+    ) -> RunReport:
+        """The whole daily job. Dry runs collect nothing, record nothing and send nothing."""
+        started = time.perf_counter()
+        report = RunReport(edition=self.now.date().isoformat())
+        if not dry_run:
+            report.recovered = self.store.recover_interrupted(self.clock().isoformat())
+            report.resumed = self.store.resume_expired_pauses(self.clock().isoformat())
+            if collect:
+                self.collected = await collect_async(self.config, self.store, self.now)
+                report.collected = self.collected
+        report.plan = self.plan(dry_run=dry_run)
+        if not dry_run:
+            report.send = await self.send(shard, on_done)
+        report.seconds = time.perf_counter() - started
+        return report

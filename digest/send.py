@@ -1,0 +1,315 @@
+"""Transports (an SMTP connection pool, a maildir outbox) and the delivery state machine.
+
+Decides nothing about who gets what. For each planned delivery: check the subscriber is still
+active, claim it (pending -> sending, committed before SMTP starts), send, then record the
+server's answer: sent (with its papers, in one transaction), retried with backoff (4xx, network),
+or failed (5xx, counted as a bounce). A delivery left `sending` by a crash is sent again by the
+next run and counted as a possible duplicate; nothing else can be sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+from digest.config import SmtpConfig
+from digest.message import Outgoing
+from digest.store import Store
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Result:
+    """A transport's answer for one message."""
+
+    ok: bool
+    reply: str
+    permanent: bool = False
+
+
+class Transport(Protocol):
+    async def send(self, message: Outgoing) -> Result: ...
+
+    async def close(self) -> None: ...
+
+
+class OutboxTransport:
+    """Writes each message as a .eml file into a maildir (tmp/ then rename into new/).
+
+    The file is named after the Message-ID, which is stable per (subscriber, edition), so a
+    resend after a crash replaces the file instead of adding a second one."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        for sub in ("tmp", "new", "cur"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+
+    async def send(self, message: Outgoing) -> Result:
+        name = hashlib.sha256(message.message_id.encode()).hexdigest()[:24] + ".eml"
+        tmp = self.path / "tmp" / f"{name}.{os.getpid()}"
+        try:
+            tmp.write_bytes(message.data)
+            os.replace(tmp, self.path / "new" / name)
+        except OSError as ex:
+            return Result(False, f"outbox {self.path}: {ex.strerror or ex}", permanent=False)
+        return Result(True, f"250 written to {self.path / 'new' / name}")
+
+    async def close(self) -> None:
+        return None
+
+
+def _classify(ex: Exception) -> Result:
+    """An aiosmtplib error -> retry or give up. 5xx is permanent; 4xx and lost connections are
+    transient (a connection lost after DATA is ambiguous: resent, a possible duplicate)."""
+    if isinstance(ex, aiosmtplib.SMTPRecipientsRefused) and ex.recipients:
+        refused = ex.recipients[0]
+        return Result(False, f"{refused.code} {refused.message}", refused.code >= 500)
+    if isinstance(ex, aiosmtplib.SMTPResponseException):
+        return Result(False, f"{ex.code} {ex.message}", 500 <= ex.code < 600)
+    if isinstance(ex, aiosmtplib.SMTPTimeoutError | asyncio.TimeoutError):
+        return Result(False, f"timed out: {ex}".rstrip(": "))
+    return Result(False, f"connection problem: {type(ex).__name__}: {ex}".rstrip(": "))
+
+
+class SmtpPool:
+    """Up to `concurrency` persistent connections, each used by one sender at a time,
+    reconnected after a 421 or a dropped connection."""
+
+    def __init__(self, config: SmtpConfig, password: str = "", local_hostname: str | None = None):
+        self.config = config
+        self.password = password
+        self.local_hostname = local_hostname
+        self._idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
+        for _ in range(max(1, config.concurrency)):
+            self._idle.put_nowait(None)
+
+    def _client(self) -> aiosmtplib.SMTP:
+        c = self.config
+        tls = ssl.create_default_context() if c.security != "none" else None
+        return aiosmtplib.SMTP(
+            hostname=c.host,
+            port=c.port,
+            username=c.username or None,
+            password=self.password or None,
+            use_tls=c.security == "tls",
+            start_tls=c.security == "starttls",
+            tls_context=tls,
+            timeout=c.timeout,
+            local_hostname=self.local_hostname,
+        )
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[list[aiosmtplib.SMTP | None]]:
+        slot = [await self._idle.get()]
+        try:
+            yield slot
+        finally:
+            self._idle.put_nowait(slot[0])
+
+    async def send(self, message: Outgoing) -> Result:
+        async with self._connection() as slot:
+            try:
+                if slot[0] is None or not slot[0].is_connected:
+                    slot[0] = self._client()
+                    await slot[0].connect()
+                client = slot[0]
+                _, reply = await client.sendmail(message.sender, [message.recipient], message.data)
+                return Result(True, reply.strip() or "250 OK")
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as ex:
+                result = _classify(ex)
+                await self._recover(slot, ex)
+                return result
+
+    async def _recover(self, slot: list[aiosmtplib.SMTP | None], ex: Exception) -> None:
+        """Keep a healthy connection for the next message; drop one that is not."""
+        client = slot[0]
+        if client is None:
+            return
+        broken = isinstance(
+            ex,
+            aiosmtplib.SMTPServerDisconnected
+            | aiosmtplib.SMTPConnectError
+            | aiosmtplib.SMTPTimeoutError
+            | OSError
+            | asyncio.TimeoutError,
+        ) or (isinstance(ex, aiosmtplib.SMTPResponseException) and ex.code == 421)
+        if not broken:
+            try:
+                await client.rset()
+                return
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
+                pass
+        client.close()
+        slot[0] = None
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            client = self._idle.get_nowait()
+            if client is not None and client.is_connected:
+                with suppress(aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                    await client.quit()
+
+
+class RateLimit:
+    """At most `per_second` messages a second across all senders (0 = unlimited)."""
+
+    def __init__(self, per_second: float, sleep: Sleep = asyncio.sleep) -> None:
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self.sleep = sleep
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await self.sleep(slot - now)
+
+
+@dataclass
+class SendStats:
+    sent: int = 0
+    skipped: int = 0
+    retried: int = 0
+    deferred: int = 0
+    failed: int = 0
+    bounced: int = 0
+    possible_duplicates: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One planned delivery, with its message built."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    edition: str
+    paper_ids: tuple[str, ...]
+    message: Outgoing
+    attempts: int = 0
+    possible_duplicate: bool = False
+
+
+class Sender:
+    """Drives deliveries through the state machine over one transport."""
+
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport,
+        config: SmtpConfig,
+        clock: Clock,
+        sleep: Sleep = asyncio.sleep,
+        on_done: Callable[[Job, str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.config = config
+        self.clock = clock
+        self.sleep = sleep
+        self.rate = RateLimit(config.rate_per_second, sleep)
+        self.stats = SendStats()
+        self.on_done = on_done
+
+    def _now(self) -> str:
+        return self.clock().isoformat()
+
+    async def deliver(self, job: Job) -> str:
+        """Take one delivery to its end for this run; returns the final status."""
+        status = await self._deliver(job)
+        if self.on_done:
+            self.on_done(job, status)
+        return status
+
+    async def _deliver(self, job: Job) -> str:
+        attempts = job.attempts
+        for attempt in range(max(1, self.config.max_attempts)):
+            current = self.store.subscriber_status(job.subscriber_id)
+            if current != "active":
+                self.store.mark_skipped(job.delivery_id, f"subscriber is {current}", self._now())
+                self.stats.skipped += 1
+                return "skipped"
+            if not self.store.claim_delivery(job.delivery_id, self._now()):
+                return "taken"
+            attempts += 1
+            if job.possible_duplicate and attempt == 0:
+                self.stats.possible_duplicates += 1
+            await self.rate.wait()
+            result = await self.transport.send(job.message)
+            now = self._now()
+            if result.ok:
+                self.store.mark_sent(
+                    job.delivery_id,
+                    job.subscriber_id,
+                    job.paper_ids,
+                    job.edition,
+                    result.reply,
+                    now,
+                )
+                self.stats.sent += 1
+                return "sent"
+            if result.permanent:
+                limit = self.config.bounce_limit
+                became = self.store.mark_failed(
+                    job.delivery_id, job.subscriber_id, result.reply, now, limit
+                )
+                self.stats.failed += 1
+                self.stats.bounced += became
+                self.stats.failures.append(f"{job.email}: {result.reply}")
+                return "failed"
+            if attempts >= self.config.give_up_after:
+                self.store.mark_failed(job.delivery_id, job.subscriber_id, result.reply, now, None)
+                self.stats.failed += 1
+                self.stats.failures.append(f"{job.email}: gave up after {attempts}: {result.reply}")
+                return "failed"
+            last = attempt + 1 >= max(1, self.config.max_attempts)
+            delay = self.config.backoff * (2**attempt) * (0.5 + random.random())
+            later = self.clock() + (
+                timedelta(minutes=self.config.retry_later_minutes) if last else timedelta(0)
+            )
+            self.store.mark_retry(job.delivery_id, result.reply, later.isoformat(), now)
+            if last:
+                self.stats.deferred += 1
+                self.stats.failures.append(f"{job.email}: will retry later: {result.reply}")
+                return "deferred"
+            self.stats.retried += 1
+            await self.sleep(delay)
+        return "deferred"
+
+    async def run(self, jobs: AsyncIterator[Job], concurrency: int) -> SendStats:
+        """Send from an async stream of jobs with `concurrency` senders at once."""
+        queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=max(1, concurrency) * 4)
+
+        async def worker() -> None:
+            while (job := await queue.get()) is not None:
+                await self.deliver(job)
+
+        workers = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
+        try:
+            async for job in jobs:
+                await queue.put(job)
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+        return self.stats

@@ -1,0 +1,100 @@
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 that records what it accepted and injects
+faults at the protocol level: a 421 greeting, 4xx/5xx on RCPT, 554 after DATA, a connection
+dropped at the end of DATA, a stall longer than the client's timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+
+@dataclass
+class Faults:
+    greet: deque[str] = field(default_factory=deque)  # replies to send instead of 220
+    rcpt: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
+    data: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
+    # "drop" closes the connection without a reply; "stall" waits past the client's timeout
+
+
+class Recorder:
+    def __init__(self, stall_seconds: float = 3.0) -> None:
+        self.received: list[Received] = []
+        self.faults = Faults()
+        self.stall_seconds = stall_seconds
+        self.connections = 0
+
+    def to(self, address: str) -> list[Received]:
+        return [r for r in self.received if address in r.recipients]
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        queue = self.faults.rcpt.get(address)
+        if queue:
+            return queue.popleft()
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        for address in envelope.rcpt_tos:
+            queue = self.faults.data.get(address)
+            if queue:
+                fault = queue.popleft()
+                if fault == "drop":
+                    server.transport.close()
+                    return "250 never seen"
+                if fault == "stall":
+                    await asyncio.sleep(self.stall_seconds)
+                    return "451 too late"
+                return fault
+        self.received.append(
+            Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+        )
+        return "250 2.0.0 Ok: queued"
+
+
+class FaultySMTP(SMTP):
+    async def _handle_client(self) -> None:
+        recorder: Recorder = self.event_handler
+        recorder.connections += 1
+        if recorder.faults.greet:
+            await self.push(recorder.faults.greet.popleft())
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+
+class FaultyController(Controller):
+    def factory(self) -> SMTP:
+        return FaultySMTP(self.handler, **self.SMTP_kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(recorder: Recorder) -> FaultyController:
+    controller = FaultyController(
+        recorder,
+        hostname="127.0.0.1",
+        port=free_port(),
+        decode_data=False,
+        data_size_limit=50_000_000,
+    )
+    controller.start()
+    return controller

@@ -1,0 +1,351 @@
+"""Sending through a real SMTP server on 127.0.0.1, faults injected at the protocol level:
+transient failures are delivered after retries, permanent ones recorded, nothing lost, nothing
+sent twice."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from digest.config import SmtpConfig
+from digest.errors import SendError
+from digest.message import Dkim, Outgoing, build_message, message_id_for
+from digest.models import Subscriber
+from digest.send import Job, OutboxTransport, RateLimit, Sender, SendStats, SmtpPool
+from digest.store import Store
+from tests.smtp_server import Recorder, start
+
+NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+EDITION = "2026-11-24"
+SENDER = "Paper Digest <digest@example.org>"
+UNSUBSCRIBE = "https://digest.example.org/u/TOKEN"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Recorder, int]]:
+    recorder = Recorder(stall_seconds=1.5)
+    controller = start(recorder)
+    try:
+        yield recorder, controller.port
+    finally:
+        controller.stop()
+
+
+def smtp_config(port: int, **kw: object) -> SmtpConfig:
+    values = {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "concurrency": 3,
+        "rate_per_second": 0.0,
+        "timeout": 0.5,
+        "max_attempts": 4,
+        "backoff": 0.0,
+    }
+    values.update(kw)
+    return SmtpConfig(**values)  # type: ignore[arg-type]
+
+
+def message(
+    to: str, sub_id: int, subject: str = "3 new papers: diffusion - Tue 24 Nov"
+) -> Outgoing:
+    return build_message(
+        sender=SENDER,
+        to=to,
+        subject=subject,
+        text=f"Hello {to}\n\nThe papers.\n",
+        html=f"<html><body><p>Hello {to}</p></body></html>",
+        message_id=message_id_for(sub_id, EDITION, SENDER),
+        date=NOW,
+        list_id="digest.example.org",
+        unsubscribe_url=UNSUBSCRIBE,
+        unsubscribe_mailto="unsubscribe@example.org",
+    )
+
+
+def plan(store: Store, count: int) -> list[Job]:
+    people = [Subscriber(f"p{n}@example.org", status="active", queries=["x"]) for n in range(count)]
+    store.add_subscribers_bulk(people, NOW.isoformat(), "test")
+    subs = list(store.iter_subscribers())
+    store.plan_deliveries(
+        [
+            {
+                "subscriber_id": s.id,
+                "email": s.email,
+                "edition": EDITION,
+                "status": "pending",
+                "papers": [f"2611.{s.id:05d}"],
+                "message_id": message_id_for(s.id or 0, EDITION, SENDER),
+            }
+            for s in subs
+        ],
+        NOW.isoformat(),
+    )
+    return jobs(store)
+
+
+def jobs(store: Store) -> list[Job]:
+    rows = store.due_deliveries(NOW.isoformat(), limit=10_000)
+    return [
+        Job(r["id"], r["subscriber_id"], r["email"], r["edition"], tuple(r["papers"]),
+            message(r["email"], r["subscriber_id"]), r["attempts"], bool(r["possible_duplicate"]))
+        for r in rows
+    ]  # fmt: skip
+
+
+async def stream(items: list[Job]) -> AsyncIterator[Job]:
+    for item in items:
+        yield item
+
+
+def send_all(store: Store, config: SmtpConfig, items: list[Job]) -> SendStats:
+    async def go() -> SendStats:
+        pool = SmtpPool(config)
+        try:
+            sender = Sender(store, pool, config, lambda: NOW)
+            return await sender.run(stream(items), config.concurrency)
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
+
+
+def statuses(store: Store) -> dict[str, str]:
+    return {r["email"]: r["status"] for r in store.db.query("select email, status from deliveries")}
+
+
+def test_messages_arrive_whole_with_every_header(smtp: tuple[Recorder, int], store: Store) -> None:
+    recorder, port = smtp
+    stats = send_all(store, smtp_config(port), plan(store, 3))
+    assert stats.sent == 3 and len(recorder.received) == 3
+    got = recorder.to("p0@example.org")[0]
+    assert got.sender == "digest@example.org"
+    msg = email.message_from_bytes(got.data, policy=email.policy.default)
+    assert msg["From"] == SENDER and msg["To"] == "p0@example.org"
+    assert msg["Subject"] == "3 new papers: diffusion - Tue 24 Nov"
+    assert msg["Date"].datetime == NOW
+    assert msg["Message-ID"] == message_id_for(1, EDITION, SENDER)
+    assert msg["List-Id"] == "<digest.example.org>"
+    raw = got.data.decode()
+    assert (
+        "List-Unsubscribe: <https://digest.example.org/u/TOKEN>,\r\n"
+        " <mailto:unsubscribe@example.org?subject=unsubscribe>\r\n" in raw
+    )
+    assert "\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
+    assert msg.get_content_type() == "multipart/alternative"
+    assert msg.get_body(("plain",)).get_content().startswith("Hello p0@example.org")
+    assert "<p>Hello p0@example.org</p>" in msg.get_body(("html",)).get_content()
+    assert all(len(line) <= 998 for line in got.data.split(b"\r\n"))
+    row = store.delivery(1, EDITION)
+    assert row["status"] == "sent" and row["last_reply"].startswith("2.0.0 Ok")
+    assert store.sent_counts(1) == (1, 1)
+
+
+FAULTS = {
+    "421-greeting": ("greet", None, "421 4.3.2 Service not available, try later"),
+    "451-rcpt": ("rcpt", "p2@example.org", "451 4.3.0 Temporary lookup failure"),
+    "452-rcpt": ("rcpt", "p2@example.org", "452 4.2.2 Mailbox full"),
+    "dropped-in-data": ("data", "p2@example.org", "drop"),
+    "stall-past-timeout": ("data", "p2@example.org", "stall"),
+    "451-after-data": ("data", "p2@example.org", "451 4.7.1 Greylisted, come back later"),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_transient_faults_are_delivered_after_retries_exactly_once(
+    smtp: tuple[Recorder, int], store: Store, fault: str
+) -> None:
+    recorder, port = smtp
+    kind, address, reply = FAULTS[fault]
+    if kind == "greet":
+        recorder.faults.greet.append(reply)
+    elif kind == "rcpt":
+        recorder.faults.rcpt[address].append(reply)
+    else:
+        recorder.faults.data[address].append(reply)
+    stats = send_all(store, smtp_config(port), plan(store, 5))
+    assert stats.sent == 5 and stats.failed == 0 and stats.retried == 1
+    for n in range(5):
+        assert len(recorder.to(f"p{n}@example.org")) == 1, n
+    assert set(statuses(store).values()) == {"sent"}
+    retried = [r for r in store.db.query("select * from deliveries where attempts > 1")]
+    assert len(retried) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "reply"),
+    [("rcpt", "550 5.1.1 No such user here"), ("data", "554 5.7.1 Rejected as spam")],
+)
+def test_permanent_failures_are_recorded_and_the_batch_goes_on(
+    smtp: tuple[Recorder, int], store: Store, kind: str, reply: str
+) -> None:
+    recorder, port = smtp
+    getattr(recorder.faults, kind)["p1@example.org"].append(reply)
+    stats = send_all(store, smtp_config(port), plan(store, 4))
+    assert (stats.sent, stats.failed, stats.retried) == (3, 1, 0)
+    assert recorder.to("p1@example.org") == []
+    row = store.delivery(2, EDITION)
+    assert row["status"] == "failed" and row["last_reply"] == reply
+    assert row["attempts"] == 1
+    sub = store.get_subscriber("p1@example.org")
+    assert (sub.bounces, sub.status) == (1, "active")
+    assert store.sent_counts(2) == (0, 0)
+    assert stats.failures == [f"p1@example.org: {reply}"]
+
+
+def test_a_persistent_4xx_is_deferred_to_a_later_run_not_lost(
+    smtp: tuple[Recorder, int], store: Store
+) -> None:
+    recorder, port = smtp
+    recorder.faults.rcpt["p0@example.org"].extend(["451 4.3.0 try later"] * 4)
+    stats = send_all(store, smtp_config(port, max_attempts=4), plan(store, 2))
+    assert (stats.sent, stats.deferred, stats.retried) == (1, 1, 3)
+    row = store.delivery(1, EDITION)
+    assert row["status"] == "pending" and row["attempts"] == 4
+    assert row["next_attempt_at"] == "2026-11-24T08:30:00+00:00"
+    assert store.due_deliveries(NOW.isoformat()) == []  # not before its time
+    later = "2026-11-24T08:31:00+00:00"
+    assert [r["id"] for r in store.due_deliveries(later)] == [1]
+
+
+def test_repeated_permanent_failures_make_a_subscriber_bounced(store: Store) -> None:
+    store.add_subscribers_bulk(
+        [Subscriber("gone@example.org", status="active", queries=["x"])], NOW.isoformat(), "t"
+    )
+    for n in range(3):
+        store.plan_deliveries(
+            [{"subscriber_id": 1, "email": "gone@example.org", "edition": f"2026-11-2{n}",
+              "status": "pending", "papers": [], "message_id": f"<{n}@x>"}],
+            NOW.isoformat(),
+        )  # fmt: skip
+        became = store.mark_failed(n + 1, 1, "550 no such user", NOW.isoformat(), 3)
+        assert became == (n == 2)
+    sub = store.get_subscriber("gone@example.org")
+    assert (sub.status, sub.bounces) == ("bounced", 3)
+    assert store.subscriber_events(1)[-1]["event"] == "bounced"
+
+
+def test_an_unsubscribe_during_a_run_stops_the_mail(
+    smtp: tuple[Recorder, int], store: Store
+) -> None:
+    recorder, port = smtp
+    items = plan(store, 3)
+    store.update_subscriber(2, {"status": "unsubscribed"}, NOW.isoformat(), "unsubscribed", "t")
+    stats = send_all(store, smtp_config(port), items)
+    assert (stats.sent, stats.skipped) == (2, 1)
+    assert recorder.to("p1@example.org") == []
+    assert store.delivery(2, EDITION)["status"] == "skipped"
+
+
+def test_a_delivery_claimed_elsewhere_is_not_sent_again(
+    smtp: tuple[Recorder, int], store: Store
+) -> None:
+    recorder, port = smtp
+    items = plan(store, 2)
+    assert store.claim_delivery(items[0].delivery_id, NOW.isoformat())
+    stats = send_all(store, smtp_config(port), items)
+    assert stats.sent == 1 and len(recorder.received) == 1
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["subject", "to", "sender"],
+)
+def test_header_injection_is_refused(field: str) -> None:
+    values = {"sender": SENDER, "to": "a@example.org", "subject": "Hello"}
+    values[field] = (
+        values[field].replace("@", "\r\nBcc: evil@example.com\r\n@", 1)
+        if (field != "subject")
+        else "Hello\r\nBcc: evil@example.com"
+    )
+    with pytest.raises(SendError, match="line break"):
+        build_message(**values, text="t", html=None, message_id="<x@example.org>", date=NOW)  # type: ignore[arg-type]
+
+
+def test_non_ascii_subject_and_name_are_encoded() -> None:
+    out = build_message(
+        sender="Revue des Articles <digest@example.org>",
+        to="Zoë <zoe@example.org>",
+        subject="5 nouveaux articles : diffusion — mar. 24 nov 😀",
+        text="ça va",
+        html="<p>ça va</p>",
+        message_id="<x@example.org>",
+        date=NOW,
+    )
+    assert out.data.isascii()
+    msg = email.message_from_bytes(out.data, policy=email.policy.default)
+    assert msg["Subject"] == "5 nouveaux articles : diffusion — mar. 24 nov 😀"
+    assert msg["To"] == "Zoë <zoe@example.org>"
+    assert out.recipient == "zoe@example.org"
+
+
+def test_dkim_signature_covers_the_unsubscribe_headers_and_verifies(tmp_path: Path) -> None:
+    dkim = pytest.importorskip("dkim")
+    key_path = tmp_path / "dkim.pem"
+    subprocess.run(
+        ["openssl", "genrsa", "-out", str(key_path), "2048"], check=True, capture_output=True
+    )
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key_path), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    import base64
+
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    out = build_message(
+        sender=SENDER, to="a@example.org", subject="Signed", text="t", html="<p>t</p>",
+        message_id="<x@example.org>", date=NOW, unsubscribe_url=UNSUBSCRIBE,
+        dkim=Dkim("sel", "example.org", key_path.read_bytes()),
+    )  # fmt: skip
+    signature = out.data.split(b"\r\n\r\n")[0].decode()
+    assert signature.startswith("DKIM-Signature:")
+    signed = signature.split(" h=")[1].split(";")[0].replace("\r\n", "").replace(" ", "")
+    assert {"from", "subject", "list-unsubscribe", "list-unsubscribe-post"} <= set(
+        signed.lower().split(":")
+    )
+    assert dkim.verify(out.data, dnsfunc=lambda name, timeout=5: record)
+    tampered = out.data.replace(b"Subject: Signed", b"Subject: Changed")
+    assert not dkim.verify(tampered, dnsfunc=lambda name, timeout=5: record)
+
+
+def test_outbox_writes_a_maildir_and_a_resend_replaces_the_file(
+    tmp_path: Path, store: Store
+) -> None:
+    items = plan(store, 2)
+    outbox = OutboxTransport(tmp_path / "outbox")
+
+    async def go() -> SendStats:
+        sender = Sender(store, outbox, smtp_config(0), lambda: NOW)
+        return await sender.run(stream(items), 1)
+
+    assert asyncio.run(go()).sent == 2
+    files = sorted((tmp_path / "outbox" / "new").iterdir())
+    assert len(files) == 2 and all(f.suffix == ".eml" for f in files)
+    asyncio.run(outbox.send(items[0].message))
+    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 2
+    msg = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_the_rate_limit_spaces_messages() -> None:
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def go() -> None:
+        limit = RateLimit(10.0, record)
+        for _ in range(5):
+            await limit.wait()
+
+    asyncio.run(go())
+    # the clock does not move while we only record: message k is due k x 0.1 s after the first
+    assert waits == pytest.approx([0.1, 0.2, 0.3, 0.4], abs=0.02)
