@@ -16,10 +16,15 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	rm -f var/demo.db var/demo.db-wal var/demo.db-shm
-	$(DIGEST) collect --config config/demo.toml
-	$(DIGEST) papers --config config/demo.toml --limit 8
+	rm -rf var/demo.db var/demo.db-wal var/demo.db-shm var/demo.db.lock var/outbox var/preview
+	$(DIGEST) subscribers import config/demo/subscribers.csv --active --config config/demo.toml
+	DIGEST_SECRET=demo-secret-not-for-production $(DIGEST) preview --config config/demo.toml \
+		--subscriber ada@example.org --out var/preview
+	DIGEST_SECRET=demo-secret-not-for-production $(DIGEST) run --config config/demo.toml
 	@echo
+	@echo "Emails (maildir, one .eml per subscriber): var/outbox/new/"
+	@ls -1 var/outbox/new/
+	@echo "Ada's email as HTML and text (rendered before the run), for a browser: var/preview/"
 	@echo "Database: var/demo.db   (try: $(DIGEST) papers --config config/demo.toml diffusion)"
 
 test: $(STAMP)

@@ -270,6 +270,21 @@ class Matcher:
             found = self._term_sets[key] = tuple(merged)
         return found
 
+    def has(self, paper_ids: Iterable[str]) -> bool:
+        return all(p in self._position for p in paper_ids)
+
+    def matches_for(self, sub: Subscriber, paper_ids: Sequence[str]) -> list[Match]:
+        """Rebuild the matches of a planned delivery, in its order: a resend after a crash
+        shows the same papers for the same reasons."""
+        sources = tuple(self.sources_of(sub))
+        out = []
+        for paper_id in paper_ids:
+            i = self._position[paper_id]
+            mask = 1 << i
+            scores = [s.score_of(i) for s in sources if s.bits & mask]
+            out.append(Match(self.papers[i], max(scores, default=0.0), self, i, sources))
+        return out
+
     def for_subscriber(self, sub: Subscriber, already_sent: Iterable[str] = ()) -> list[Match]:
         """The subscriber's papers: merged over their queries, filtered, ranked, capped.
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,10 +25,13 @@ from digest.cli.app import (
     out,
     parse_day,
 )
+from digest.config import Config
 from digest.errors import QueryError
 from digest.match import Match, Matcher, Reason, edition_for, edition_papers
-from digest.models import Subscriber
+from digest.models import Subscriber, Topic
 from digest.query import format_query, highlight_spans, parse, terms_of
+from digest.render import Renderer
+from digest.tokens import Tokens, subscriber_links
 
 query_group = typer.Typer(help="Work with filter queries.", no_args_is_help=True)
 app.add_typer(query_group, name="query")
@@ -85,14 +91,24 @@ def preview_command(
     ] = False,
     limit: Annotated[int, typer.Option(min=1, help="At most this many (with --query).")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write the subscriber's email here (.html, .txt).", file_okay=False
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Show what a query or a subscriber would get, ranked and highlighted. Sends nothing."""
     if (query is None) == (subscriber is None):
         raise typer.BadParameter("give exactly one of --query or --subscriber")
+    if out_dir is not None and subscriber is None:
+        raise typer.BadParameter("--out needs --subscriber", param_hint="--out")
     now = datetime.now(UTC)
     cfg, store = open_store(config)
     topics = open_topics(cfg)
+    # Links in the email are signed: without DIGEST_SECRET, fail before doing any work.
+    tokens = Tokens(cfg.secret, cfg.old_secrets) if out_dir is not None else None
     with store:
         day = parse_day(edition, "--edition") or now.date()
         current = edition_for(store, day, now)
@@ -107,6 +123,16 @@ def preview_command(
             )
             sent = set()
     matches = Matcher(papers, topics, now).for_subscriber(person, sent or ())
+    if out_dir is not None and tokens is not None:
+        links = subscriber_links(tokens, cfg.web.base_url, person.id or 0, person.email)
+        written = write_email_files(
+            cfg, topics, person, matches, (current.name, day, len(papers)), links, out_dir
+        )
+        for path in written:
+            out.print(f"wrote {escape(str(path))}", highlight=False)
+        if not written:
+            out.print("No email: nothing matched and [mail].no_matches is skip.", highlight=False)
+        return
     if as_json:
         for m in matches:
             row = {"id": m.paper.id, "title": m.paper.title, "score": round(m.score, 3)}
@@ -126,3 +152,38 @@ def preview_command(
         for reason in m.reasons:
             where = ", ".join(f"{term} ({', '.join(fields)})" for term, fields in by_term(reason))
             out.print(f"      {reason.kind} {escape(reason.label)}: {escape(where)}", style="dim")
+
+
+def write_email_files(
+    cfg: Config,
+    topics: dict[str, Topic],
+    person: Subscriber,
+    matches: Sequence[Match],
+    edition: tuple[str, date, int],
+    links: dict[str, str],
+    out_dir: Path,
+) -> list[Path]:
+    """The email as the subscriber would get it: `<edition>-<email>.html` and `.txt`."""
+    name, day, new_papers = edition
+    renderer = Renderer(cfg, topics)
+    if matches:
+        email = renderer.digest(person, matches, name, day, new_papers, links)
+    else:
+        email = renderer.nothing_new(person, name, day, new_papers, None, links)
+    if email is None:
+        return []
+    files: dict[str, str | bytes] = {
+        ".html": email.html,
+        ".txt": email.text,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}-{re.sub(r'[^A-Za-z0-9@._+-]', '_', person.email)}"
+    written = []
+    for suffix, content in files.items():
+        path = out_dir / f"{stem}{suffix}"
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,0 +1,166 @@
+"""The daily job's commands: `digest run` (cron) and `digest send` (what is pending)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from digest.cli.app import (
+    ConfigOption,
+    app,
+    err,
+    error_line,
+    fails_cleanly,
+    open_store,
+    open_topics,
+    out,
+)
+from digest.pipeline import Pipeline, RunLock, RunReport
+from digest.send import Job, SendStats
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")]
+
+
+def _shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        k, n = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not K/N, e.g. 1/4", param_hint="--shard") from None
+    if not 1 <= k <= n:
+        raise typer.BadParameter(f"{value!r}: K must be between 1 and N", param_hint="--shard")
+    return k, n
+
+
+def _stats_table(stats: SendStats, seconds: float) -> Table:
+    table = Table(title="send", title_justify="left")
+    for column in ("sent", "skipped", "retried", "deferred", "failed", "time", "emails/s"):
+        table.add_column(column, justify="right")
+    rate = stats.sent / seconds if seconds else 0.0
+    table.add_row(
+        str(stats.sent), str(stats.skipped), str(stats.retried), str(stats.deferred),
+        str(stats.failed), f"{seconds:.1f}s", f"{rate:.1f}",
+    )  # fmt: skip
+    return table
+
+
+def _finish(report: RunReport, quiet: bool, interactive: bool) -> None:
+    """Cron gets one line (or nothing with --quiet); people get tables. Failures go to
+    stderr and make the exit status non-zero."""
+    stats = report.send
+    problems = list(report.source_errors) + stats.failures[:20]
+    if interactive and not quiet:
+        out.print(_stats_table(stats, report.seconds))
+    if not quiet:
+        out.print(escape(report.summary()), highlight=False, soft_wrap=True)
+    for problem in problems:
+        error_line(problem)
+    stalled = stats.sent == 0 and stats.deferred > 0
+    all_sources_failed = bool(report.collected) and all(r.error for r in report.collected)
+    if stalled or all_sources_failed:
+        error_line(
+            "nothing could be sent: check the SMTP server (digest doctor)"
+            if stalled
+            else "every source failed: check the network and the source URLs"
+        )
+        raise typer.Exit(1)
+
+
+def _progress(interactive: bool) -> tuple[Progress, int]:
+    bar = Progress(
+        TextColumn("sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not interactive,
+    )
+    task = bar.add_task("send", total=None, last="")
+    return bar, task
+
+
+@app.command("run")
+@fails_cleanly
+def run_command(
+    edition: Annotated[
+        str | None, typer.Option(help="Run as of this date (YYYY-MM-DD, for catching up).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show who would get what; change nothing.")
+    ] = False,
+    no_collect: Annotated[bool, typer.Option("--no-collect", help="Skip collecting.")] = False,
+    quiet: QuietOpt = False,
+    config: ConfigOption = None,
+) -> None:
+    """The daily job for cron: collect, match, render, send. Safe to run hourly and twice."""
+    now = datetime.now(UTC)
+    if edition:
+        try:
+            now = datetime.fromisoformat(edition).replace(tzinfo=UTC, hour=23, minute=59)
+        except ValueError:
+            raise typer.BadParameter(f"{edition!r} is not a date", param_hint="--edition") from None
+    cfg, store = open_store(config)
+    interactive = err.is_terminal and not quiet
+    with store, RunLock(store.path):
+        pipeline = Pipeline(cfg, store, open_topics(cfg), now, clock=lambda: datetime.now(UTC))
+        bar, task = _progress(interactive and not dry_run)
+
+        def done(job: Job, status: str) -> None:
+            bar.update(task, advance=1, last=f"{status} {job.email}")
+
+        with bar:
+            report = asyncio.run(
+                pipeline.run(collect=not no_collect, dry_run=dry_run, on_done=done)
+            )
+    if dry_run:
+        for email, key, titles in report.plan.preview:
+            sys.stdout.write(f"{email}\t{key}\t{len(titles)} papers\t{' | '.join(titles)}\n")
+        out.print(
+            f"dry run: {len(report.plan.preview)} due, {report.plan.no_matches} without "
+            f"matches, {report.plan.not_due} not due yet, {report.plan.already} already "
+            "planned; nothing was collected, recorded or sent.",
+            highlight=False,
+        )
+        return
+    _finish(report, quiet, interactive)
+
+
+@app.command("send")
+@fails_cleanly
+def send_command(
+    shard: Annotated[
+        str | None, typer.Option(help="Only subscribers with id %% N == K-1, e.g. 1/4.")
+    ] = None,
+    quiet: QuietOpt = False,
+    config: ConfigOption = None,
+) -> None:
+    """Send what is planned and pending (retries included); plans nothing new."""
+    parts = _shard(shard)
+    cfg, store = open_store(config)
+    interactive = err.is_terminal and not quiet
+    now = datetime.now(UTC)
+    lock_path = store.path + (f".shard{parts[0]}of{parts[1]}" if parts else "")
+    with store, RunLock(lock_path):
+        pipeline = Pipeline(cfg, store, open_topics(cfg), now, clock=lambda: datetime.now(UTC))
+        report = RunReport(edition=now.date().isoformat())
+        report.recovered = store.recover_interrupted(now.isoformat()) if not parts else 0
+        bar, task = _progress(interactive)
+
+        def done(job: Job, status: str) -> None:
+            bar.update(task, advance=1, last=f"{status} {job.email}")
+
+        started = datetime.now(UTC)
+        with bar:
+            report.send = asyncio.run(pipeline.send(parts, done))
+        report.seconds = (datetime.now(UTC) - started).total_seconds()
+    _finish(report, quiet, interactive)

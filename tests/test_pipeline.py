@@ -1,0 +1,285 @@
+"""The daily job end to end: real recordings, a real SQLite file, a real SMTP server, the real
+CLI in a subprocess killed with SIGKILL at random moments."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from digest.cli import app
+from digest.config import load_config, load_topics
+from digest.errors import DigestError
+from digest.models import Subscriber
+from digest.pipeline import Pipeline, RunLock, due_edition
+from digest.store import Store
+from tests.conftest import ARXIV_RSS, DATA, HF_JUNE
+from tests.smtp_server import Recorder, start
+
+ROOT = Path(__file__).parent.parent
+NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)  # a Friday
+SECRET = "test-secret-0123456789"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Recorder, int]]:
+    recorder = Recorder()
+    controller = start(recorder)
+    try:
+        yield recorder, controller.port
+    finally:
+        controller.stop()
+
+
+def write_config(tmp_path: Path, smtp_port: int | None = None, **mail: str) -> Path:
+    smtp = ""
+    if smtp_port:
+        smtp = (
+            f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
+            "concurrency = 4\nrate_per_second = 0\ntimeout = 5\nbackoff = 0.01\n"
+        )
+    extra = "".join(f'{k} = "{v}"\n' for k, v in mail.items())
+    path = tmp_path / "digest.toml"
+    path.write_text(
+        f"""
+[database]
+path = "{tmp_path / "digest.db"}"
+[[sources]]
+name = "hf"
+kind = "hf"
+url = "{DATA / HF_JUNE}"
+[[sources]]
+name = "arxiv"
+kind = "arxiv"
+url = "{DATA / ARXIV_RSS}"
+[mail]
+from = "Paper Digest <digest@example.org>"
+postal_address = "1 Example Street, Paris"
+unsubscribe_mailto = "unsubscribe@example.org"
+{extra}
+[outbox]
+path = "{tmp_path / "outbox"}"
+[web]
+base_url = "https://digest.example.org"
+{smtp}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def add_people(db: Path, people: list[Subscriber]) -> None:
+    with Store(db) as store:
+        store.add_subscribers_bulk(people, NOW.isoformat(), "test")
+
+
+def run_pipeline(config_path: Path, now: datetime = NOW, **kw: object) -> object:
+    config = load_config(config_path, env={"DIGEST_SECRET": SECRET})
+    with Store(config.database.path) as store:
+        pipeline = Pipeline(config, store, load_topics(config.topics_path), now)
+        return asyncio.run(pipeline.run(**kw))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("tz", "hour", "cadence", "weekday", "expected"),
+    [
+        ("UTC", 9, "daily", "mon", "2026-06-12"),
+        ("UTC", 10, "daily", "mon", None),  # its hour has not come
+        ("Asia/Tokyo", 8, "daily", "mon", "2026-06-12"),  # 18:00 there
+        ("America/Los_Angeles", 8, "daily", "mon", None),  # 02:00 there
+        ("Pacific/Kiritimati", 8, "daily", "mon", "2026-06-12"),  # 23:00 there, same date
+        ("UTC", 8, "weekly", "fri", "2026-W24"),
+        ("UTC", 8, "weekly", "mon", None),
+    ],
+)
+def test_a_subscriber_is_due_by_their_own_clock(
+    tz: str, hour: int, cadence: str, weekday: str, expected: str | None
+) -> None:
+    sub = Subscriber("a@example.org", tz=tz, hour=hour, cadence=cadence, weekday=weekday)
+    assert due_edition(sub, NOW) == expected
+
+
+def test_run_sends_once_to_who_is_due_and_a_second_run_sends_nothing(
+    tmp_path: Path, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, port = smtp
+    config = write_config(tmp_path, port)
+    add_people(
+        tmp_path / "digest.db",
+        [
+            Subscriber("ada@example.org", status="active", topics=["llm-agents"], hour=8),
+            Subscriber("late@example.org", status="active", queries=["agent"], hour=20),
+            Subscriber("weekly@example.org", status="active", queries=["agent"],
+                       cadence="weekly", weekday="mon", hour=0),
+            Subscriber("pending@example.org", status="pending", queries=["agent"], hour=0),
+            Subscriber("nothing@example.org", status="active", queries=["zzzunmatched"], hour=0),
+        ],
+    )  # fmt: skip
+    first = run_pipeline(config)
+    assert [r.recipients for r in recorder.received] == [["ada@example.org"]]
+    assert (first.send.sent, first.plan.not_due, first.plan.no_matches) == (1, 2, 1)
+    msg = email.message_from_bytes(recorder.received[0].data, policy=email.policy.default)
+    assert "EvoArena" in msg.get_body(("plain",)).get_content()
+    assert msg["List-Unsubscribe"].startswith("<https://digest.example.org/u/")
+    second = run_pipeline(config, now=NOW.replace(hour=10))
+    assert second.send.sent == 0 and second.plan.already == 2
+    assert len(recorder.received) == 1
+    with Store(tmp_path / "digest.db") as store:
+        row = store.delivery(1, "2026-06-12")
+        assert row["status"] == "sent" and "2606.13681" in row["papers"]
+        assert store.delivery(5, "2026-06-12")["status"] == "skipped"
+
+
+def test_dry_run_changes_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber("ada@example.org", status="active", topics=["llm-agents"], hour=0)],
+    )
+    with Store(tmp_path / "digest.db") as store:
+        store.upsert_papers("hf", [], NOW.isoformat())
+    report = run_pipeline(config, dry_run=True)
+    assert report.send.sent == 0
+    with Store(tmp_path / "digest.db") as store:
+        assert store.count_papers() == 0
+        assert store.delivery_counts() == {}
+        assert store.get_edition("2026-06-12") is None
+
+
+def test_the_note_policy_explains_an_empty_day(tmp_path: Path) -> None:
+    config = write_config(tmp_path, no_matches="note")
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber("z@example.org", status="active", queries=["zzzunmatched"], hour=0)],
+    )
+    report = run_pipeline(config)
+    assert report.send.sent == 1
+    (eml,) = (tmp_path / "outbox" / "new").iterdir()
+    msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert msg["To"] == "z@example.org"
+
+
+def test_a_second_run_waits_for_the_lock(tmp_path: Path) -> None:
+    db = str(tmp_path / "digest.db")
+    with RunLock(db), pytest.raises(DigestError, match="another digest run holds"):
+        RunLock(db).__enter__()
+
+
+def test_cli_run_writes_the_outbox_and_prints_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber("ada@example.org", status="active", topics=["llm-agents"], hour=0)],
+    )
+    runner = CliRunner()
+    env = {"DIGEST_SECRET": SECRET}
+    result = runner.invoke(app, ["run", "--config", str(config)], env=env)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("digest run: edition ")
+    assert "1 sent" in lines[0]
+    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 1
+    quiet = runner.invoke(app, ["run", "--config", str(config), "--quiet"], env=env)
+    assert quiet.exit_code == 0 and quiet.stdout == ""
+    no_secret = runner.invoke(app, ["send", "--config", str(config)])
+    assert no_secret.exit_code == 0  # nothing pending: no link to sign
+
+
+def test_smtp_down_is_a_clear_failure(tmp_path: Path) -> None:
+    config = write_config(tmp_path, smtp_port=9)  # nothing listens on the discard port
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber("ada@example.org", status="active", topics=["llm-agents"], hour=0)],
+    )
+    text = config.read_text().replace("backoff = 0.01", "backoff = 0.0\nmax_attempts = 2")
+    config.write_text(text)
+    result = CliRunner().invoke(
+        app, ["run", "--config", str(config)], env={"DIGEST_SECRET": SECRET}
+    )
+    assert result.exit_code == 1
+    assert "nothing could be sent: check the SMTP server" in result.stderr
+    assert "ada@example.org: will retry later: connection problem" in result.stderr
+    with Store(tmp_path / "digest.db") as store:
+        assert store.delivery(1, datetime.now(UTC).date().isoformat())["status"] == "pending"
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env["DIGEST_SECRET"] = SECRET
+    return env
+
+
+def _digest(config: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest", "run", "--config", str(config), "--quiet", *args],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+
+
+def test_sigkill_at_random_moments_never_loses_or_doubles_mail(
+    tmp_path: Path, smtp: tuple[Recorder, int], record_property: object
+) -> None:
+    """500 subscribers; each trial kills a run at a random moment, then a clean run finishes.
+    Every subscriber ends with exactly one accepted message, except at most the deliveries
+    that were in flight at a kill (flagged possible duplicates), which are counted."""
+    recorder, port = smtp
+    rng = random.Random(os.environ.get("DIGEST_CRASH_SEED", "20261125"))
+    trials = 3
+    report = []
+    for trial in range(trials):
+        folder = tmp_path / f"trial{trial}"
+        folder.mkdir()
+        config = write_config(folder, port)
+        people = [
+            Subscriber(f"t{trial}p{n}@example.org", status="active", topics=["llm-agents"], hour=0)
+            for n in range(500)
+        ]
+        add_people(folder / "digest.db", people)
+        subprocess.run(
+            [sys.executable, "-m", "digest", "collect", "--config", str(config)],
+            check=True, capture_output=True, cwd=ROOT, env=_env(),
+        )  # fmt: skip
+        kills = 0
+        for _ in range(2):
+            run = _digest(config, "--no-collect")
+            time.sleep(rng.uniform(0.3, 2.5))
+            if run.poll() is None:
+                run.send_signal(signal.SIGKILL)
+                kills += 1
+            run.communicate()
+        final = _digest(config, "--no-collect")
+        _, stderr = final.communicate(timeout=120)
+        assert final.returncode == 0, stderr.decode()
+        counts = Counter(
+            r for m in recorder.received for r in m.recipients if r.startswith(f"t{trial}p")
+        )
+        with Store(folder / "digest.db") as store:
+            flagged = {
+                r["email"]
+                for r in store.db.query("select email from deliveries where possible_duplicate")
+            }
+            statuses = store.delivery_counts()
+        assert statuses == {"sent": 500}, statuses
+        assert set(counts) == {p.email for p in people}, "every subscriber got their email"
+        doubles = {address for address, n in counts.items() if n > 1}
+        assert all(counts[a] == 2 for a in doubles)
+        assert doubles <= flagged, f"unflagged duplicates: {doubles - flagged}"
+        report.append(f"trial {trial}: {kills} kills, {len(flagged)} in flight, {len(doubles)} dup")
+    record_property("crash_trials", "; ".join(report))
+    print("\n" + "\n".join(report))

@@ -1,0 +1,505 @@
+"""Rendering emails: real matches from the recordings, escaping, inlining once = inlining each."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import cssutils
+import lxml.html
+import pytest
+from typer.testing import CliRunner
+
+from digest.cli import app
+from digest.config import Config, load_config, load_topics, parse_config
+from digest.errors import RenderError
+from digest.match import Match, Matcher
+from digest.models import Paper, Subscriber
+from digest.render import (
+    RenderedEmail,
+    Renderer,
+    authors_line,
+    paper_links,
+    safe_url,
+    snippet,
+    subject_for,
+)
+from digest.sources import arxiv, hf
+from tests.conftest import ARXIV_API, ARXIV_RSS, DATA, HF_JUNE, recording
+
+NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
+DAY = NOW.date()
+EDITION = "2026-06-12"
+TOPICS = load_topics(load_config(env={}).topics_path)
+LINKS = {
+    "unsubscribe": "https://digest.example.org/u/TOKEN-u",
+    "manage": "https://digest.example.org/manage/TOKEN-m",
+}
+GOLDEN = Path(__file__).parent / "golden"
+REGEN = os.environ.get("DIGEST_REGEN_GOLDEN") == "1"  # read before the fixtures clear DIGEST_*
+PROJECT = Path(__file__).parent.parent
+
+
+def config(**mail: str) -> Config:
+    base = {"postal_address": "Paper Digest, 1 Example Street, 75001 Paris, France"}
+    return parse_config({"mail": {**base, **mail}}, None, {})
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer(config(no_matches="note"), TOPICS)
+
+
+@pytest.fixture(scope="module")
+def papers() -> list[Paper]:
+    return (
+        hf.parse(recording(HF_JUNE), "hf")
+        + arxiv.parse(recording(ARXIV_RSS), "arxiv")
+        + arxiv.parse(recording(ARXIV_API), "arxiv-api")
+    )
+
+
+SUBSCRIBERS = {
+    "one-topic": Subscriber("one@example.org", id=1, topics=["llm-agents"]),
+    "topics-and-queries": Subscriber(
+        "many@example.org",
+        id=2,
+        topics=["llm-agents", "reasoning"],
+        queries=['diffusion OR "world model"', "cat:cs.LG"],
+    ),
+    "authors-and-categories": Subscriber(
+        "who@example.org", id=3, queries=['author:"Peng Gao" OR cat:stat.ML OR upvotes>=100']
+    ),
+}
+
+
+def matches_for(papers: list[Paper], sub: Subscriber) -> list[Match]:
+    found = Matcher(papers, TOPICS, NOW).for_subscriber(sub)
+    assert found, "the fixture subscriber should match something"
+    return found
+
+
+def render(renderer: Renderer, papers: list[Paper], case: str, **kw: bool) -> RenderedEmail:
+    sub = SUBSCRIBERS[case]
+    return renderer.digest(sub, matches_for(papers, sub), EDITION, DAY, len(papers), LINKS, **kw)
+
+
+def tree(html: str) -> lxml.html.HtmlElement:
+    return lxml.html.document_fromstring(html)
+
+
+def hrefs(html: str) -> list[str]:
+    doc = tree(html)
+    return [str(v) for v in doc.xpath("//@href | //@src")]
+
+
+def all_emails(renderer: Renderer, papers: list[Paper]) -> dict[str, RenderedEmail]:
+    emails = {case: render(renderer, papers, case) for case in SUBSCRIBERS}
+    note = renderer.nothing_new(SUBSCRIBERS["one-topic"], EDITION, DAY, 0, "weekend", LINKS)
+    assert note is not None
+    emails["nothing-new"] = note
+    emails["confirm"] = renderer.confirm(
+        "new@example.org", "https://digest.example.org/c/TOKEN", ["robotics"], ["agent*"]
+    )
+    return emails
+
+
+def test_the_html_parses_and_every_paper_has_its_titled_link(
+    renderer: Renderer, papers: list[Paper]
+) -> None:
+    sub = SUBSCRIBERS["topics-and-queries"]
+    matches = matches_for(papers, sub)
+    email = renderer.digest(sub, matches, EDITION, DAY, len(papers), LINKS)
+    doc = tree(email.html)
+    titles = doc.find_class("title")
+    assert len(titles) == len(matches) == 10
+    by_href = {a.get("href"): a.text_content() for a in doc.find_class("title-link")}
+    for m in matches:
+        assert by_href[f"https://arxiv.org/abs/{m.paper.arxiv_id}"] == " ".join(
+            m.paper.title.split()
+        )
+    assert doc.find(".//title").text == email.subject
+    assert "10 papers matched out of 54 new" in doc.find_class("summary")[0].text
+    assert doc.find_class("address")[0].text.startswith("Paper Digest, 1 Example Street")
+
+
+def test_no_css_rule_is_left_only_in_a_style_block_except_media_queries(
+    renderer: Renderer, papers: list[Paper]
+) -> None:
+    for name, email in all_emails(renderer, papers).items():
+        doc = tree(email.html)
+        for style in doc.iter("style"):
+            for rule in cssutils.parseString(style.text or ""):
+                assert rule.type == rule.MEDIA_RULE, f"{name}: {rule.cssText} only in <style>"
+        assert doc.xpath("//*[@class='card-body' or @class='footer'][not(@style)]") == []
+
+
+def test_every_link_is_absolute_http_or_https(renderer: Renderer, papers: list[Paper]) -> None:
+    for name, email in all_emails(renderer, papers).items():
+        urls = hrefs(email.html)
+        assert urls, name
+        assert all(re.match(r"https?://[^/\s]+", u) for u in urls), name
+
+
+def test_the_text_part_holds_every_title_and_link_and_wraps_prose(
+    renderer: Renderer, papers: list[Paper]
+) -> None:
+    for name, email in all_emails(renderer, papers).items():
+        flat = " ".join(email.text.split())
+        for href in hrefs(email.html):
+            assert href in email.text, f"{name}: {href} missing from the text part"
+        for title in tree(email.html).find_class("title"):
+            assert " ".join(title.text_content().split()) in flat, name
+        for line in email.text.splitlines():
+            assert len(line) < 78 or "://" in line, f"{name}: {line!r} is too long"
+        assert "<" not in email.text, f"{name}: markup in the text part"
+        assert email.text.endswith("\n")
+
+
+@pytest.mark.parametrize("case", [*SUBSCRIBERS, "nothing-new", "confirm"])
+def test_inlining_each_template_once_equals_inlining_each_whole_email(
+    renderer: Renderer, papers: list[Paper], case: str
+) -> None:
+    if case == "nothing-new":
+        sub = SUBSCRIBERS["one-topic"]
+        ours = renderer.nothing_new(sub, EDITION, DAY, 12, "arxiv: HTTP 503", LINKS)
+        naive = renderer.nothing_new(sub, EDITION, DAY, 12, "arxiv: HTTP 503", LINKS, naive=True)
+        assert ours is not None and naive is not None
+    elif case == "confirm":
+        args = ("a@example.org", "https://digest.example.org/c/T", ["world-models"], ["x y"])
+        ours, naive = renderer.confirm(*args), renderer.confirm(*args, naive=True)
+    else:
+        ours, naive = render(renderer, papers, case), render(renderer, papers, case, naive=True)
+    assert ours.text == naive.text
+    assert ours.subject == naive.subject
+    assert elements(ours.html) == elements(naive.html)
+
+
+def elements(html: str) -> list[tuple[object, ...]]:
+    """Each element, comment and text run in document order, styles as declaration sets."""
+    out: list[tuple[object, ...]] = []
+    for el in tree(html).iter():
+        attrs = dict(el.attrib)
+        if "style" in attrs:
+            attrs["style"] = sorted(d.strip() for d in attrs["style"].split(";") if d.strip())
+        text = " ".join((el.text or "").split())
+        tail = " ".join((el.tail or "").split())
+        out.append((el.tag if isinstance(el.tag, str) else "#comment", attrs, text, tail))
+    return out
+
+
+def test_a_card_is_rendered_once_for_everyone_who_gets_it(papers: list[Paper]) -> None:
+    fresh = Renderer(config(), TOPICS)
+    people = [Subscriber(f"p{n}@example.org", id=n, topics=["llm-agents"]) for n in range(20)]
+    matcher = Matcher(papers, TOPICS, NOW)
+    emails = [fresh.digest(p, matcher.for_subscriber(p), EDITION, DAY, 54, LINKS) for p in people]
+    assert fresh.cards_rendered == len(matcher.for_subscriber(people[0]))
+    assert emails[0].html.replace("p0@", "p9@") == emails[9].html
+    other = Subscriber("q@example.org", id=99, topics=["llm-agents", "reasoning"])
+    fresh.digest(other, matcher.for_subscriber(other), EDITION, DAY, 54, LINKS)
+    assert fresh.cards_rendered > len(matcher.for_subscriber(people[0]))
+
+
+def test_a_paper_selected_twice_sits_under_its_first_reason_and_mentions_the_other(
+    renderer: Renderer,
+) -> None:
+    papers = [
+        Paper(id="2601.00001", title="Robot world model", arxiv_id="2601.00001"),
+        Paper(id="2601.00002", title="A robot arm", arxiv_id="2601.00002"),
+    ]
+    sub = Subscriber("a@example.org", id=1, topics=["robotics"], queries=['"world model"'])
+    matches = Matcher(papers, TOPICS, NOW).for_subscriber(sub)
+    email = renderer.digest(sub, matches, EDITION, DAY, 2, LINKS)
+    doc = tree(email.html)
+    assert [g.text_content() for g in doc.find_class("group-title")] == ["Robotics · 2 papers"]
+    why = doc.find_class("why")[0].text_content()
+    assert why == 'Why: Robotics: robot (title); also "world model": world model (title)'
+    assert "== Robotics (2 papers) ==" in email.text
+    single = Subscriber("b@example.org", id=2, topics=["robotics"])
+    alone = renderer.digest(single, matches[1:], EDITION, DAY, 2, LINKS)
+    assert tree(alone.html).find_class("group-title") == []
+
+
+HOSTILE = Paper(
+    id="x1",
+    title='<script>alert("t")</script> Diffusion <img src=x onerror="alert(1)"> & {{ 7*7 }}',
+    abstract='Diffusion <b onmouseover="alert(2)">bold</b> <a href="javascript:alert(3)">x</a>',
+    authors=["<img src=x onerror=alert(4)>", "Zoë \u202eevil\u202c"],
+    link="javascript:alert(5)",
+    pdf_url="data:text/html,<script>alert(6)</script>",
+    github_repo=" JavaScript:alert(7)",
+    github_stars=3,
+    project_page="https://example.com/p?a=1&b=<2>",
+    thumbnail="javascript:alert(8)",
+    ai_summary="</p><script>alert(9)</script>",
+    categories=["cs.LG<script>"],
+)
+
+
+def test_feed_text_is_escaped_and_only_http_links_survive(papers: list[Paper]) -> None:
+    renderer = Renderer(config(), TOPICS, thumbnails=True)
+    sub = Subscriber("a@example.org", id=1, queries=["diffusion"])
+    matches = Matcher([HOSTILE], TOPICS, NOW).for_subscriber(sub)
+    email = renderer.digest(sub, matches, EDITION, DAY, 1, LINKS)
+    doc = tree(email.html)
+    assert doc.xpath("//script | //img | //b | //a[not(@class)]") == []
+    assert [a for el in doc.iter() for a in el.attrib if a.lower().startswith("on")] == []
+    assert hrefs(email.html) == [
+        "https://example.com/p?a=1&b=<2>",
+        LINKS["manage"],
+        LINKS["unsubscribe"],
+    ]
+    assert 'href="https://example.com/p?a=1&amp;b=&lt;2&gt;"' in email.html
+    title = doc.find_class("title")[0].text_content()
+    assert (
+        title == '<script>alert("t")</script> Diffusion <img src=x onerror="alert(1)"> & {{ 7*7 }}'
+    )
+    assert "&lt;script&gt;" in email.html and "49" not in title
+    assert "\u202e" not in email.html and "\u202e" not in email.text
+    links = re.findall(r"^  (\w[\w ]*(?: \(.*\))?): +(\S+://\S*)$", email.text, re.M)
+    assert links == [("Project page", "https://example.com/p?a=1&b=<2>")]
+    assert HOSTILE.title in " ".join(email.text.split())  # plain text needs no escaping
+
+
+def test_a_huge_title_is_cut_and_long_words_do_not_break_the_layout(
+    renderer: Renderer,
+) -> None:
+    paper = Paper(id="2601.00001", arxiv_id="2601.00001", title="diffusion " * 1000)
+    sub = Subscriber("a@example.org", id=1, queries=["diffusion"])
+    matches = Matcher([paper], TOPICS, NOW).for_subscriber(sub)
+    email = renderer.digest(sub, matches, EDITION, DAY, 1, LINKS)
+    title = tree(email.html).find_class("title")[0].text_content()
+    assert len(title) <= 300 and title.endswith("…")
+    assert len(email.html) < 40_000 and len(email.subject) <= 100
+
+
+def test_non_latin_scripts_and_emoji_render_and_are_highlighted(renderer: Renderer) -> None:
+    paper = Paper(
+        id="2601.00009",
+        arxiv_id="2601.00009",
+        title="Диффузионные модели 🤖 для 世界モデル — نماذج",
+        abstract="Мы изучаем диффузионные модели. 😀 日本語のテキスト。",
+        authors=["Анна Иванова", "李明", "محمد"],
+    )
+    sub = Subscriber("a@example.org", id=1, queries=["диффузионные"])
+    matches = Matcher([paper], TOPICS, NOW).for_subscriber(sub)
+    email = renderer.digest(sub, matches, EDITION, DAY, 1, LINKS)
+    doc = tree(email.html)
+    assert [h.text for h in doc.find_class("hit")] == ["Диффузионные", "диффузионные"]
+    assert "🤖" in email.html and "世界モデル" in email.text and "محمد" in email.text
+    assert 'charset="utf-8"' in email.html
+
+
+@pytest.mark.parametrize(
+    ("count", "names", "edition", "expected"),
+    [
+        (7, ["diffusion", "world models"], "2026-11-24",
+         "7 new papers: diffusion, world models - Tue 24 Nov"),
+        (1, ["LLM agents"], "2026-11-24", "1 new paper: LLM agents - Tue 24 Nov"),
+        (12, ["Reasoning in language models", "Efficient inference", "LLM agents",
+              "Autonomous driving"], "2026-11-24",
+         "12 new papers: Reasoning in language models, Efficient inference and 2 more - Tue 24 Nov"),
+        (3, [], "2026-W48", "3 new papers - week 48"),
+        (2, ["a\r\nBcc: x@example.org", "b\u2028c"], "2026-11-24",
+         "2 new papers: a Bcc: x@example.org, b c - Tue 24 Nov"),
+    ],
+)  # fmt: skip
+def test_subject_lines(count: int, names: list[str], edition: str, expected: str) -> None:
+    assert subject_for(count, names, edition, date(2026, 11, 24)) == expected
+
+
+def test_a_subject_is_one_short_line_whatever_the_queries() -> None:
+    names = ["x" * 500, "title:agent* -survey\n\n" * 20] * 5
+    subject = subject_for(10, names, "2026-11-24", date(2026, 11, 24))
+    assert len(subject) <= 100 and not re.search(r"[\r\n\x00-\x1f\u2028\u2029]", subject)
+
+
+def test_nothing_new_follows_the_no_matches_policy() -> None:
+    sub = SUBSCRIBERS["one-topic"]
+    skip = Renderer(config(), TOPICS)
+    assert skip.nothing_new(sub, EDITION, DAY, 30, "weekend", LINKS) is None
+    note = Renderer(config(no_matches="note"), TOPICS)
+    weekend = note.nothing_new(sub, "2026-06-13", date(2026, 6, 13), 0, "weekend", LINKS)
+    assert weekend is not None
+    assert weekend.subject == "Nothing new for you today - Sat 13 Jun"
+    assert "arXiv announces no new papers on weekends." in weekend.text
+    assert "No new papers arrived today." in weekend.text
+    failed = note.nothing_new(sub, EDITION, DAY, 30, "the arXiv feed did not answer", LINKS)
+    assert failed is not None
+    assert "None of the 30 new papers matched" in failed.text
+    assert "Why: the arXiv feed did not answer." in " ".join(failed.text.split())
+    unknown = note.nothing_new(sub, "2026-W24", DAY, 30, None, LINKS)
+    assert unknown is not None and "Why" not in unknown.text
+    assert unknown.subject == "Nothing new for you this week - week 24"
+    assert LINKS["unsubscribe"] in unknown.html and LINKS["unsubscribe"] in unknown.text
+
+
+def test_the_confirm_email_asks_once_and_explains(renderer: Renderer) -> None:
+    url = "https://digest.example.org/c/abc.DEF-123"
+    email = renderer.confirm("new@example.org", url, ["robotics", "unknown-topic"], ["agent*"])
+    assert email.subject == "Confirm your subscription to Paper Digest"
+    assert [a.get("href") for a in tree(email.html).iter("a")] == [url, url]
+    for text in ("Robotics", "unknown-topic", "agent*", "48 hours", url):
+        assert text in email.html and text in email.text
+    with pytest.raises(RenderError, match="confirm_url"):
+        renderer.confirm("new@example.org", "javascript:alert(1)")
+
+
+def test_an_email_without_valid_unsubscribe_and_manage_links_is_refused(
+    renderer: Renderer, papers: list[Paper]
+) -> None:
+    sub = SUBSCRIBERS["one-topic"]
+    matches = matches_for(papers, sub)
+    with pytest.raises(RenderError, match="unsubscribe"):
+        renderer.digest(sub, matches, EDITION, DAY, 1, {"manage": LINKS["manage"]})
+    with pytest.raises(RenderError, match="manage"):
+        renderer.digest(sub, matches, EDITION, DAY, 1, {**LINKS, "manage": "/manage/x"})
+    with pytest.raises(RenderError, match="nothing_new"):
+        renderer.digest(sub, [], EDITION, DAY, 1, LINKS)
+
+
+@pytest.mark.parametrize(
+    ("authors", "expected"),
+    [
+        ([], ""),
+        (["A"], "A"),
+        (["A", "B"], "A and B"),
+        (["A", "B", "C", "D"], "A, B, C and D"),
+        ([f"P{n}" for n in range(15)], "P0, P1, P2 and 12 more"),
+        (["  Jean\n  Dupont ", ""], "Jean Dupont"),
+    ],
+)
+def test_authors_are_shortened(authors: list[str], expected: str) -> None:
+    assert authors_line(authors) == expected
+
+
+def test_links_of_a_paper() -> None:
+    paper = Paper(
+        id="2606.13681",
+        title="t",
+        arxiv_id="2606.13681",
+        pdf_url="https://arxiv.org/pdf/2606.13681v2",
+        github_repo="https://github.com/a/b",
+        github_stars=1234,
+        project_page="ftp://example.org/x",
+    )
+    url, links = paper_links(paper)
+    assert url == "https://arxiv.org/abs/2606.13681"
+    assert links == [
+        ("Abstract", "https://arxiv.org/abs/2606.13681"),
+        ("PDF", "https://arxiv.org/pdf/2606.13681v2"),
+        ("Hugging Face", "https://huggingface.co/papers/2606.13681"),
+        ("Code (★ 1.2k)", "https://github.com/a/b"),
+    ]
+    feed_only = Paper(id="h", title="t", link="https://tldr.takara.ai/p/x")
+    assert paper_links(feed_only) == (
+        "https://tldr.takara.ai/p/x",
+        [("Abstract", "https://tldr.takara.ai/p/x")],
+    )
+    assert paper_links(Paper(id="h", title="t", arxiv_id="../../evil")) == (None, [])
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://a.example/x?y=1", True),
+        ("HTTP://A.EXAMPLE", True),
+        ("javascript:alert(1)", False),
+        ("jav\tascript:alert(1)", False),
+        ("data:text/html,x", False),
+        ("//evil.example/x", False),
+        ("/relative", False),
+        ("https://", False),
+        ("https://a.example/x y", False),
+        ("mailto:a@example.org", False),
+    ],
+)
+def test_only_whole_http_links_survive(url: str, kept: bool) -> None:
+    assert (safe_url(url) is not None) is kept
+
+
+def test_the_snippet_starts_at_the_sentence_of_the_first_hit() -> None:
+    text = (
+        "Filler sentence number one goes here. " * 20 + "Here diffusion appears. " + "Tail. " * 100
+    )
+    start = text.index("diffusion")
+    body, spans = snippet(text, [(start, start + 9)])
+    assert body.startswith("…Here diffusion appears.") and body.endswith("…")
+    assert [body[a:b] for a, b in spans] == ["diffusion"]
+    assert len(body) <= 422
+
+
+def test_templates_can_be_overridden_and_mistakes_are_named(tmp_path: Path) -> None:
+    shutil.copytree(PROJECT / "templates", tmp_path / "templates")
+    digest_html = tmp_path / "templates" / "email" / "digest.html.j2"
+    source = digest_html.read_text(encoding="utf-8")
+    digest_html.write_text(source.replace("Manage preferences", "Your settings"), "utf-8")
+    custom = parse_config({"templates_dir": "templates"}, tmp_path / "digest.toml", {})
+    sub = SUBSCRIBERS["one-topic"]
+    papers = [Paper(id="2601.00001", title="LLM agent", arxiv_id="2601.00001")]
+    matches = Matcher(papers, TOPICS, NOW).for_subscriber(sub)
+    assert "Your settings" in Renderer(custom).digest(sub, matches, EDITION, DAY, 1, LINKS).html
+
+    digest_html.write_text(source.replace('class="card"', 'class="{{ card.kind }}"'), "utf-8")
+    with pytest.raises(RenderError, match="has no attribute 'kind'"):
+        Renderer(custom).digest(sub, matches, EDITION, DAY, 1, LINKS)
+    digest_html.write_text(source.replace("<td class=", "<td {% if x %}a{% endif %} class=", 1))
+    with pytest.raises(RenderError, match="inside an HTML tag"):
+        Renderer(custom)
+    digest_html.write_text(source.replace("<title>{{ subject }}", "<title>{% if 1 %}x{% endif %}"))
+    with pytest.raises(RenderError, match="moved or lost"):
+        Renderer(custom)
+    missing = parse_config({"templates_dir": "nowhere"}, tmp_path / "digest.toml", {})
+    with pytest.raises(RenderError, match="nowhere/email"):
+        Renderer(missing)
+
+
+@pytest.mark.parametrize("part", ["html", "txt"])
+def test_golden_digest(renderer: Renderer, papers: list[Paper], part: str) -> None:
+    """A fixed digest, byte for byte: regenerate on purpose with DIGEST_REGEN_GOLDEN=1 and
+    review the diff."""
+    email = render(renderer, papers, "topics-and-queries")
+    got = email.html if part == "html" else email.text
+    golden = GOLDEN / f"digest-topics-and-queries.{part}"
+    if REGEN:
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(got, encoding="utf-8")
+    assert got == golden.read_text(encoding="utf-8")
+
+
+def test_preview_writes_the_subscribers_email_and_needs_the_secret(tmp_path: Path) -> None:
+    runner = CliRunner()
+    conf = tmp_path / "c.toml"
+    conf.write_text(
+        f'[[sources]]\nname = "hf"\nkind = "hf"\nurl = "{DATA / HF_JUNE}"\n'
+        '[mail]\nno_matches = "note"\n',
+        encoding="utf-8",
+    )
+    assert runner.invoke(app, ["collect", "-c", str(conf)]).exit_code == 0
+    for email, topic in (("a/b@example.org", "llm-agents"), ("c@example.org", "egocentric-vision")):
+        added = runner.invoke(app, ["subscribers", "add", email, "-t", topic, "--active"])
+        assert added.exit_code == 0, added.output
+    args = ["preview", "-c", str(conf), "--subscriber", "a/b@example.org", "--out", "out"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 1
+    assert refused.stderr.count("\n") == 1 and "DIGEST_SECRET is not set" in refused.stderr
+    assert not (tmp_path / "out").exists()
+
+    env = {"DIGEST_SECRET": "s" * 32}
+    done = runner.invoke(app, args, env=env)
+    assert done.exit_code == 0, done.output
+    stem = f"{datetime.now(UTC).date().isoformat()}-a_b@example.org"
+    html = (tmp_path / "out" / f"{stem}.html").read_text(encoding="utf-8")
+    text = (tmp_path / "out" / f"{stem}.txt").read_text(encoding="utf-8")
+    assert "EvoArena" in html and "EvoArena" in text
+    assert re.search(r'href="http://127\.0\.0\.1:8000/u/[\w.-]+"', html)
+
+    args[4] = "c@example.org"
+    nothing = runner.invoke(app, args, env=env)
+    assert nothing.exit_code == 0 and "wrote" in nothing.stdout
+    assert (
+        "None of the 30 new papers matched" in next((tmp_path / "out").glob("*c@*.txt")).read_text()
+    )
