@@ -88,6 +88,11 @@ class WebConfig:
     base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
+    trust_forwarded: bool = False  # honour X-Forwarded-For/-Proto only behind your own proxy
+    confirm_hours: int = 48  # how long a confirmation link works
+    purge_pending_days: int = 7  # unconfirmed signups are removed after this
+    signups_per_ip_per_hour: int = 20
+    confirmations_per_address_per_day: int = 5
 
 
 @dataclass(frozen=True)

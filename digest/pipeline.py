@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,6 +49,7 @@ class RunReport:
     send: SendStats = field(default_factory=SendStats)
     recovered: int = 0
     resumed: list[str] = field(default_factory=list)
+    purged: int = 0
     seconds: float = 0.0
 
     @property
@@ -367,6 +368,8 @@ class Pipeline:
         if not dry_run:
             report.recovered = self.store.recover_interrupted(self.clock().isoformat())
             report.resumed = self.store.resume_expired_pauses(self.clock().isoformat())
+            cutoff = self.now - timedelta(days=self.config.web.purge_pending_days)
+            report.purged = self.store.purge_pending(cutoff.isoformat(), self.now.isoformat())
             if collect:
                 self.collected = await collect_async(self.config, self.store, self.now)
                 report.collected = self.collected

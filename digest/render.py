@@ -7,6 +7,7 @@ dropped; nothing here builds HTML out of feed text.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import textwrap
@@ -33,7 +34,8 @@ from digest.config import Config
 from digest.errors import RenderError
 from digest.match import Match, Reason
 from digest.models import Paper, Subscriber, Topic
-from digest.query import highlight_spans
+from digest.query import Term, highlight_spans
+from digest.query_index import display
 from digest.tokens import CONFIRM_MAX_AGE
 
 MAX_TITLE = 300
@@ -165,6 +167,20 @@ def snippet(text: str, spans: Sequence[tuple[int, int]]) -> tuple[str, list[tupl
     return body, kept
 
 
+def abstract_snippet(text: str, terms: Sequence[Term]) -> tuple[str, list[tuple[int, int]]]:
+    """The snippet and its highlights; the head alone is searched first, since a hit there
+    decides the snippet and tokenizing a whole abstract costs most of a card."""
+    if not terms:
+        return snippet(text, [])
+    if len(text) > MAX_SNIPPET + 60:
+        space = text.rfind(" ", 0, MAX_SNIPPET)
+        head = text[: space if space > MAX_SNIPPET // 2 else MAX_SNIPPET]
+        spans = highlight_spans(head, terms, "abstract")
+        if spans and spans[0][1] <= MAX_SNIPPET - 60:
+            return snippet(text, spans)
+    return snippet(text, highlight_spans(text, terms, "abstract"))
+
+
 def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
@@ -259,11 +275,25 @@ def paper_links(paper: Paper) -> tuple[str | None, list[tuple[str, str]]]:
     return abstract or pdf, kept
 
 
-def build_card(match: Match, thumbnails: bool = False) -> Card:
-    paper, terms = match.paper, match.terms
+@dataclass(frozen=True, slots=True)
+class PaperView:
+    """What a card shows of the paper itself, whoever it is for: worked out once per paper."""
+
+    url: str | None
+    title: str
+    authors: str
+    meta: list[str]
+    abstract: str
+    ai_summary: str
+    links: list[tuple[str, str]]
+    thumbnail: str | None
+    text_title: str
+    text_authors: str
+    text_summary: str
+
+
+def view_paper(paper: Paper, thumbnails: bool = False) -> PaperView:
     title = shorten(clean(paper.title), MAX_TITLE) or "(untitled)"
-    abstract = clean(paper.abstract)
-    body, spans = snippet(abstract, highlight_spans(abstract, terms, "abstract"))
     summary = shorten(clean(paper.ai_summary), MAX_SUMMARY)
     url, links = paper_links(paper)
     meta = []
@@ -272,29 +302,59 @@ def build_card(match: Match, thumbnails: bool = False) -> Card:
     if paper.num_comments:
         meta.append(_count(paper.num_comments, "comment"))
     meta += [clean(c) for c in paper.categories[:6] if clean(c)]
-    why = why_lines(match.reasons)
     authors = authors_line(paper.authors)
-    thumb = safe_url(paper.thumbnail) if thumbnails else None
+    return PaperView(
+        url=url,
+        title=title,
+        authors=authors,
+        meta=meta,
+        abstract=clean(paper.abstract),
+        ai_summary=summary,
+        links=links,
+        thumbnail=safe_url(paper.thumbnail) if thumbnails else None,
+        text_title=_TITLE.fill(title),
+        text_authors=_TEXT.fill(authors),
+        text_summary=_TEXT.fill(f"AI summary: {summary}") if summary else "",
+    )
+
+
+def _hitting(match: Match, field: str) -> list[Term]:
+    """The highlight terms that hit this field of this paper: the others cannot highlight,
+    and skipping them saves most of the highlighting work."""
+    shown = {h.term for r in match.reasons for h in r.hits if h.field == field}
+    return [t for t in match.terms if shown and _display(t) in shown]
+
+
+_display = functools.lru_cache(maxsize=4096)(display)
+
+
+def build_card(match: Match, thumbnails: bool = False, view: PaperView | None = None) -> Card:
+    """A paper's card for one set of reasons; `view` is the paper's part, if already known."""
+    view = view or view_paper(match.paper, thumbnails)
+    title_terms, abstract_terms = _hitting(match, "title"), _hitting(match, "abstract")
+    body, spans = abstract_snippet(view.abstract, abstract_terms)
+    title_spans = highlight_spans(view.title, title_terms, "title") if title_terms else []
+    why = why_lines(match.reasons)
     text_why = "; also ".join(
         label + (": " + ", ".join(f"{t} ({w})" if w else t for t, w in ts) if ts else "")
         for label, ts in why
     )
     return Card(
-        url=url,
-        title=segments(title, highlight_spans(title, terms, "title")),
-        title_text=title,
-        authors=authors,
-        meta=meta,
+        url=view.url,
+        title=segments(view.title, title_spans),
+        title_text=view.title,
+        authors=view.authors,
+        meta=view.meta,
         abstract=segments(body, spans),
-        ai_summary=summary,
+        ai_summary=view.ai_summary,
         why=why,
-        links=links,
-        thumbnail=thumb,
-        thumbnail_alt=f"Figure from {shorten(title, 80)}",
-        text_title=_TITLE.fill(title),
-        text_authors=_TEXT.fill(authors),
+        links=view.links,
+        thumbnail=view.thumbnail,
+        thumbnail_alt=f"Figure from {shorten(view.title, 80)}",
+        text_title=view.text_title,
+        text_authors=view.text_authors,
         text_abstract=_TEXT.fill(body),
-        text_summary=_TEXT.fill(f"AI summary: {summary}") if summary else "",
+        text_summary=view.text_summary,
         text_why=_TEXT.fill(f"Why: {text_why}"),
     )
 
@@ -413,9 +473,11 @@ def templates_dir(config: Config) -> Path:
 class Renderer:
     """Built once per run: templates read, CSS inlined, then only jinja per email.
 
-    Cards are cached by (Match.key, Match.terms): everyone whose queries picked a paper for
-    the same reasons gets the same card, rendered once. `naive=True` methods exist to check
-    (tests) and measure (bench) against inlining every whole email.
+    Cards are cached by (Match.key, Match.terms, paper.updated_at): everyone whose queries
+    picked a paper for the same reasons gets the same card, rendered once. A paper id (and
+    its updated_at) must stand for one paper's content while a Renderer lives: build one per
+    run. `naive=True` renders and inlines each whole email: the reference that tests compare
+    against and the bench measures.
     """
 
     def __init__(
@@ -431,6 +493,7 @@ class Renderer:
         self.brand = clean(parseaddr(config.mail.from_)[0]) or "Paper Digest"
         self.cards_rendered = 0
         self._cards: dict[tuple[object, ...], _Rendered] = {}
+        self._papers: dict[tuple[str, str | None], PaperView] = {}
         folder = templates_dir(config)
         self.raw = _environment(FileSystemLoader(folder))
         processed: dict[str, str] = {}
@@ -464,10 +527,17 @@ class Renderer:
         return _restore(inline_css(protected), swaps, name)
 
     def _card(self, match: Match) -> _Rendered:
-        key = (match.key, match.terms)
+        paper = match.paper
+        key = (match.key, match.terms, paper.updated_at)
         found = self._cards.get(key)
         if found is None:
-            card = build_card(match, self.thumbnails)
+            view = self._papers.get((paper.id, paper.updated_at))
+            if view is None:
+                if len(self._papers) >= CARD_CACHE:
+                    del self._papers[next(iter(self._papers))]
+                view = view_paper(paper, self.thumbnails)
+                self._papers[(paper.id, paper.updated_at)] = view
+            card = build_card(match, self.thumbnails, view)
             try:
                 html = Markup(self._t["email/digest.card.html.j2"].render(card=card))
                 text = self._t["email/digest.card.txt.j2"].render(card=card)

@@ -196,6 +196,12 @@ def m003_deliveries(db: sqlite_utils.Database) -> None:
     db["deliveries"].create_index(["edition"])
 
 
+@migrations()
+def m004_suppressions(db: sqlite_utils.Database) -> None:
+    # Only a keyed hash of an address that asked to be erased: enough to not mail it again.
+    db["suppressions"].create({"email_hash": str, "at": str, "cause": str}, pk="email_hash")
+
+
 @dataclass(frozen=True)
 class UpsertCounts:
     new: int = 0
@@ -876,6 +882,42 @@ class Store:
             params.append(since)
         sql += " group by status"
         return {r[0]: r[1] for r in self.db.execute(sql, params).fetchall()}
+
+    # erasure and suppression ------------------------------------------------------
+
+    def erase_subscriber(self, sub_id: int, email_hash: str, now: str, cause: str) -> None:
+        """Delete my data: the subscriber, their deliveries, what was sent and their history
+        go; a suppression hash stays so the address is not mailed again unless it subscribes
+        anew."""
+        with self.write():
+            for table in ("sent_papers", "deliveries", "subscriber_events"):
+                self.db.execute(f"delete from {table} where subscriber_id = ?", [sub_id])
+            self.db.execute("delete from subscribers where id = ?", [sub_id])
+            self.db.execute(
+                "insert or replace into suppressions (email_hash, at, cause) values (?, ?, ?)",
+                [email_hash, now, cause],
+            )
+
+    def is_suppressed(self, email_hash: str) -> bool:
+        sql = "select 1 from suppressions where email_hash = ?"
+        return self.db.execute(sql, [email_hash]).fetchone() is not None
+
+    def lift_suppression(self, email_hash: str) -> None:
+        with self.write():
+            self.db.execute("delete from suppressions where email_hash = ?", [email_hash])
+
+    def purge_pending(self, older_than: str, now: str) -> int:
+        """Unconfirmed signups older than the cut-off are removed (the removal is logged)."""
+        with self.write():
+            rows = self.db.execute(
+                "select id, email from subscribers where status = 'pending' and created_at < ?",
+                [older_than],
+            ).fetchall()
+            for sub_id, email in rows:
+                self.db.execute("delete from deliveries where subscriber_id = ?", [sub_id])
+                self.db.execute("delete from subscribers where id = ?", [sub_id])
+                self._event(sub_id, email, now, "removed", "never confirmed", {})
+        return len(rows)
 
 
 def _fields(sub: Subscriber) -> dict[str, Any]:

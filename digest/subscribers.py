@@ -8,6 +8,7 @@ store, which records it as an event: nothing changes silently.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -95,6 +96,11 @@ def validate(sub: Subscriber, topics: Mapping[str, Topic]) -> Subscriber:
     return replace(sub, weekday=weekday, queries=list(dict.fromkeys(queries)), topics=names)
 
 
+def suppression_hash(email: str) -> str:
+    """What remains of an erased address: enough to recognise it, not to read it back."""
+    return hashlib.sha256(f"digest-suppression:{email.strip().lower()}".encode()).hexdigest()
+
+
 def add(
     store: Store,
     topics: Mapping[str, Topic],
@@ -102,8 +108,14 @@ def add(
     now: str,
     cause: str = "added by operator",
 ) -> Subscriber:
-    """Validate and insert; `sub.status` says whether opt-in is still to come (pending)."""
+    """Validate and insert; `sub.status` says whether opt-in is still to come (pending).
+    An address whose owner erased their data is refused: only they can subscribe it again."""
     checked = validate(replace(sub, email=normalize_email(sub.email)), topics)
+    if store.is_suppressed(suppression_hash(checked.email)):
+        raise SubscriberError(
+            f"{checked.email} asked for its data to be erased; only its owner can subscribe "
+            "it again (through the subscribe page)"
+        )
     try:
         return store.add_subscriber(checked, now, cause)
     except StoreError as ex:
@@ -160,6 +172,43 @@ def set_status(
     if status == "active":
         changes["bounces"] = 0
     return store.update_subscriber(sub.id or 0, changes, now, status, cause)
+
+
+def signup(
+    store: Store, topics: Mapping[str, Topic], sub: Subscriber, now: str
+) -> tuple[Subscriber, bool]:
+    """A self-service signup: (the subscriber, whether to send a confirmation email).
+
+    New, pending, unsubscribed or bounced addresses (re)start double opt-in with the new
+    preferences; active or paused ones are left alone. The caller answers the same either
+    way, so the page never tells whether an address is subscribed."""
+    checked = validate(replace(sub, email=normalize_email(sub.email), status="pending"), topics)
+    existing = store.get_subscriber(checked.email)
+    if existing is None:
+        return store.add_subscriber(checked, now, "signed up on the web"), True
+    if existing.status in ("active", "paused"):
+        return existing, False
+    prefs = {k: getattr(checked, k) for k in EDITABLE}
+    updated = store.update_subscriber(
+        existing.id or 0, {**prefs, "status": "pending"}, now, "pending", "signed up again"
+    )
+    return updated, True
+
+
+def confirm(store: Store, sub_id: int, now: str) -> Subscriber:
+    """The confirmation link was opened: pending becomes active (opening it twice is fine)."""
+    sub = store.get_subscriber(sub_id)
+    if sub is None:
+        raise SubscriberError("this subscription no longer exists; please subscribe again")
+    if sub.status == "pending":
+        sub = store.update_subscriber(sub_id, {"status": "active"}, now, "active", "confirmed")
+        store.lift_suppression(suppression_hash(sub.email))
+    return sub
+
+
+def erase(store: Store, email: str, now: str, cause: str = "asked to erase their data") -> None:
+    sub = find(store, email)
+    store.erase_subscriber(sub.id or 0, suppression_hash(sub.email), now, cause)
 
 
 def remove(store: Store, email: str, now: str, cause: str = "removed by operator") -> None:

@@ -17,7 +17,7 @@ HOMES = {
     "starlette": {"web"},
     "uvicorn": {"web", "cli"},
     "aiosmtplib": {"send"},
-    "jinja2": {"render"},
+    "jinja2": {"render", "pages"},
     "premailer": {"render"},
     "sqlite_utils": {"store"},
     "sqlite3": {"store"},

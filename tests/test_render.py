@@ -267,7 +267,7 @@ def test_feed_text_is_escaped_and_only_http_links_survive(papers: list[Paper]) -
 def test_a_huge_title_is_cut_and_long_words_do_not_break_the_layout(
     renderer: Renderer,
 ) -> None:
-    paper = Paper(id="2601.00001", arxiv_id="2601.00001", title="diffusion " * 1000)
+    paper = Paper(id="2601.00005", arxiv_id="2601.00005", title="diffusion " * 1000)
     sub = Subscriber("a@example.org", id=1, queries=["diffusion"])
     matches = Matcher([paper], TOPICS, NOW).for_subscriber(sub)
     email = renderer.digest(sub, matches, EDITION, DAY, 1, LINKS)

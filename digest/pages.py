@@ -1,0 +1,37 @@
+"""The web app's HTML pages: jinja2 templates under templates/web/, autoescaped.
+
+Emails are render.py's; this module only turns a page name and plain values into HTML, so the
+web app stays thin and every page escapes user and feed text the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+
+from digest.config import Config
+from digest.errors import RenderError
+
+
+class Pages:
+    def __init__(self, config: Config, brand: str) -> None:
+        self.folder = Path(config.templates_dir)
+        self.env = Environment(
+            loader=FileSystemLoader(self.folder),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.common = {"brand": brand, "postal_address": config.mail.postal_address}
+
+    def render(self, name: str, **context: Any) -> str:
+        try:
+            return self.env.get_template(f"web/{name}.html.j2").render(**self.common, **context)
+        except TemplateError as ex:
+            raise RenderError(f"web/{name}: {ex}") from ex
+
+    def stylesheet(self) -> str:
+        return (self.folder / "web" / "web.css").read_text(encoding="utf-8")

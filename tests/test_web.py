@@ -1,0 +1,403 @@
+"""The web app through httpx against the ASGI app: every route, every kind of bad token,
+double opt-in, one-click unsubscribe, preferences, erasure, CSRF, headers, rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from digest import subscribers as subs
+from digest.config import load_config, load_topics, parse_config
+from digest.errors import SubscriberError
+from digest.models import Subscriber
+from digest.send import OutboxTransport
+from digest.store import Store
+from digest.tokens import Tokens
+from digest.web import create_app
+
+SECRET = "web-test-secret"
+BASE = "https://digest.example.org"
+TOPICS = load_topics(load_config(env={}).topics_path)
+
+
+def make_config(tmp_path: Path, **web: object):  # type: ignore[no-untyped-def]
+    return parse_config(
+        {
+            "database": {"path": str(tmp_path / "digest.db")},
+            "mail": {"from": "Paper Digest <digest@example.org>", "postal_address": "1 Rue"},
+            "outbox": {"path": str(tmp_path / "outbox")},
+            "web": {"base_url": BASE, **web},
+        },
+        tmp_path / "digest.toml",
+        {"DIGEST_SECRET": SECRET},
+    )
+
+
+class Site:
+    """The app, a client that keeps cookies, and the outbox its emails land in."""
+
+    def __init__(self, tmp_path: Path, **web: object) -> None:
+        self.config = make_config(tmp_path, **web)
+        self.outbox = tmp_path / "outbox"
+        self.app = create_app(self.config, TOPICS, OutboxTransport(self.outbox))
+        transport = httpx.ASGITransport(app=self.app, client=("203.0.113.9", 4000))
+        self.client = httpx.AsyncClient(transport=transport, base_url=BASE)
+        self.tokens = Tokens(SECRET)
+
+    def run(self, coro):  # type: ignore[no-untyped-def]
+        return asyncio.get_event_loop().run_until_complete(coro)
+
+    async def csrf(self) -> str:
+        await self.client.get("/")
+        return self.client.cookies["digest_csrf"]
+
+    async def subscribe(self, address: str, **fields: object) -> httpx.Response:
+        data: dict[str, object] = {"csrf": await self.csrf(), "email": address}
+        data.update({"cadence": "daily", "weekday": "mon", "hour": "8", "tz": "UTC"})
+        data.update({"max_papers": "10", "topic": ["llm-agents"], "queries": ""})
+        data.update(fields)
+        return await self.client.post("/subscribe", data=data)
+
+    def emails(self) -> list[email.message.EmailMessage]:
+        folder = self.outbox / "new"
+        if not folder.exists():
+            return []
+        return [
+            email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+            for p in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime)
+        ]
+
+    def store(self) -> Store:
+        return Store(self.config.database.path)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    made = Site(tmp_path)
+    yield made
+    loop.run_until_complete(made.client.aclose())
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+def link_in(msg: email.message.EmailMessage, path: str) -> str:
+    text = msg.get_body(("plain",)).get_content()
+    found = re.search(re.escape(BASE) + path + r"[A-Za-z0-9_.\-]+", text)
+    assert found, text
+    return found.group(0)[len(BASE) :]
+
+
+def add_active(site: Site, address: str = "ada@example.org") -> Subscriber:
+    with site.store() as store:
+        return subs.add(
+            store, TOPICS, Subscriber(address, status="active", topics=["robotics"]),
+            datetime.now(UTC).isoformat(),
+        )  # fmt: skip
+
+
+def test_double_opt_in_from_form_to_confirmation(site: Site) -> None:
+    page = site.run(site.client.get("/"))
+    assert page.status_code == 200 and 'name="csrf"' in page.text and "LLM agents" in page.text
+    done = site.run(site.subscribe("Ada@Example.org", queries='"world model"\ntitle:diffusion'))
+    assert done.status_code == 200 and "Check your inbox" in done.text
+    (confirmation,) = site.emails()
+    assert confirmation["To"] == "Ada@example.org"
+    with site.store() as store:
+        sub = store.get_subscriber("ada@example.org")
+        assert sub.status == "pending" and sub.queries == ['"world model"', "title:diffusion"]
+    confirmed = site.run(site.client.get(link_in(confirmation, "/c/")))
+    assert confirmed.status_code == 200 and "You are subscribed" in confirmed.text
+    assert "LLM agents" in confirmed.text and "/manage/" in confirmed.text
+    again = site.run(site.client.get(link_in(confirmation, "/c/")))
+    assert again.status_code == 200
+    with site.store() as store:
+        assert store.get_subscriber("ada@example.org").status == "active"
+
+
+def test_the_answer_never_tells_whether_an_address_is_subscribed(site: Site) -> None:
+    add_active(site)
+    known = site.run(site.subscribe("ada@example.org"))
+    unknown = site.run(site.subscribe("bob@example.org"))
+    assert known.status_code == unknown.status_code == 200
+    assert known.text.replace("ada@", "X@") == unknown.text.replace("bob@", "X@")
+    assert [m["To"] for m in site.emails()] == ["bob@example.org"]
+
+
+def test_a_query_error_is_shown_next_to_the_field_with_a_caret(site: Site) -> None:
+    bad = site.run(site.subscribe("ada@example.org", queries="diffusion AND (video"))
+    assert bad.status_code == 422
+    assert "diffusion AND (video\n              ^\nunclosed parenthesis" in bad.text.replace(
+        "&#39;", "'"
+    )
+    assert "hint: add &#39;)&#39; or remove &#39;(&#39;" in bad.text
+    assert site.emails() == []
+    invalid = site.run(site.subscribe("not an address"))
+    assert invalid.status_code == 422 and "does not look like an email address" in invalid.text
+
+
+def test_a_form_without_its_csrf_token_is_refused(site: Site) -> None:
+    response = site.run(
+        site.client.post("/subscribe", data={"email": "ada@example.org", "topic": "robotics"})
+    )
+    assert response.status_code == 403 and site.emails() == []
+
+
+def test_resubmitting_resends_but_only_up_to_the_limit(tmp_path: Path) -> None:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    site = Site(tmp_path, confirmations_per_address_per_day=2, signups_per_ip_per_hour=5)
+    for _ in range(4):
+        assert site.run(site.subscribe("ada@example.org")).status_code == 200
+    assert len(site.emails()) <= 2
+    for _ in range(3):
+        last = site.run(site.subscribe("ada@example.org"))
+    assert last.status_code == 429
+    loop.run_until_complete(site.client.aclose())
+    loop.close()
+
+
+def test_unsubscribe_get_never_unsubscribes_and_post_does(site: Site) -> None:
+    sub = add_active(site)
+    token = site.tokens.make("unsubscribe", sub.id, sub.email)
+    page = site.run(site.client.get(f"/u/{token}"))
+    assert page.status_code == 200 and 'method="post"' in page.text
+    assert page.headers["cache-control"] == "no-store"
+    with site.store() as store:
+        assert store.get_subscriber(sub.id).status == "active"
+    done = site.run(site.client.post(f"/u/{token}", data={}))
+    assert done.status_code == 200 and "Subscribe again" in done.text
+    with site.store() as store:
+        assert store.get_subscriber(sub.id).status == "unsubscribed"
+    back = site.run(site.client.post(f"/r/{token}"))
+    assert back.status_code == 200 and "Welcome back" in back.text
+    with site.store() as store:
+        assert store.get_subscriber(sub.id).status == "active"
+
+
+def test_one_click_post_unsubscribes_at_once_without_cookies(site: Site) -> None:
+    sub = add_active(site)
+    token = site.tokens.make("unsubscribe", sub.id, sub.email)
+    fresh = httpx.AsyncClient(transport=httpx.ASGITransport(app=site.app), base_url=BASE)
+    response = site.run(
+        fresh.post(
+            f"/u/{token}",
+            content=b"List-Unsubscribe=One-Click",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+    )
+    site.run(fresh.aclose())
+    assert response.status_code == 200 and "set-cookie" not in response.headers
+    with site.store() as store:
+        events = store.subscriber_events(sub.id)
+        assert store.get_subscriber(sub.id).status == "unsubscribed"
+        assert events[-1]["cause"] == "one-click unsubscribe"
+
+
+def _tokens(site: Site, sub: Subscriber, purpose: str) -> dict[str, str]:
+    good = site.tokens.make(purpose, sub.id, sub.email)
+    other = "manage" if purpose != "manage" else "unsubscribe"
+    return {
+        "forged": Tokens("another-secret").make(purpose, sub.id, sub.email),
+        "truncated": good[:-4],
+        "wrong-purpose": site.tokens.make(other, sub.id, sub.email),
+        "garbage": "%3Cscript%3E",
+        "other-address": site.tokens.make(purpose, sub.id, "eve@example.org"),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind", ["forged", "truncated", "wrong-purpose", "garbage", "other-address"]
+)
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/u/"), ("POST", "/u/"), ("GET", "/manage/"), ("GET", "/c/")]
+)
+def test_bad_tokens_get_a_clear_400_page_never_a_500(
+    site: Site, kind: str, method: str, path: str
+) -> None:
+    sub = add_active(site)
+    purpose = {"/u/": "unsubscribe", "/manage/": "manage", "/c/": "confirm"}[path]
+    token = _tokens(site, sub, purpose)[kind]
+    response = site.run(site.client.request(method, path + token))
+    assert response.status_code == 400
+    assert "This link does not work" in response.text
+    with site.store() as store:
+        assert store.get_subscriber(sub.id).status == "active"
+
+
+def test_an_expired_confirmation_link_gets_410(tmp_path: Path) -> None:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    site = Site(tmp_path, confirm_hours=0)
+    site.run(site.subscribe("ada@example.org"))
+    path = link_in(site.emails()[0], "/c/")
+    time.sleep(1.1)  # token timestamps have one-second resolution
+    response = site.run(site.client.get(path))
+    assert response.status_code == 410 and "expired" in response.text
+    loop.run_until_complete(site.client.aclose())
+    loop.close()
+
+
+def test_manage_edits_pauses_resumes_and_validates(site: Site) -> None:
+    sub = add_active(site)
+    path = f"/manage/{site.tokens.make('manage', sub.id, sub.email)}"
+    page = site.run(site.client.get(path))
+    assert page.status_code == 200 and "ada@example.org" in page.text
+    assert page.headers["cache-control"] == "no-store"
+    csrf = site.client.cookies["digest_csrf"]
+    form = {"csrf": csrf, "action": "save", "topic": ["robotics", "diffusion"], "hour": "6",
+            "cadence": "weekly", "weekday": "fri", "tz": "Europe/Paris", "max_papers": "5",
+            "queries": "author:hinton"}  # fmt: skip
+    saved = site.run(site.client.post(path, data=form))
+    assert saved.status_code == 200 and "Saved." in saved.text
+    with site.store() as store:
+        now = store.get_subscriber(sub.id)
+        assert (now.hour, now.cadence, now.weekday, now.tz, now.max_papers) == (
+            6, "weekly", "fri", "Europe/Paris", 5,
+        )  # fmt: skip
+        assert now.topics == ["robotics", "diffusion"] and now.queries == ["author:hinton"]
+    bad = site.run(site.client.post(path, data={**form, "tz": "Mars/Olympus"}))
+    assert bad.status_code == 422 and "unknown time zone" in bad.text
+    paused = site.run(site.client.post(path, data={"csrf": csrf, "action": "pause", "weeks": "3"}))
+    assert "Paused for 3 weeks." in paused.text
+    with site.store() as store:
+        assert store.get_subscriber(sub.id).status == "paused"
+    site.run(site.client.post(path, data={"csrf": csrf, "action": "resume"}))
+    with site.store() as store:
+        assert store.get_subscriber(sub.id).status == "active"
+    no_csrf = site.run(site.client.post(path, data={**form, "csrf": "wrong"}))
+    assert no_csrf.status_code == 403
+
+
+def test_delete_my_data_erases_and_suppresses(site: Site) -> None:
+    sub = add_active(site)
+    with site.store() as store:
+        store.mark_papers_sent(sub.id, ["2606.00001"], "2026-06-12", "2026-06-12T09:00:00")
+    path = f"/manage/{site.tokens.make('manage', sub.id, sub.email)}"
+    site.run(site.client.get(path))
+    csrf = site.client.cookies["digest_csrf"]
+    unsure = site.run(site.client.post(path, data={"csrf": csrf, "action": "delete"}))
+    assert unsure.status_code == 422
+    done = site.run(site.client.post(path, data={"csrf": csrf, "action": "delete", "sure": "yes"}))
+    assert done.status_code == 200 and "Your data is deleted" in done.text
+    with site.store() as store:
+        assert store.get_subscriber("ada@example.org") is None
+        assert store.subscriber_events(sub.id) == []
+        assert store.sent_counts(sub.id) == (0, 0)
+        with pytest.raises(SubscriberError, match="asked for its data to be erased"):
+            subs.add(store, TOPICS, Subscriber("ada@example.org", topics=["robotics"]), "now")
+    gone = site.run(site.client.get(path))
+    assert gone.status_code == 400
+    site.run(site.subscribe("ada@example.org"))  # subscribing anew is always possible
+    site.run(site.client.get(link_in(site.emails()[-1], "/c/")))
+    with site.store() as store:
+        assert store.get_subscriber("ada@example.org").status == "active"
+        assert not store.is_suppressed(subs.suppression_hash("ada@example.org"))
+
+
+def test_every_page_sends_security_headers_and_escapes(site: Site) -> None:
+    page = site.run(site.subscribe('"><script>alert(1)</script>@x'))
+    assert "<script>alert(1)" not in page.text
+    for path in ("/", "/static/web.css", "/healthz"):
+        response = site.run(site.client.get(path))
+        assert response.status_code == 200
+        csp = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_web_and_a_send_share_the_database_without_locking_errors(
+    tmp_path: Path,
+) -> None:
+    """A run sending 300 deliveries while the web app saves preferences 150 times."""
+    from digest.message import build_message
+    from digest.send import Job, Sender
+
+    config = make_config(tmp_path)
+    people = [Subscriber(f"p{n}@example.org", status="active", queries=["x"]) for n in range(300)]
+    with Store(config.database.path) as store:
+        store.add_subscribers_bulk(people, "2026-06-12T00:00:00", "test")
+        store.plan_deliveries(
+            [{"subscriber_id": n + 1, "email": p.email, "edition": "2026-06-12",
+              "status": "pending", "papers": ["2606.00001"], "message_id": f"<{n}@x>"}
+             for n, p in enumerate(people)],
+            "2026-06-12T00:00:00",
+        )  # fmt: skip
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            with Store(config.database.path) as store:
+                rows = store.due_deliveries("2026-06-13", limit=1000)
+                jobs = [
+                    Job(r["id"], r["subscriber_id"], r["email"], r["edition"], tuple(r["papers"]),
+                        build_message(sender="d@example.org", to=r["email"], subject="s",
+                                      text="t", html=None, message_id=r["message_id"],
+                                      date=datetime.now(UTC)))
+                    for r in rows
+                ]  # fmt: skip
+
+                async def go() -> None:
+                    async def stream():  # type: ignore[no-untyped-def]
+                        for job in jobs:
+                            yield job
+
+                    sender = Sender(store, OutboxTransport(tmp_path / "out"), config.smtp,
+                                    lambda: datetime.now(UTC))  # fmt: skip
+                    stats = await sender.run(stream(), 4)
+                    assert stats.sent == 300, stats
+
+                asyncio.run(go())
+        except BaseException as ex:
+            errors.append(ex)
+
+    def browse() -> None:
+        try:
+
+            async def go() -> None:
+                app = create_app(config, TOPICS, OutboxTransport(tmp_path / "outbox"))
+                async with httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url=BASE
+                ) as client:
+                    tokens = Tokens(SECRET)
+                    for n in range(150):
+                        sub_id = n % 300 + 1
+                        path = (
+                            f"/manage/{tokens.make('manage', sub_id, f'p{sub_id - 1}@example.org')}"
+                        )
+                        await client.get(path)
+                        form = {
+                            "csrf": client.cookies["digest_csrf"],
+                            "action": "save",
+                            "queries": f"q{n}",
+                            "hour": str(n % 24),
+                            "tz": "UTC",
+                            "max_papers": "10",
+                        }
+                        response = await client.post(path, data=form)
+                        assert response.status_code == 200, response.text
+
+            asyncio.run(go())
+        except BaseException as ex:
+            errors.append(ex)
+
+    threads = [threading.Thread(target=send), threading.Thread(target=browse)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    with Store(config.database.path) as store:
+        assert store.delivery_counts() == {"sent": 300}
