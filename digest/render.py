@@ -36,7 +36,6 @@ from digest.match import Match, Reason
 from digest.models import Paper, Subscriber, Topic
 from digest.query import Term, highlight_spans
 from digest.query_index import display
-from digest.tokens import CONFIRM_MAX_AGE
 
 MAX_TITLE = 300
 MAX_SNIPPET = 420
@@ -221,28 +220,6 @@ def subject_for(count: int, names: Sequence[str], edition_name: str, edition_dat
 # ---------------------------------------------------------------- cards
 
 
-@dataclass(slots=True)
-class Card:
-    """What a paper's card shows, worked out once per (paper, reasons, highlighted terms)."""
-
-    url: str | None
-    title: list[tuple[str, bool]]
-    title_text: str
-    authors: str
-    meta: list[str]
-    abstract: list[tuple[str, bool]]
-    ai_summary: str
-    why: list[tuple[str, list[tuple[str, str]]]]
-    links: list[tuple[str, str]]
-    thumbnail: str | None
-    thumbnail_alt: str
-    text_title: str
-    text_authors: str
-    text_abstract: str
-    text_summary: str
-    text_why: str
-
-
 def why_lines(reasons: Sequence[Reason]) -> list[tuple[str, list[tuple[str, str]]]]:
     """Per reason: its label and `(term, "title, abstract")` pairs, fields grouped by term."""
     out = []
@@ -287,6 +264,7 @@ class PaperView:
     ai_summary: str
     links: list[tuple[str, str]]
     thumbnail: str | None
+    thumbnail_alt: str
     text_title: str
     text_authors: str
     text_summary: str
@@ -312,17 +290,30 @@ def view_paper(paper: Paper, thumbnails: bool = False) -> PaperView:
         ai_summary=summary,
         links=links,
         thumbnail=safe_url(paper.thumbnail) if thumbnails else None,
+        thumbnail_alt=f"Figure: {shorten(title, 80)}",
         text_title=_TITLE.fill(title),
         text_authors=_TEXT.fill(authors),
         text_summary=_TEXT.fill(f"AI summary: {summary}") if summary else "",
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A paper's card for one set of reasons: the paper's part plus highlights and why."""
+
+    paper: PaperView
+    title: list[tuple[str, bool]]
+    abstract: list[tuple[str, bool]]
+    why: list[tuple[str, list[tuple[str, str]]]]
+    text_abstract: str
+    text_why: str
+
+
 def _hitting(match: Match, field: str) -> list[Term]:
     """The highlight terms that hit this field of this paper: the others cannot highlight,
     and skipping them saves most of the highlighting work."""
     shown = {h.term for r in match.reasons for h in r.hits if h.field == field}
-    return [t for t in match.terms if shown and _display(t) in shown]
+    return [t for t in match.terms if _display(t) in shown] if shown else []
 
 
 _display = functools.lru_cache(maxsize=4096)(display)
@@ -340,21 +331,11 @@ def build_card(match: Match, thumbnails: bool = False, view: PaperView | None = 
         for label, ts in why
     )
     return Card(
-        url=view.url,
+        paper=view,
         title=segments(view.title, title_spans),
-        title_text=view.title,
-        authors=view.authors,
-        meta=view.meta,
         abstract=segments(body, spans),
-        ai_summary=view.ai_summary,
         why=why,
-        links=view.links,
-        thumbnail=view.thumbnail,
-        thumbnail_alt=f"Figure from {shorten(view.title, 80)}",
-        text_title=view.text_title,
-        text_authors=view.text_authors,
         text_abstract=_TEXT.fill(body),
-        text_summary=view.text_summary,
         text_why=_TEXT.fill(f"Why: {text_why}"),
     )
 
@@ -364,6 +345,8 @@ class _Rendered:
     html: Markup
     text: str
     title: str
+    group: tuple[str, str]  # the first reason's (kind, name): the card goes under it
+    label: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,7 +410,7 @@ def _restore(html: str, swaps: list[tuple[str, str]], name: str) -> str:
 
 
 def _split_card(source: str, name: str) -> tuple[str, str]:
-    """The part between `{#- card -#}` and `{#- endcard -#}` becomes a template of its own
+    """The part between `{# card #}` and `{# endcard #}` becomes a template of its own
     (rendered once per distinct card); the main template prints the cached result."""
     found = list(_CARD.finditer(source))
     if len(found) != 1:
@@ -543,7 +526,8 @@ class Renderer:
                 text = self._t["email/digest.card.txt.j2"].render(card=card)
             except TemplateError as ex:
                 raise RenderError(f"email/digest card: {ex}") from ex
-            found = _Rendered(html, text, card.title_text)
+            first = match.reasons[0] if match.reasons else Reason("query", "", "", ())
+            found = _Rendered(html, text, card.paper.title, (first.kind, first.name), first.label)
             if len(self._cards) >= CARD_CACHE:
                 del self._cards[next(iter(self._cards))]
             self._cards[key] = found
@@ -555,14 +539,19 @@ class Renderer:
         topics = [self.topics[t].title if t in self.topics else t for t in sub.topics]
         return [shorten(clean(x), MAX_LABEL) for x in [*topics, *sub.queries]]
 
-    def _groups(self, sub: Subscriber, matches: Sequence[Match]) -> list[tuple[str, list[Match]]]:
-        """Each paper under its first reason, groups in the subscriber's order."""
+    def _grouped(
+        self, sub: Subscriber, matches: Sequence[Match]
+    ) -> list[tuple[str, list[tuple[Match, _Rendered]]]]:
+        """Each paper under its first reason (its cached card knows which), groups in the
+        subscriber's order: topics, then queries."""
+        groups: dict[tuple[str, str], tuple[str, list[tuple[Match, _Rendered]]]] = {}
+        for m in matches:
+            card = self._card(m)
+            groups.setdefault(card.group, (card.label, []))[1].append((m, card))
+        if len(groups) == 1:
+            return list(groups.values())
         order = {("topic", t): i for i, t in enumerate(sub.topics)}
         order.update({("query", q): len(order) + i for i, q in enumerate(sub.queries)})
-        groups: dict[tuple[str, str], tuple[str, list[Match]]] = {}
-        for m in matches:
-            first = m.reasons[0] if m.reasons else Reason("query", "", "", ())
-            groups.setdefault((first.kind, first.name), (first.label, []))[1].append(m)
         ranked = sorted(groups.items(), key=lambda kv: order.get(kv[0], len(order)))
         return [value for _, value in ranked]
 
@@ -601,20 +590,18 @@ class Renderer:
         (the reference the fast path must equal)."""
         if not matches:
             raise RenderError(f"{sub.email}: no matches to render (use nothing_new)")
-        grouped = self._groups(sub, matches)
+        grouped = self._grouped(sub, matches)
         labelled = len(sub.topics) + len(sub.queries) > 1
         html_groups, text_groups, titles = [], [], []
         for label, members in grouped:
             html_cards: list[Any]
             text_cards: list[Any]
             if naive:
-                cards = [build_card(m, self.thumbnails) for m in members]
+                cards = [build_card(m, self.thumbnails) for m, _ in members]
                 html_cards = text_cards = cards
-                titles += [c.title_text for c in cards]
             else:
-                rendered = [self._card(m) for m in members]
-                html_cards, text_cards = [r.html for r in rendered], [r.text for r in rendered]
-                titles += [r.title for r in rendered]
+                html_cards, text_cards = [r.html for _, r in members], [r.text for _, r in members]
+            titles += [r.title for _, r in members]
             name = shorten(clean(label), MAX_LABEL) if labelled else None
             html_groups.append(Group(name, _count(len(members), "paper"), html_cards))
             text_groups.append(Group(name, _count(len(members), "paper"), text_cards))
@@ -698,7 +685,7 @@ class Renderer:
             "email": email,
             "interests": [shorten(clean(x), MAX_LABEL) for x in [*titles, *queries]],
             "confirm_url": url,
-            "valid_hours": CONFIRM_MAX_AGE // 3600,
+            "valid_hours": self.config.web.confirm_hours,
             "postal_address": clean(self.config.mail.postal_address),
         }
         env = self.raw if naive else self.env

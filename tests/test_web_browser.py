@@ -1,0 +1,173 @@
+"""A person's whole journey in a real browser (Chromium via playwright) against uvicorn on
+127.0.0.1, with emails read from a real SMTP server: subscribe, confirm from the email, change
+a setting, unsubscribe through the digest's own link. The database is checked at each step and
+each page is kept as a screenshot under tests/artifacts/."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from digest.config import load_config, load_topics
+from digest.pipeline import Pipeline
+from digest.store import Store
+from digest.web import create_app
+from tests.conftest import DATA, HF_JUNE
+from tests.smtp_server import Recorder, free_port, start
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts" / "web"
+SECRET = "browser-test-secret"
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(
+    not shutil.which(CHROMIUM), reason="Debian's chromium is not installed (make test installs it)"
+)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[str, Recorder, Path]]:
+    import uvicorn
+
+    recorder = Recorder()
+    smtp = start(recorder)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    config_path = tmp_path / "digest.toml"
+    config_path.write_text(
+        f"""
+[database]
+path = "{tmp_path / "digest.db"}"
+[[sources]]
+name = "hf"
+kind = "hf"
+url = "{DATA / HF_JUNE}"
+[mail]
+from = "Paper Digest <digest@example.org>"
+postal_address = "1 Example Street, Paris"
+[smtp]
+host = "127.0.0.1"
+port = {smtp.port}
+security = "none"
+[web]
+base_url = "{base}"
+""",
+        encoding="utf-8",
+    )
+    config = load_config(config_path, env={"DIGEST_SECRET": SECRET})
+    app = create_app(config, load_topics(config.topics_path))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield base, recorder, config_path
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        smtp.stop()
+
+
+async def _daily_run(config_path: Path):  # type: ignore[no-untyped-def]
+    config = load_config(config_path, env={"DIGEST_SECRET": SECRET})
+    with Store(config.database.path) as store:
+        store.update_subscriber(1, {"hour": 0}, "now", "edited", "test: due now")
+        pipeline = Pipeline(config, store, load_topics(config.topics_path), datetime.now(UTC))
+        return await pipeline.run()
+
+
+def _in_thread(coro):  # type: ignore[no-untyped-def]
+    """playwright's sync API owns this thread's event loop; run ours beside it."""
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(asyncio.run(coro)))
+    thread.start()
+    thread.join(timeout=60)
+    return result[0]
+
+
+def _link(message: bytes, pattern: str) -> str:
+    msg = email.message_from_bytes(message, policy=email.policy.default)
+    found = re.search(pattern, msg.get_body(("plain",)).get_content())
+    assert found, "link not in the email"
+    return found.group(0)
+
+
+def _subscriber(config_path: Path) -> dict:
+    config = load_config(config_path, env={})
+    with Store(config.database.path) as store:
+        sub = store.get_subscriber("ada@example.org")
+        assert sub is not None
+        return {"status": sub.status, "hour": sub.hour, "topics": sub.topics}
+
+
+def test_subscribe_confirm_manage_unsubscribe_in_a_browser(
+    site: tuple[str, Recorder, Path],
+) -> None:
+    base, recorder, config_path = site
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        page = browser.new_page(viewport={"width": 800, "height": 1000})
+        page.goto(base + "/")
+        page.screenshot(path=ARTIFACTS / "1-subscribe.png", full_page=True)
+        page.fill("#email", "ada@example.org")
+        page.check("input[name=topic][value=llm-agents]")
+        page.fill("#queries", "diffusion AND (video")
+        page.click("#subscribe button[type=submit]")
+        assert "unclosed parenthesis" in page.inner_text("#queries-error")
+        page.screenshot(path=ARTIFACTS / "2-query-error.png", full_page=True)
+        page.fill("#queries", '"world model" OR title:diffusion')
+        page.click("#subscribe button[type=submit]")
+        assert page.inner_text("h1") == "Check your inbox"
+        page.screenshot(path=ARTIFACTS / "3-check-inbox.png", full_page=True)
+        assert _subscriber(config_path)["status"] == "pending"
+
+        (confirmation,) = recorder.received
+        page.goto(_link(confirmation.data, re.escape(base) + r"/c/\S+"))
+        assert page.inner_text("h1") == "You are subscribed"
+        page.screenshot(path=ARTIFACTS / "4-confirmed.png", full_page=True)
+        assert _subscriber(config_path)["status"] == "active"
+
+        page.click("text=Change settings")
+        page.select_option("select[name=hour]", "6")
+        page.click("#preferences button[type=submit]")
+        assert page.inner_text("#notice") == "Saved."
+        page.screenshot(path=ARTIFACTS / "5-manage.png", full_page=True)
+        assert _subscriber(config_path)["hour"] == 6
+
+        # The daily job mails her; she unsubscribes through that email's link.
+        report = _in_thread(_daily_run(config_path))
+        assert report.send.sent == 1
+        digest = recorder.received[-1].data
+        header = email.message_from_bytes(digest, policy=email.policy.default)
+        unsubscribe_url = re.search(r"<(http[^>]+)>", header["List-Unsubscribe"]).group(1)
+        page.goto(unsubscribe_url)
+        assert page.inner_text("h1") == "Unsubscribe?"
+        assert _subscriber(config_path)["status"] == "active"  # a GET changes nothing
+        page.screenshot(path=ARTIFACTS / "6-unsubscribe.png", full_page=True)
+        page.click("button.danger")
+        assert page.inner_text("h1") == "You are unsubscribed"
+        page.screenshot(path=ARTIFACTS / "7-unsubscribed.png", full_page=True)
+        assert _subscriber(config_path)["status"] == "unsubscribed"
+
+        dark = browser.new_page(viewport={"width": 375, "height": 800}, color_scheme="dark")
+        dark.goto(base + "/")
+        assert dark.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        dark.screenshot(path=ARTIFACTS / "8-subscribe-phone-dark.png", full_page=True)
+        browser.close()
