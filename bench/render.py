@@ -142,7 +142,9 @@ def run_baseline(renderer: Renderer, sample: list, papers: int) -> float:
     return time.perf_counter() - started
 
 
-CONFIG = parse_config({"mail": {"postal_address": "Paper Digest, 1 Example Street, Paris"}}, None, {})
+CONFIG = parse_config(
+    {"mail": {"postal_address": "Paper Digest, 1 Example Street, Paris"}}, None, {}
+)
 
 
 def main() -> None:

@@ -96,6 +96,15 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """One email to the admin when something needs a person, never one per failure."""
+
+    admin_email: str = ""
+    source_failures: int = 3  # runs in a row a source may fail before an alert
+    failure_rate: float = 0.2  # share of a run's deliveries that failed or were deferred
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a command needs, resolved: relative source paths are made absolute."""
 
@@ -107,6 +116,7 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     topics_path: str = str(PROJECT_ROOT / "config" / "topics.toml")
     templates_dir: str = str(PROJECT_ROOT / "templates")
     secret: str = ""
@@ -133,6 +143,7 @@ _SECTIONS: dict[str, type] = {
     "smtp": SmtpConfig,
     "outbox": OutboxConfig,
     "web": WebConfig,
+    "alerts": AlertsConfig,
 }
 _TOP_LEVEL_KEYS = {"topics_path": str, "templates_dir": str}
 

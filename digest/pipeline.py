@@ -24,8 +24,9 @@ from digest.errors import DigestError
 from digest.match import Edition, Matcher, edition_for, edition_papers, weekly_edition
 from digest.message import Dkim, Outgoing, build_message, message_id_for
 from digest.models import WEEKDAYS, Subscriber, Topic
+from digest.ops import alerts, send_alerts
 from digest.render import Renderer
-from digest.send import Job, OutboxTransport, Sender, SendStats, SmtpPool, Transport
+from digest.send import Job, Sender, SendStats, Transport, make_transport
 from digest.store import Store
 from digest.tokens import Tokens, subscriber_links
 
@@ -50,6 +51,7 @@ class RunReport:
     recovered: int = 0
     resumed: list[str] = field(default_factory=list)
     purged: int = 0
+    alerts: int = 0
     seconds: float = 0.0
 
     @property
@@ -132,13 +134,6 @@ def load_dkim(config: Config) -> Dkim | None:
     except OSError as ex:
         raise DigestError(f"[mail].dkim_key_file {mail.dkim_key_file}: {ex.strerror}") from ex
     return Dkim(mail.dkim_selector, mail.dkim_domain, key)
-
-
-def make_transport(config: Config) -> Transport:
-    """SMTP when a host is configured, else the maildir outbox (the embedded default)."""
-    if config.smtp.host:
-        return SmtpPool(config.smtp, config.smtp_password)
-    return OutboxTransport(config.outbox.path)
 
 
 def nothing_new_cause(reports: Sequence[SourceReport], day: date) -> str | None:
@@ -358,6 +353,7 @@ class Pipeline:
         self,
         *,
         collect: bool = True,
+        send: bool = True,
         dry_run: bool = False,
         shard: tuple[int, int] | None = None,
         on_done: Callable[[Job, str], None] | None = None,
@@ -374,7 +370,12 @@ class Pipeline:
                 self.collected = await collect_async(self.config, self.store, self.now)
                 report.collected = self.collected
         report.plan = self.plan(dry_run=dry_run)
-        if not dry_run:
+        if not dry_run and send:
             report.send = await self.send(shard, on_done)
+        if not dry_run:
+            found = alerts(self.config, self.store, report.collected, report.send, self.now)
+            report.alerts = await send_alerts(
+                self.config, self.store, found, self.clock(), self.transport
+            )
         report.seconds = time.perf_counter() - started
         return report

@@ -24,7 +24,7 @@ from typing import Protocol
 
 import aiosmtplib
 
-from digest.config import SmtpConfig
+from digest.config import Config, SmtpConfig
 from digest.message import Outgoing
 from digest.store import Store
 
@@ -313,3 +313,31 @@ class Sender:
             for task in workers:
                 task.cancel()
         return self.stats
+
+
+def make_transport(config: Config) -> Transport:
+    """SMTP when a host is configured, else the maildir outbox (the embedded default)."""
+    if config.smtp.host:
+        return SmtpPool(config.smtp, config.smtp_password)
+    return OutboxTransport(config.outbox.path)
+
+
+async def smtp_hello(config: SmtpConfig) -> str:
+    """Connect and EHLO only (for `digest doctor`): the server's greeting, or SendError."""
+    from digest.errors import SendError
+
+    client = aiosmtplib.SMTP(
+        hostname=config.host,
+        port=config.port,
+        use_tls=config.security == "tls",
+        start_tls=config.security == "starttls",
+        timeout=min(config.timeout, 15.0),
+    )
+    try:
+        await client.connect()
+        code, message = await client.ehlo()
+        await client.quit()
+    except (TimeoutError, aiosmtplib.SMTPException, OSError) as ex:
+        raise SendError(f"{config.host}:{config.port}: {type(ex).__name__}: {ex}") from ex
+    first = message.splitlines()[0] if message else ""
+    return f"{code} {first}"

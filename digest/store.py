@@ -202,6 +202,11 @@ def m004_suppressions(db: sqlite_utils.Database) -> None:
     db["suppressions"].create({"email_hash": str, "at": str, "cause": str}, pk="email_hash")
 
 
+@migrations()
+def m005_alerts(db: sqlite_utils.Database) -> None:
+    db["alerts"].create({"key": str, "sent_at": str, "subject": str}, pk="key")
+
+
 @dataclass(frozen=True)
 class UpsertCounts:
     new: int = 0
@@ -752,16 +757,61 @@ class Store:
                 self._event(sub_id, email, now, "active", "pause ended", {})
         return [r[1] for r in rows]
 
-    def recover_interrupted(self, now: str) -> int:
+    def recover_interrupted(self, now: str, shard: tuple[int, int] | None = None) -> int:
         """Deliveries a killed run left `sending` go back to pending, flagged: the server may
-        have accepted them just before the crash, so a resend is a possible duplicate."""
+        have accepted them just before the crash, so a resend is a possible duplicate. Call it
+        only while holding the lock of everything it covers (all, or one shard)."""
+        sql = (
+            "update deliveries set status = 'pending', possible_duplicate = 1,"
+            " updated_at = ? where status = 'sending'"
+        )
+        params: list[Any] = [now]
+        if shard:
+            sql += " and subscriber_id % ? = ?"
+            params += [shard[1], shard[0] - 1]
         with self.write():
-            cursor = self.db.execute(
-                "update deliveries set status = 'pending', possible_duplicate = 1,"
-                " updated_at = ? where status = 'sending'",
-                [now],
+            return self.db.execute(sql, params).rowcount
+
+    # operations --------------------------------------------------------------------
+
+    def alert_sent_since(self, key: str, since: str) -> bool:
+        row = self.db.execute("select sent_at from alerts where key = ?", [key]).fetchone()
+        return row is not None and row[0] >= since
+
+    def record_alert(self, key: str, subject: str, now: str) -> None:
+        with self.write():
+            self.db.execute(
+                "insert or replace into alerts (key, sent_at, subject) values (?, ?, ?)",
+                [key, now, subject],
             )
-            return cursor.rowcount
+
+    def sends_per_day(self, days: int, now: str) -> list[tuple[str, int, int]]:
+        """(day, sent, failed) for the last `days` days, newest first."""
+        sql = (
+            "select substr(updated_at, 1, 10) as day, sum(status = 'sent'), sum(status = 'failed')"
+            " from deliveries where updated_at >= date(?, ?) group by day order by day desc"
+        )
+        return [tuple(r) for r in self.db.execute(sql, [now, f"-{days} days"]).fetchall()]
+
+    def recent_failures(self, limit: int = 10) -> list[dict[str, Any]]:
+        sql = (
+            "select email, edition, last_reply, updated_at from deliveries"
+            " where status = 'failed' order by updated_at desc limit ?"
+        )
+        return list(self.db.query(sql, [limit]))
+
+    def topic_counts(self) -> dict[str, int]:
+        sql = (
+            "select value, count(*) from subscribers, json_each(subscribers.topics)"
+            " where status in ('active', 'paused') group by value order by 2 desc"
+        )
+        return {r[0]: r[1] for r in self.db.execute(sql).fetchall()}
+
+    def integrity(self) -> str:
+        return str(self.db.execute("pragma quick_check").fetchone()[0])
+
+    def journal_mode(self) -> str:
+        return str(self.db.execute("pragma journal_mode").fetchone()[0])
 
     def due_deliveries(
         self, now: str, shard: tuple[int, int] | None = None, after_id: int = 0, limit: int = 500

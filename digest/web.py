@@ -33,10 +33,9 @@ from digest.errors import DigestError, QueryError, SendError, SubscriberError, T
 from digest.message import build_message
 from digest.models import WEEKDAYS, Subscriber, Topic
 from digest.pages import Pages
-from digest.pipeline import make_transport
 from digest.query import parse
 from digest.render import Renderer
-from digest.send import Transport
+from digest.send import Transport, make_transport
 from digest.store import Store
 from digest.tokens import TokenExpired, Tokens, link, subscriber_links
 

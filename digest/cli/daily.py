@@ -99,6 +99,9 @@ def run_command(
         bool, typer.Option("--dry-run", help="Show who would get what; change nothing.")
     ] = False,
     no_collect: Annotated[bool, typer.Option("--no-collect", help="Skip collecting.")] = False,
+    no_send: Annotated[
+        bool, typer.Option("--no-send", help="Collect and plan only; `digest send` workers send.")
+    ] = False,
     quiet: QuietOpt = False,
     config: ConfigOption = None,
 ) -> None:
@@ -120,7 +123,9 @@ def run_command(
 
         with bar:
             report = asyncio.run(
-                pipeline.run(collect=not no_collect, dry_run=dry_run, on_done=done)
+                pipeline.run(
+                    collect=not no_collect, send=not no_send, dry_run=dry_run, on_done=done
+                )
             )
     if dry_run:
         for email, key, titles in report.plan.preview:
@@ -153,7 +158,7 @@ def send_command(
     with store, RunLock(lock_path):
         pipeline = Pipeline(cfg, store, open_topics(cfg), now, clock=lambda: datetime.now(UTC))
         report = RunReport(edition=now.date().isoformat())
-        report.recovered = store.recover_interrupted(now.isoformat()) if not parts else 0
+        report.recovered = store.recover_interrupted(now.isoformat(), parts)
         bar, task = _progress(interactive)
 
         def done(job: Job, status: str) -> None:

@@ -1,0 +1,196 @@
+"""Operating the service: statistics, the doctor's checks, and alerts to the admin.
+
+Library functions returning data; the CLI prints them and the daily job calls `alerts`.
+An alert is sent once per problem per day, never once per failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from digest.collect import SourceReport
+from digest.config import Config, load_topics
+from digest.errors import DigestError
+from digest.message import address_of, build_message
+from digest.query import parse
+from digest.send import SendStats, Transport, make_transport, smtp_hello
+from digest.store import Store
+from digest.tokens import Tokens
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: str  # ok | warn | fail
+    detail: str
+
+
+def stats(store: Store, now: datetime, days: int = 14) -> dict[str, Any]:
+    """What `digest stats` shows, as data."""
+    return {
+        "subscribers": store.count_subscribers(),
+        "deliveries": store.delivery_counts(),
+        "sends_per_day": store.sends_per_day(days, now.isoformat()),
+        "recent_failures": store.recent_failures(10),
+        "top_topics": store.topic_counts(),
+        "papers": store.count_papers(),
+        "sources": store.all_source_states(),
+    }
+
+
+async def _check_smtp(config: Config) -> Check:
+    smtp = config.smtp
+    if not smtp.host:
+        return Check("smtp", "ok", f"no host set: emails go to the outbox {config.outbox.path}")
+    try:
+        greeting = await smtp_hello(smtp)
+    except DigestError as ex:
+        return Check("smtp", "fail", str(ex))
+    return Check("smtp", "ok", f"{smtp.host}:{smtp.port} answered EHLO: {greeting}")
+
+
+def doctor(config: Config, store_path: str | None = None) -> list[Check]:
+    """Config, database, SMTP (connect and EHLO only), secret, base URL, topics, sources."""
+    checks = [Check("config", "ok", str(config.path or "built-in defaults"))]
+    try:
+        with Store(store_path or config.database.path) as store:
+            verdict = store.integrity()
+            mode = store.journal_mode()
+            detail = (
+                f"{store.path}: schema v{store.schema_version()}, {mode}, integrity {verdict}, "
+                f"{store.count_papers()} papers"
+            )
+            checks.append(Check("database", "ok" if verdict == "ok" else "fail", detail))
+            failing = [s for s in store.all_source_states() if s.failures]
+            for state in failing:
+                checks.append(
+                    Check(f"source {state.source}", "warn",
+                          f"failed {state.failures} run(s) in a row: {state.last_error}")
+                )  # fmt: skip
+    except DigestError as ex:
+        checks.append(Check("database", "fail", str(ex)))
+    checks.append(asyncio.run(_check_smtp(config)))
+    try:
+        Tokens(config.secret, config.old_secrets)
+        strength = "ok" if len(config.secret) >= 32 else "warn"
+        checks.append(Check("secret", strength, f"DIGEST_SECRET set ({len(config.secret)} chars)"))
+    except DigestError as ex:
+        checks.append(Check("secret", "fail", str(ex)))
+    url = urlsplit(config.web.base_url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        checks.append(Check("base url", "fail", f"{config.web.base_url!r} is not absolute"))
+    elif url.hostname in ("127.0.0.1", "localhost") and config.smtp.host:
+        checks.append(Check("base url", "warn", f"{config.web.base_url}: links in real emails "
+                                                "will point at localhost"))  # fmt: skip
+    elif url.scheme != "https":
+        checks.append(Check("base url", "warn", f"{config.web.base_url}: use https in production"))
+    else:
+        checks.append(Check("base url", "ok", config.web.base_url))
+    try:
+        address_of(config.mail.from_)
+        checks.append(Check("from", "ok", config.mail.from_))
+    except DigestError as ex:
+        checks.append(Check("from", "fail", str(ex)))
+    checks.append(_check_topics(config))
+    enabled = [s.name for s in config.sources if s.enabled]
+    checks.append(
+        Check("sources", "ok" if enabled else "fail", ", ".join(enabled) or "none enabled")
+    )
+    if not config.mail.postal_address:
+        checks.append(Check("postal address", "warn", "[mail].postal_address is empty: bulk "
+                                                      "senders must show one"))  # fmt: skip
+    return checks
+
+
+def _check_topics(config: Config) -> Check:
+    try:
+        topics = load_topics(config.topics_path)
+        for topic in topics.values():
+            try:
+                parse(topic.query)
+            except DigestError as ex:
+                return Check("topics", "fail", f"{config.topics_path}: [{topic.name}]: {ex}")
+    except DigestError as ex:
+        return Check("topics", "fail", str(ex))
+    return Check("topics", "ok", f"{len(topics)} topics in {Path(config.topics_path).name}")
+
+
+def alerts(
+    config: Config,
+    store: Store,
+    collected: Sequence[SourceReport],
+    sent: SendStats,
+    now: datetime,
+) -> list[tuple[str, str, str]]:
+    """(key, subject, body) of what deserves a person's attention after a run and has not
+    been reported in the last day."""
+    cfg = config.alerts
+    found = []
+    for report in collected:
+        state = store.get_source_state(report.source)
+        if report.error and state.failures >= cfg.source_failures:
+            found.append(
+                (
+                    f"source:{report.source}",
+                    f"digest: source {report.source} has failed {state.failures} runs in a row",
+                    f"The last error was:\n\n  {state.last_error}\n\nLast success: "
+                    f"{state.last_success or 'never'}.\nRun `digest doctor` and "
+                    f"`digest collect --source {report.source}` to look closer.",
+                )
+            )
+    attempted = sent.sent + sent.failed + sent.deferred
+    bad = sent.failed + sent.deferred
+    if attempted and bad / attempted > cfg.failure_rate:
+        failures = "\n".join(f"  {f}" for f in sent.failures[:20])
+        found.append(
+            (
+                f"run:{now.date().isoformat()}",
+                f"digest: {bad} of {attempted} deliveries failed or were deferred today",
+                f"More than {cfg.failure_rate:.0%} of today's deliveries did not go out.\n"
+                f"First failures:\n{failures}\n\nRun `digest doctor` and `digest stats`.",
+            )
+        )
+    since = (now - timedelta(days=1)).isoformat()
+    return [a for a in found if not store.alert_sent_since(a[0], since)]
+
+
+async def send_alerts(
+    config: Config,
+    store: Store,
+    found: Sequence[tuple[str, str, str]],
+    now: datetime,
+    transport: Transport | None = None,
+) -> int:
+    """One email per problem to [alerts].admin_email; recorded so tomorrow's run is quiet
+    about it unless it is still there."""
+    if not config.alerts.admin_email or not found:
+        return 0
+    own = transport is None
+    transport = transport or make_transport(config)
+    sent = 0
+    try:
+        for key, subject, body in found:
+            message = build_message(
+                sender=config.mail.from_,
+                to=config.alerts.admin_email,
+                subject=subject,
+                text=body + "\n",
+                html=None,
+                message_id=f"<alert.{secrets.token_hex(8)}@{config.mail.list_id}>",
+                date=now,
+            )
+            result = await transport.send(message)
+            if result.ok:
+                store.record_alert(key, subject, now.isoformat())
+                sent += 1
+    finally:
+        if own:
+            await transport.close()
+    return sent
