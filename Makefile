@@ -28,6 +28,8 @@ demo: $(STAMP)
 	@echo "Database: var/demo.db   (try: $(DIGEST) papers --config config/demo.toml diffusion)"
 
 test: $(STAMP)
+	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y chromium) || echo "no chromium: the browser tests will be skipped"
 	$(VENV)/bin/ruff check digest tests bench
 	$(VENV)/bin/ruff format --check digest tests bench
 	$(PY) -m pytest
@@ -42,6 +44,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/collect.py
+	$(PY) bench/render.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis tests/artifacts

@@ -14,6 +14,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from email.header import Header
 
 from digest.errors import SendError
@@ -46,6 +47,7 @@ def check_header(name: str, value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=64)
 def address_of(mailbox: str) -> str:
     """The bare address of `Name <addr>` (for the envelope), checked for line breaks."""
     check_header("address", mailbox)
@@ -53,6 +55,12 @@ def address_of(mailbox: str) -> str:
     if not addr or "@" not in addr:
         raise SendError(f"{mailbox!r} has no usable email address")
     return addr
+
+
+@lru_cache(maxsize=64)
+def _formatted(name: str, mailbox: str) -> str:
+    """Sender-side mailboxes repeat for every message: parse and encode them once."""
+    return _mailbox(name, mailbox)
 
 
 def _mailbox(name: str, mailbox: str) -> str:
@@ -104,7 +112,7 @@ def build_message(
 ) -> Outgoing:
     """One message: text alone, or multipart/alternative (text first, then html)."""
     headers = [
-        ("From", _mailbox("From", sender)),
+        ("From", _formatted("From", sender)),
         ("To", _mailbox("To", to)),
         ("Subject", _encoded("Subject", subject)),
         ("Date", email.utils.format_datetime(date)),
@@ -112,7 +120,7 @@ def build_message(
         ("MIME-Version", "1.0"),
     ]
     if reply_to:
-        headers.append(("Reply-To", _mailbox("Reply-To", reply_to)))
+        headers.append(("Reply-To", _formatted("Reply-To", reply_to)))
     if list_id:
         headers.append(("List-Id", f"<{check_header('List-Id', list_id)}>"))
     targets = []

@@ -171,6 +171,7 @@ class Pipeline:
         self.transport = transport
         self.renderer = renderer
         self.collected: list[SourceReport] = []
+        self.timings: dict[str, float] = {}  # seconds per stage; "render" is within "send"
         self._matchers: dict[str, Matcher] = {}
         self._daily: Edition | None = None
         self._tokens: Tokens | None = None
@@ -314,7 +315,11 @@ class Pipeline:
                     status = sub.status if sub else "removed"
                     self.store.mark_skipped(row["id"], f"subscriber is {status}", now)
                     continue
+                started = time.perf_counter()
                 message = self.build(row, sub)
+                self.timings["render"] = self.timings.get("render", 0.0) + (
+                    time.perf_counter() - started
+                )
                 if message is None:
                     self.store.mark_skipped(row["id"], "no matching papers", now)
                     continue
@@ -361,6 +366,14 @@ class Pipeline:
         """The whole daily job. Dry runs collect nothing, record nothing and send nothing."""
         started = time.perf_counter()
         report = RunReport(edition=self.now.date().isoformat())
+        mark = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            self.timings[stage] = self.timings.get(stage, 0.0) + now - mark
+            mark = now
+
         if not dry_run:
             report.recovered = self.store.recover_interrupted(self.clock().isoformat())
             report.resumed = self.store.resume_expired_pauses(self.clock().isoformat())
@@ -369,9 +382,12 @@ class Pipeline:
             if collect:
                 self.collected = await collect_async(self.config, self.store, self.now)
                 report.collected = self.collected
+        lap("collect")
         report.plan = self.plan(dry_run=dry_run)
+        lap("plan")
         if not dry_run and send:
             report.send = await self.send(shard, on_done)
+        lap("send")
         if not dry_run:
             found = alerts(self.config, self.store, report.collected, report.send, self.now)
             report.alerts = await send_alerts(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import premailer
+import premailer  # type: ignore[import-untyped]
 from jinja2 import (
     ChoiceLoader,
     DictLoader,
@@ -43,6 +43,7 @@ MAX_AUTHOR = 80
 MAX_SUMMARY = 600
 MAX_LABEL = 120
 MAX_SUBJECT = 100
+SUBJECT_TARGET = 78  # what most inboxes show; the list of names stops before it
 WRAP = 76
 CARD_CACHE = 10_000
 CAUSES = {
@@ -119,9 +120,12 @@ def authors_line(authors: Sequence[str]) -> str:
     names = [n for n in names if n]
     if len(names) > 4:
         return f"{', '.join(names[:3])} and {len(names) - 3} more"
-    if len(names) > 1:
-        return f"{', '.join(names[:-1])} and {names[-1]}"
-    return names[0] if names else ""
+    return and_list(names)
+
+
+def and_list(items: Sequence[str]) -> str:
+    """`A`, `A and B`, `A, B and C`."""
+    return f"{', '.join(items[:-1])} and {items[-1]}" if len(items) > 1 else "".join(items)
 
 
 def segments(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[str, bool]]:
@@ -199,11 +203,12 @@ def _when(edition_name: str, edition_date: date, long: bool) -> str:
 
 
 def subject_for(count: int, names: Sequence[str], edition_name: str, edition_date: date) -> str:
-    """`7 new papers: diffusion, world models - Tue 24 Nov`: one line, at most MAX_SUBJECT."""
+    """`7 new papers: diffusion, world models - Tue 24 Nov`: one line, the names cut to fit
+    about SUBJECT_TARGET characters (`and 2 more`), never over MAX_SUBJECT."""
     when = _when(edition_name, edition_date, long=False)
     head = f"{_count(count, 'new paper')}"
     shown: list[str] = []
-    budget = MAX_SUBJECT - len(head) - len(when) - 16
+    budget = SUBJECT_TARGET - len(head) - len(when) - 5
     cleaned = [shorten(clean(n), 40) for n in names]
     for n, name in enumerate(cleaned):
         rest = len(cleaned) - n - 1
@@ -483,7 +488,7 @@ class Renderer:
         for name in ("email/digest.html.j2", "email/digest.txt.j2"):
             main, card = _split_card(self._prepared(name), name)
             processed[name] = main
-            processed[name.replace(".j2", "").replace(".", ".card.", 1) + ".j2"] = card
+            processed[name.replace("digest.", "digest.card.")] = card
         for name in ("email/confirm.html.j2", "email/confirm.txt.j2"):
             processed[name] = self._prepared(name)
         self.env = _environment(ChoiceLoader([DictLoader(processed), FileSystemLoader(folder)]))
@@ -562,14 +567,11 @@ class Renderer:
         missing = [k for k, v in checked.items() if v is None]
         if missing:
             raise RenderError(f"links: no valid http(s) URL for {' and '.join(missing)}")
-        interests = self.interests(sub)
         return {
             "brand": self.brand,
             "headline": _when(edition_name, edition_date, long=True),
             "email": sub.email,
-            "interests": ", ".join(interests[:-1]) + " and " + interests[-1]
-            if len(interests) > 1
-            else "".join(interests),
+            "interests": and_list(self.interests(sub)),
             "links": checked,
             "postal_address": clean(self.config.mail.postal_address),
             "note": [],
@@ -653,13 +655,15 @@ class Renderer:
             f"Nothing new for you {when} - {_when(edition_name, edition_date, long=False)}",
             MAX_SUBJECT,
         )
-        ctx["summary"] = f"0 papers matched out of {new_papers:,} new"
+        ctx["summary"] = f"Nothing new for you {when}"
         first = (
             f"None of the {new_papers:,} new papers matched what you follow {when}."
             if new_papers
             else f"No new papers arrived {when}."
         )
-        why = CAUSES.get(cause or "") or (f"Why: {shorten(clean(cause), 300)}." if cause else "")
+        why = CAUSES.get(cause or "") or (
+            f"Why: {shorten(clean(cause), 300).rstrip('.')}." if cause else ""
+        )
         ctx["note"] = [first, why] if why else [first]
         ctx["preheader"] = " ".join(ctx["note"])
         return self._render("digest", ctx, [], [], naive)
@@ -688,10 +692,4 @@ class Renderer:
             "valid_hours": self.config.web.confirm_hours,
             "postal_address": clean(self.config.mail.postal_address),
         }
-        env = self.raw if naive else self.env
-        try:
-            html = env.get_template("email/confirm.html.j2").render(ctx)
-            text = env.get_template("email/confirm.txt.j2").render(ctx)
-        except TemplateError as ex:
-            raise RenderError(f"email/confirm: {ex}") from ex
-        return RenderedEmail(ctx["subject"], inline_css(html) if naive else html, text)
+        return self._render("confirm", ctx, [], [], naive)

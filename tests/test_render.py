@@ -264,6 +264,26 @@ def test_feed_text_is_escaped_and_only_http_links_survive(papers: list[Paper]) -
     assert HOSTILE.title in " ".join(email.text.split())  # plain text needs no escaping
 
 
+def test_thumbnails_are_optional_and_carry_alt_text() -> None:
+    paper = Paper(
+        id="2601.00007",
+        arxiv_id="2601.00007",
+        title="Diffusion for robots",
+        thumbnail="https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/2601.00007.png",
+    )
+    sub = Subscriber("a@example.org", id=1, queries=["diffusion"])
+    matches = Matcher([paper], TOPICS, NOW).for_subscriber(sub)
+    with_images = Renderer(config(), TOPICS, thumbnails=True)
+    (img,) = tree(with_images.digest(sub, matches, EDITION, DAY, 1, LINKS).html).iter("img")
+    assert img.get("src") == paper.thumbnail
+    assert img.get("alt") == "Figure: Diffusion for robots"
+    assert not list(
+        tree(Renderer(config(), TOPICS).digest(sub, matches, EDITION, DAY, 1, LINKS).html).iter(
+            "img"
+        )
+    )
+
+
 def test_a_huge_title_is_cut_and_long_words_do_not_break_the_layout(
     renderer: Renderer,
 ) -> None:
@@ -299,9 +319,10 @@ def test_non_latin_scripts_and_emoji_render_and_are_highlighted(renderer: Render
         (7, ["diffusion", "world models"], "2026-11-24",
          "7 new papers: diffusion, world models - Tue 24 Nov"),
         (1, ["LLM agents"], "2026-11-24", "1 new paper: LLM agents - Tue 24 Nov"),
-        (12, ["Reasoning in language models", "Efficient inference", "LLM agents",
-              "Autonomous driving"], "2026-11-24",
-         "12 new papers: Reasoning in language models, Efficient inference and 2 more - Tue 24 Nov"),
+        (12, ["Reasoning in language models", "Efficient inference", "LLM agents"], "2026-11-24",
+         "12 new papers: Reasoning in language models and 2 more - Tue 24 Nov"),
+        (9, ["LLM agents", "Robotics", "World models", "Diffusion models"], "2026-11-24",
+         "9 new papers: LLM agents, Robotics, World models and 1 more - Tue 24 Nov"),
         (3, [], "2026-W48", "3 new papers - week 48"),
         (2, ["a\r\nBcc: x@example.org", "b\u2028c"], "2026-11-24",
          "2 new papers: a Bcc: x@example.org, b c - Tue 24 Nov"),

@@ -57,8 +57,7 @@ STRESS = [
         id="2606.99002",
         arxiv_id="2606.99002",
         title='Stress <script>alert("x")</script> 多言語 العربية Ελληνικά 🤖🧪 emoji',
-        abstract="Stress. 日本語のテキストは空白なしで長く続くことがあるのでレイアウトを壊さないか確認する"
-        * 4,
+        abstract="Stress. " + "日本語のテキストは空白なしで長く続くことがあるので確かめる" * 4,
         authors=["李明", "محمد", "Ζωή"],
         upvotes=800_000,
     ),

@@ -30,7 +30,7 @@ from digest.errors import QueryError
 from digest.match import Match, Matcher, Reason, edition_for, edition_papers
 from digest.models import Subscriber, Topic
 from digest.query import format_query, highlight_spans, parse, terms_of
-from digest.render import Renderer
+from digest.render import RenderedEmail, Renderer
 from digest.tokens import Tokens, subscriber_links
 
 query_group = typer.Typer(help="Work with filter queries.", no_args_is_help=True)
@@ -166,6 +166,7 @@ def write_email_files(
     """The email as the subscriber would get it: `<edition>-<email>.html` and `.txt`."""
     name, day, new_papers = edition
     renderer = Renderer(cfg, topics)
+    email: RenderedEmail | None
     if matches:
         email = renderer.digest(person, matches, name, day, new_papers, links)
     else:
