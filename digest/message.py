@@ -14,8 +14,8 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from email.header import Header
+from functools import lru_cache
 
 from digest.errors import SendError
 
