@@ -26,6 +26,8 @@ demo: $(STAMP)
 	@ls -1 var/outbox/new/
 	@echo "Ada's email as HTML and text (rendered before the run), for a browser: var/preview/"
 	@echo "Database: var/demo.db   (try: $(DIGEST) papers --config config/demo.toml diffusion)"
+	@echo "Ada's preferences page, once the web app runs (DIGEST_SECRET=demo-secret-not-for-production $(DIGEST) serve --config config/demo.toml):"
+	@DIGEST_SECRET=demo-secret-not-for-production $(DIGEST) subscribers links ada@example.org --config config/demo.toml
 
 test: $(STAMP)
 	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive \

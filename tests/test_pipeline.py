@@ -283,3 +283,19 @@ def test_sigkill_at_random_moments_never_loses_or_doubles_mail(
         report.append(f"trial {trial}: {kills} kills, {len(flagged)} in flight, {len(doubles)} dup")
     record_property("crash_trials", "; ".join(report))
     print("\n" + "\n".join(report))
+
+
+def test_unconfirmed_signups_are_purged_after_the_configured_days(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with Store(tmp_path / "digest.db") as store:
+        old = (NOW.replace(day=3)).isoformat()  # 9 days before the run; the default is 7
+        store.add_subscribers_bulk([Subscriber("old@example.org", queries=["x"])], old, "web")
+        store.add_subscribers_bulk(
+            [Subscriber("new@example.org", queries=["x"])], NOW.isoformat(), "web"
+        )
+    report = run_pipeline(config)
+    assert report.purged == 1
+    with Store(tmp_path / "digest.db") as store:
+        assert store.get_subscriber("old@example.org") is None
+        assert store.get_subscriber("new@example.org").status == "pending"
+        assert store.subscriber_events(1)[-1]["cause"] == "never confirmed"

@@ -27,6 +27,7 @@ from digest.errors import SubscriberError
 from digest.match import Matcher
 from digest.models import SUBSCRIBER_STATUSES, Subscriber
 from digest.store import Store
+from digest.tokens import Tokens, subscriber_links
 
 group = typer.Typer(help="Add, list, change and remove subscribers.", no_args_is_help=True)
 app.add_typer(group, name="subscribers")
@@ -319,3 +320,18 @@ def topics_command(config: ConfigOption = None) -> None:
         table.add_row(name, escape(topic.title), str(count), escape(topic.query))
     out.print(table)
     out.print(f"{len(topics)} topics over {len(papers)} stored papers ({cfg.topics_path}).")
+
+
+@group.command("links")
+@fails_cleanly
+def links_command(
+    email: Annotated[str, typer.Argument(help="The subscriber's address.")],
+    config: ConfigOption = None,
+) -> None:
+    """Print a subscriber's manage and unsubscribe URLs (for support, and the demo)."""
+    cfg, store = open_store(config)
+    with store:
+        sub = subs.find(store, email)
+    tokens = Tokens(cfg.secret, cfg.old_secrets)
+    for purpose, url in subscriber_links(tokens, cfg.web.base_url, sub.id or 0, sub.email).items():
+        out.print(f"{purpose}: {url}", highlight=False, soft_wrap=True)
