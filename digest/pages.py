@@ -6,18 +6,18 @@ web app stays thin and every page escapes user and feed text the same way.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 
 from digest.config import Config
 from digest.errors import RenderError
+from digest.render import templates_dir
 
 
 class Pages:
     def __init__(self, config: Config, brand: str) -> None:
-        self.folder = Path(config.templates_dir)
+        self.folder = templates_dir(config)
         self.env = Environment(
             loader=FileSystemLoader(self.folder),
             autoescape=select_autoescape(default=True, default_for_string=True),

@@ -25,7 +25,7 @@ from digest.match import Edition, Matcher, edition_for, edition_papers, weekly_e
 from digest.message import Dkim, Outgoing, build_message, message_id_for
 from digest.models import WEEKDAYS, Subscriber, Topic
 from digest.ops import alerts, send_alerts
-from digest.render import Renderer
+from digest.render import RenderedEmail, Renderer
 from digest.send import Job, Sender, SendStats, Transport, make_transport
 from digest.store import Store
 from digest.tokens import Tokens, subscriber_links
@@ -276,7 +276,9 @@ class Pipeline:
         day = edition_day(row["edition"])
         if row["papers"]:
             matches, new = self._matches_for(sub, row["papers"])
-            rendered = renderer.digest(sub, matches, row["edition"], day, new, links)
+            rendered: RenderedEmail | None = renderer.digest(
+                sub, matches, row["edition"], day, new, links
+            )
         else:
             cause = nothing_new_cause(self.collected, day)
             new = len(self.matcher(sub.cadence).papers)

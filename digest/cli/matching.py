@@ -27,10 +27,10 @@ from digest.cli.app import (
 )
 from digest.config import Config
 from digest.errors import QueryError
-from digest.match import Match, Matcher, Reason, edition_for, edition_papers
+from digest.match import Match, Matcher, edition_for, edition_papers
 from digest.models import Subscriber, Topic
 from digest.query import format_query, highlight_spans, parse, terms_of
-from digest.render import RenderedEmail, Renderer
+from digest.render import RenderedEmail, Renderer, why_lines
 from digest.tokens import Tokens, subscriber_links
 
 query_group = typer.Typer(help="Work with filter queries.", no_args_is_help=True)
@@ -66,14 +66,6 @@ def _why(match: Match) -> list[dict[str, object]]:
         }
         for r in match.reasons
     ]
-
-
-def by_term(reason: Reason) -> list[tuple[str, list[str]]]:
-    """`agent (title, abstract)` reads better than one line per field."""
-    grouped: dict[str, list[str]] = {}
-    for hit in reason.hits:
-        grouped.setdefault(hit.term, []).append(hit.field)
-    return list(grouped.items())
 
 
 @app.command("preview")
@@ -149,9 +141,9 @@ def preview_command(
             line.append(f", {m.paper.upvotes} upvotes", style="dim")
         line.append("]", style="dim")
         out.print(line)
-        for reason in m.reasons:
-            where = ", ".join(f"{term} ({', '.join(fields)})" for term, fields in by_term(reason))
-            out.print(f"      {reason.kind} {escape(reason.label)}: {escape(where)}", style="dim")
+        for reason, (label, terms) in zip(m.reasons, why_lines(m.reasons), strict=True):
+            where = ", ".join(f"{term} ({fields})" for term, fields in terms)
+            out.print(f"      {reason.kind} {escape(label)}: {escape(where)}", style="dim")
 
 
 def write_email_files(
