@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from digest.collect import SourceReport, collect_async
 from digest.config import Config
-from digest.errors import DigestError
+from digest.errors import DigestError, SendError
 from digest.match import Edition, Matcher, edition_for, edition_papers, weekly_edition
 from digest.message import Dkim, Outgoing, build_message, message_id_for
 from digest.models import WEEKDAYS, Subscriber, Topic
@@ -78,17 +79,22 @@ class RunReport:
 
 
 class RunLock:
-    """An exclusive lock beside the database, so two runs never overlap (cron is not a queue)."""
+    """A lock beside the database, so two runs never overlap (cron is not a queue).
 
-    def __init__(self, db_path: str) -> None:
+    `digest run` and unsharded `digest send` take it exclusively (they may recover every
+    delivery left `sending`); shard workers share it and each also holds its shard's lock, so
+    no run can reset a delivery a live worker is sending."""
+
+    def __init__(self, db_path: str, shared: bool = False) -> None:
         self.path = Path(f"{db_path}.lock")
+        self.shared = shared
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise DigestError(
@@ -136,6 +142,33 @@ def load_dkim(config: Config) -> Dkim | None:
     return Dkim(mail.dkim_selector, mail.dkim_domain, key)
 
 
+def digest_message(
+    config: Config,
+    sub: Subscriber,
+    rendered: RenderedEmail,
+    links: dict[str, str],
+    message_id: str,
+    now: datetime,
+    dkim: Dkim | None = None,
+) -> Outgoing:
+    """A digest as it goes out: the list headers (RFC 2369/8058) and the subscriber's links."""
+    mail = config.mail
+    return build_message(
+        sender=mail.from_,
+        to=sub.email,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=message_id,
+        date=now,
+        list_id=mail.list_id,
+        unsubscribe_url=links["unsubscribe"],
+        unsubscribe_mailto=mail.unsubscribe_mailto or None,
+        reply_to=mail.reply_to or None,
+        dkim=dkim,
+    )
+
+
 def nothing_new_cause(reports: Sequence[SourceReport], day: date) -> str | None:
     failed = [r.source for r in reports if r.error]
     if failed:
@@ -181,7 +214,9 @@ class Pipeline:
 
     def daily(self, open_it: bool) -> Edition:
         if self._daily is None:
-            self._daily = edition_for(self.store, self.now.date(), self.now, open_it=open_it)
+            # named by the run's date; its window ends now, after this run collected
+            end = max(self.now, self.clock())
+            self._daily = edition_for(self.store, self.now.date(), end, open_it=open_it)
         return self._daily
 
     def matcher(self, cadence: str) -> Matcher:
@@ -285,20 +320,8 @@ class Pipeline:
             rendered = renderer.nothing_new(sub, row["edition"], day, new, cause, links)
             if rendered is None:
                 return None
-        mail = self.config.mail
-        return build_message(
-            sender=mail.from_,
-            to=sub.email,
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-            message_id=row["message_id"],
-            date=self.clock(),
-            list_id=mail.list_id,
-            unsubscribe_url=links["unsubscribe"],
-            unsubscribe_mailto=mail.unsubscribe_mailto or None,
-            reply_to=mail.reply_to or None,
-            dkim=self._dkim,
+        return digest_message(
+            self.config, sub, rendered, links, row["message_id"], self.clock(), self._dkim
         )
 
     def jobs(self, shard: tuple[int, int] | None = None) -> Iterator[Job]:
@@ -318,7 +341,11 @@ class Pipeline:
                     self.store.mark_skipped(row["id"], f"subscriber is {status}", now)
                     continue
                 started = time.perf_counter()
-                message = self.build(row, sub)
+                try:
+                    message = self.build(row, sub)
+                except DigestError as ex:  # one broken email must not stop everyone else's
+                    self.store.mark_failed(row["id"], sub.id or 0, f"not built: {ex}", now, None)
+                    continue
                 self.timings["render"] = self.timings.get("render", 0.0) + (
                     time.perf_counter() - started
                 )
@@ -382,7 +409,8 @@ class Pipeline:
             cutoff = self.now - timedelta(days=self.config.web.purge_pending_days)
             report.purged = self.store.purge_pending(cutoff.isoformat(), self.now.isoformat())
             if collect:
-                self.collected = await collect_async(self.config, self.store, self.now)
+                # papers are stamped with the real time, even when catching up a past edition
+                self.collected = await collect_async(self.config, self.store, self.clock())
                 report.collected = self.collected
         lap("collect")
         report.plan = self.plan(dry_run=dry_run)
@@ -397,3 +425,37 @@ class Pipeline:
             )
         report.seconds = time.perf_counter() - started
         return report
+
+
+async def send_confirmation(
+    config: Config,
+    renderer: Renderer,
+    tokens: Tokens,
+    sub: Subscriber,
+    now: datetime,
+    transport: Transport | None = None,
+) -> None:
+    """The double opt-in email: one link, valid [web].confirm_hours. SendError if refused."""
+    token = tokens.make("confirm", sub.id or 0, sub.email)
+    url = f"{config.web.base_url.rstrip('/')}/c/{token}"
+    rendered = renderer.confirm(sub.email, url, sub.topics, sub.queries)
+    mail = config.mail
+    message = build_message(
+        sender=mail.from_,
+        to=sub.email,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=f"<confirm.{sub.id}.{secrets.token_hex(6)}@{mail.list_id}>",
+        date=now,
+        reply_to=mail.reply_to or None,
+    )
+    own = transport is None
+    transport = transport or make_transport(config)
+    try:
+        result = await transport.send(message)
+    finally:
+        if own:
+            await transport.close()
+    if not result.ok:
+        raise SendError(f"confirmation to {sub.email} not sent: {result.reply}")

@@ -73,13 +73,17 @@ class OutboxTransport:
 
 
 def _classify(ex: Exception) -> Result:
-    """An aiosmtplib error -> retry or give up. 5xx is permanent; 4xx and lost connections are
-    transient (a connection lost after DATA is ambiguous: resent, a possible duplicate)."""
+    """An aiosmtplib error -> retry or give up. Only the recipient's refusal (RCPT) or the
+    message's (after DATA) with a 5xx is permanent and counts against the subscriber; a 5xx
+    at login, greeting or MAIL FROM is our side's problem: the delivery waits for a fix.
+    4xx and lost connections are transient (lost after DATA: resent, a possible duplicate)."""
     if isinstance(ex, aiosmtplib.SMTPRecipientsRefused) and ex.recipients:
         refused = ex.recipients[0]
         return Result(False, f"{refused.code} {refused.message}", refused.code >= 500)
-    if isinstance(ex, aiosmtplib.SMTPResponseException):
+    if isinstance(ex, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
         return Result(False, f"{ex.code} {ex.message}", 500 <= ex.code < 600)
+    if isinstance(ex, aiosmtplib.SMTPResponseException):
+        return Result(False, f"{ex.code} {ex.message} (server side: check the SMTP settings)")
     if isinstance(ex, aiosmtplib.SMTPTimeoutError | asyncio.TimeoutError):
         return Result(False, f"timed out: {ex}".rstrip(": "))
     return Result(False, f"connection problem: {type(ex).__name__}: {ex}".rstrip(": "))
@@ -191,6 +195,7 @@ class SendStats:
     failed: int = 0
     bounced: int = 0
     possible_duplicates: int = 0
+    errors: int = 0
     failures: list[str] = field(default_factory=list)
 
 
@@ -300,7 +305,11 @@ class Sender:
 
         async def worker() -> None:
             while (job := await queue.get()) is not None:
-                await self.deliver(job)
+                try:
+                    await self.deliver(job)
+                except Exception as ex:  # one bad delivery must not stall the others
+                    self.stats.errors += 1
+                    self.stats.failures.append(f"{job.email}: internal error: {ex}")
 
         workers = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
         try:

@@ -207,6 +207,23 @@ def m005_alerts(db: sqlite_utils.Database) -> None:
     db["alerts"].create({"key": str, "sent_at": str, "subject": str}, pk="key")
 
 
+@migrations()
+def m006_subscriber_ids_never_reused(db: sqlite_utils.Database) -> None:
+    # AUTOINCREMENT: an erased subscriber's id (and the history keyed by it) is never reused.
+    columns = ", ".join(c.name for c in db["subscribers"].columns)
+    db.execute(
+        "create table subscribers_new (id integer primary key autoincrement, email text not null,"
+        " status text not null, queries text, topics text, cadence text, weekday text,"
+        " hour integer, tz text, max_papers integer, min_upvotes integer,"
+        " bounces integer default 0, paused_until text, created_at text, updated_at text)"
+    )
+    db.execute(f"insert into subscribers_new ({columns}) select {columns} from subscribers")
+    db.execute("drop table subscribers")
+    db.execute("alter table subscribers_new rename to subscribers")
+    db.execute("create unique index subscribers_email on subscribers (email collate nocase)")
+    db.execute("create index idx_subscribers_status on subscribers (status)")
+
+
 @dataclass(frozen=True)
 class UpsertCounts:
     new: int = 0
@@ -509,6 +526,11 @@ class Store:
                 "detail": json.dumps(detail, ensure_ascii=False),
             }
         )
+
+    def record_event(self, sub_id: int, email: str, now: str, event: str, cause: str) -> None:
+        """Something happened to a subscriber that changed nothing stored (a failed send)."""
+        with self.write():
+            self._event(sub_id, email, now, event, cause, {})
 
     def subscriber_events(self, sub_id: int) -> list[dict[str, Any]]:
         sql = "select * from subscriber_events where subscriber_id = ? order by id"
@@ -957,14 +979,16 @@ class Store:
             self.db.execute("delete from suppressions where email_hash = ?", [email_hash])
 
     def purge_pending(self, older_than: str, now: str) -> int:
-        """Unconfirmed signups older than the cut-off are removed (the removal is logged)."""
+        """Signups left unconfirmed since the cut-off are removed (the removal is logged);
+        the clock starts at the latest (re)signup, not at the first one."""
         with self.write():
             rows = self.db.execute(
-                "select id, email from subscribers where status = 'pending' and created_at < ?",
+                "select id, email from subscribers where status = 'pending' and updated_at < ?",
                 [older_than],
             ).fetchall()
             for sub_id, email in rows:
                 self.db.execute("delete from deliveries where subscriber_id = ?", [sub_id])
+                self.db.execute("delete from sent_papers where subscriber_id = ?", [sub_id])
                 self.db.execute("delete from subscribers where id = ?", [sub_id])
                 self._event(sub_id, email, now, "removed", "never confirmed", {})
         return len(rows)

@@ -34,8 +34,9 @@ CSV_COLUMNS = (
     "tz",
     "max_papers",
     "min_upvotes",
+    "paused_until",
 )
-LIST_SEPARATOR = " | "
+LIST_SEPARATOR = " | "  # between several queries or topics in one CSV cell
 EDITABLE = {
     "queries",
     "topics",
@@ -147,12 +148,13 @@ def edit(
     return store.update_subscriber(sub.id or 0, values, now, "edited", cause)
 
 
+# Unsubscribed people come back only through a new double opt-in (pending), never directly.
 _TRANSITIONS = {
-    "active": {"pending", "paused", "unsubscribed", "bounced", "active"},
+    "active": {"pending", "paused", "bounced", "active"},
     "paused": {"active", "paused"},
     "unsubscribed": set(SUBSCRIBER_STATUSES),
     "bounced": {"active", "paused", "pending", "bounced"},
-    "pending": {"pending", "unsubscribed"},
+    "pending": {"pending", "unsubscribed", "bounced"},
 }
 
 
@@ -223,7 +225,8 @@ class ImportReport:
 
 
 def _split(cell: str | None) -> list[str]:
-    return [part.strip() for part in (cell or "").split(LIST_SEPARATOR.strip()) if part.strip()]
+    """Several values in one cell, separated by ' | ' (a bare '|' may be inside a query)."""
+    return [part.strip() for part in (cell or "").split(LIST_SEPARATOR) if part.strip()]
 
 
 def _row_to_subscriber(row: Mapping[str, str | None], default_status: str) -> Subscriber:
@@ -231,7 +234,7 @@ def _row_to_subscriber(row: Mapping[str, str | None], default_status: str) -> Su
         text = (row.get(key) or "").strip()
         if not text:
             return default
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise SubscriberError(f"{key} {text!r} is not a whole number")
         return int(text)
 
@@ -246,6 +249,7 @@ def _row_to_subscriber(row: Mapping[str, str | None], default_status: str) -> Su
         tz=(row.get("tz") or "UTC").strip(),
         max_papers=number("max_papers", 10) or 0,
         min_upvotes=number("min_upvotes", None),
+        paused_until=(row.get("paused_until") or "").strip() or None,
     )
 
 
@@ -278,7 +282,12 @@ def import_csv(
             errors.append(f"line {line}: {ex}")
             continue
         key = sub.email.lower()
-        if key in seen:
+        if store.is_suppressed(suppression_hash(sub.email)):
+            errors.append(
+                f"line {line}: {sub.email} asked for its data to be erased; only its owner "
+                "can subscribe it again"
+            )
+        elif key in seen:
             errors.append(f"line {line}: {sub.email} appears twice in the file")
         elif store.get_subscriber(sub.email) is not None:
             report.existing.append(sub.email)
@@ -310,6 +319,7 @@ def export_csv(store: Store, statuses: Sequence[str] | None = None) -> str:
                 "tz": sub.tz,
                 "max_papers": sub.max_papers,
                 "min_upvotes": "" if sub.min_upvotes is None else sub.min_upvotes,
+                "paused_until": sub.paused_until or "",
             }
         )
     return buffer.getvalue()

@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -29,15 +30,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from digest import subscribers as subs
 from digest.config import Config
-from digest.errors import DigestError, QueryError, SendError, SubscriberError, TokenError
-from digest.message import build_message
+from digest.errors import DigestError, QueryError, SubscriberError, TokenError
 from digest.models import WEEKDAYS, Subscriber, Topic
 from digest.pages import Pages
+from digest.pipeline import send_confirmation
 from digest.query import parse
 from digest.render import Renderer
-from digest.send import Transport, make_transport
+from digest.send import Transport
 from digest.store import Store
-from digest.tokens import TokenExpired, Tokens, link, subscriber_links
+from digest.tokens import TokenExpired, Tokens, subscriber_links
 
 CSRF_COOKIE = "digest_csrf"
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
@@ -89,6 +90,9 @@ class RateLimiter:
         hits = self._hits[key]
         while hits and hits[0] <= now - window:
             hits.popleft()
+        if len(self._hits) > 100_000:  # forget idle keys rather than grow without bound
+            for idle in [k for k, v in self._hits.items() if not v]:
+                del self._hits[idle]
         if len(hits) >= limit:
             return False
         hits.append(now)
@@ -138,7 +142,8 @@ class Web:
         if self.config.web.trust_forwarded:
             forwarded = request.headers.get("x-forwarded-for", "")
             if forwarded:
-                return forwarded.split(",")[0].strip()
+                # the rightmost entry is the one our own proxy appended; the rest is the client's
+                return forwarded.split(",")[-1].strip()
         return request.client.host if request.client else "unknown"
 
     def csrf_for(self, request: Request) -> str:
@@ -208,7 +213,7 @@ class Web:
 
         def number(name: str, default: int) -> int:
             value = str(form.get(name, "")).strip()
-            return int(value) if value.isdigit() else default
+            return int(value) if value.isascii() and value.isdigit() else default
 
         sub = Subscriber(
             email=base.email,
@@ -230,30 +235,20 @@ class Web:
                 errors["other"] = str(ex).split(": ", 1)[-1]
         return sub, errors
 
-    async def send_confirmation(self, sub: Subscriber) -> None:
-        token = self.tokens.make("confirm", sub.id or 0, sub.email)
-        rendered = self.renderer.confirm(
-            sub.email, link(self.config.web.base_url, "confirm", token), sub.topics, sub.queries
-        )
-        mail = self.config.mail
-        message = build_message(
-            sender=mail.from_,
-            to=sub.email,
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-            message_id=f"<confirm.{sub.id}.{secrets.token_hex(6)}@{mail.list_id}>",
-            date=self.clock(),
-            reply_to=mail.reply_to or None,
-        )
-        transport = self.transport or make_transport(self.config)
+    async def confirm_quietly(self, sub: Subscriber) -> None:
+        """Sent after the response, so the page and its timing are the same whether or not
+        an address is known; a failure is recorded on the subscriber, never shown."""
         try:
-            result = await asyncio.wait_for(transport.send(message), self.config.smtp.timeout)
-        finally:
-            if self.transport is None:
-                await transport.close()
-        if not result.ok:
-            raise SendError(f"confirmation to {sub.email} not sent: {result.reply}")
+            await asyncio.wait_for(
+                send_confirmation(
+                    self.config, self.renderer, self.tokens, sub, self.clock(), self.transport
+                ),
+                self.config.smtp.timeout * 3,
+            )
+        except (DigestError, TimeoutError, OSError) as ex:
+            self.db().record_event(
+                sub.id or 0, sub.email, self.now(), "confirmation failed", str(ex)[:300]
+            )
 
     # routes ---------------------------------------------------------------------
 
@@ -299,11 +294,15 @@ class Web:
         store = self.db()
         sub, send = subs.signup(store, self.topics, sub, self.now())
         per_address = self.config.web.confirmations_per_address_per_day
+        response = self.check_inbox(sub.email)
         if send and self.limits.allow(f"address:{sub.email.lower()}", per_address, 86400.0):
-            await self.send_confirmation(sub)
+            response.background = BackgroundTask(self.confirm_quietly, sub)
+        return response
+
+    def check_inbox(self, address: str) -> HTMLResponse:
         return self.message(
             "Check your inbox",
-            f"If {sub.email} can receive mail, a confirmation link is on its way. "
+            f"If {address} can receive mail, a confirmation link is on its way. "
             "Nothing is sent until it is clicked.",
             f"The link works for {self.config.web.confirm_hours} hours.",
         )
@@ -372,19 +371,22 @@ class Web:
         return self.unsubscribed_page(token, sub)
 
     async def resubscribe(self, request: Request) -> Response:
+        """Coming back takes a new double opt-in: the unsubscribe token sits in every old
+        email's headers, so it alone must never turn mail back on."""
         token = request.path_params["token"]
         try:
             sub = self.subscriber_from("unsubscribe", token)
         except TokenError as ex:
             return self.bad_token(ex)
+        response = self.check_inbox(sub.email)
         if sub.status == "unsubscribed":
-            subs.set_status(self.db(), sub.email, "active", self.now(), "resubscribed by link")
-        links = subscriber_links(self.tokens, self.config.web.base_url, sub.id or 0, sub.email)
-        return self.message(
-            "Welcome back",
-            f"{sub.email} is subscribed again with the same settings.",
-            link={"href": links["manage"], "label": "Change settings"},
-        )
+            sub = self.db().update_subscriber(
+                sub.id or 0, {"status": "pending"}, self.now(), "pending", "asked to come back"
+            )
+            per_address = self.config.web.confirmations_per_address_per_day
+            if self.limits.allow(f"address:{sub.email.lower()}", per_address, 86400.0):
+                response.background = BackgroundTask(self.confirm_quietly, sub)
+        return response
 
     async def manage(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -414,7 +416,8 @@ class Web:
             )
         if action == "pause":
             weeks = str(form.get("weeks", "2"))
-            count = int(weeks) if weeks.isdigit() and 1 <= int(weeks) <= 52 else 2
+            valid = weeks.isascii() and weeks.isdigit() and 1 <= int(weeks) <= 52
+            count = int(weeks) if valid else 2
             until = (self.clock() + timedelta(weeks=count)).isoformat()
             if sub.status == "active":
                 sub = subs.set_status(store, sub.email, "paused", now, "paused on the web", until)

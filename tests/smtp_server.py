@@ -24,6 +24,7 @@ class Received:
 @dataclass
 class Faults:
     greet: deque[str] = field(default_factory=deque)  # replies to send instead of 220
+    mail: deque[str] = field(default_factory=deque)  # replies to MAIL FROM
     rcpt: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
     data: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
     # "drop" closes the connection without a reply; "stall" waits past the client's timeout
@@ -38,6 +39,15 @@ class Recorder:
 
     def to(self, address: str) -> list[Received]:
         return [r for r in self.received if address in r.recipients]
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if self.faults.mail:
+            return self.faults.mail.popleft()
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any

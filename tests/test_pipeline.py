@@ -176,6 +176,9 @@ def test_a_second_run_waits_for_the_lock(tmp_path: Path) -> None:
     db = str(tmp_path / "digest.db")
     with RunLock(db), pytest.raises(DigestError, match="another digest run holds"):
         RunLock(db).__enter__()
+    # shard workers share the lock with each other, never with a run that may recover
+    with RunLock(db, shared=True), RunLock(db, shared=True), pytest.raises(DigestError):
+        RunLock(db).__enter__()
 
 
 def test_cli_run_writes_the_outbox_and_prints_one_line(tmp_path: Path) -> None:

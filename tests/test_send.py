@@ -349,3 +349,17 @@ def test_the_rate_limit_spaces_messages() -> None:
     asyncio.run(go())
     # the clock does not move while we only record: message k is due k x 0.1 s after the first
     assert waits == pytest.approx([0.1, 0.2, 0.3, 0.4], abs=0.02)
+
+
+def test_a_5xx_on_our_side_defers_and_bounces_nobody(
+    smtp: tuple[Recorder, int], store: Store
+) -> None:
+    """A refused sender address (or login) is the operator's problem, not the subscribers'."""
+    recorder, port = smtp
+    recorder.faults.mail.extend(["553 5.7.1 Sender address rejected: not owned by user"] * 8)
+    stats = send_all(store, smtp_config(port, max_attempts=2, concurrency=1), plan(store, 2))
+    assert (stats.sent, stats.failed, stats.deferred, stats.bounced) == (0, 0, 2, 0)
+    for n in (1, 2):
+        row = store.delivery(n, EDITION)
+        assert row["status"] == "pending" and row["last_reply"].startswith("553")
+    assert {s.bounces for s in store.iter_subscribers()} == {0}

@@ -179,3 +179,29 @@ def test_topics_file_errors_name_the_topic(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"\[x\]: unknown key 'label'"):
         load_topics(path)
     assert TOPICS["robotics"] == Topic("robotics", "Robotics", TOPICS["robotics"].query)
+
+
+def test_an_import_cannot_bring_back_an_erased_address(store: Store) -> None:
+    add(store)
+    subs.erase(store, "ada@example.org", LATER)
+    with pytest.raises(SubscriberError, match=r"line 2: Ada@example\.org asked for its data"):
+        subs.import_csv(store, TOPICS, "email,topics\nAda@example.org,robotics\n", LATER)
+    assert store.count_subscribers() == {}
+
+
+def test_an_unsubscribed_person_is_not_resumed_by_the_operator(store: Store) -> None:
+    add(store)
+    subs.set_status(store, "ada@example.org", "unsubscribed", LATER, "one-click")
+    with pytest.raises(SubscriberError, match="cannot go from unsubscribed to active"):
+        subs.set_status(store, "ada@example.org", "active", LATER, "operator")
+
+
+def test_csv_keeps_pipes_inside_queries_and_pauses(store: Store) -> None:
+    add(store, queries=['"C|C++" compiler', "rust"], status="paused")
+    store.update_subscriber(1, {"paused_until": "2026-07-01"}, LATER, "paused", "t")
+    text = subs.export_csv(store)
+    with Store(Path(store.path).with_name("copy.db")) as other:
+        subs.import_csv(other, TOPICS, text, LATER)
+        copy = other.get_subscriber("ada@example.org")
+        assert copy.queries == ['"C|C++" compiler', "rust"]
+        assert (copy.status, copy.paused_until) == ("paused", "2026-07-01")

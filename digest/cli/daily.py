@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -63,7 +64,7 @@ def _finish(report: RunReport, quiet: bool, interactive: bool) -> None:
         out.print(escape(report.summary()), highlight=False, soft_wrap=True)
     for problem in problems:
         error_line(problem)
-    stalled = stats.sent == 0 and stats.deferred > 0
+    stalled = stats.sent == 0 and (stats.deferred > 0 or stats.failed > 0 or stats.errors > 0)
     all_sources_failed = bool(report.collected) and all(r.error for r in report.collected)
     if stalled or all_sources_failed:
         error_line(
@@ -154,8 +155,8 @@ def send_command(
     cfg, store = open_store(config)
     interactive = err.is_terminal and not quiet
     now = datetime.now(UTC)
-    lock_path = store.path + (f".shard{parts[0]}of{parts[1]}" if parts else "")
-    with store, RunLock(lock_path):
+    shard_lock = RunLock(f"{store.path}.shard{parts[0]}of{parts[1]}") if parts else nullcontext()
+    with store, RunLock(store.path, shared=parts is not None), shard_lock:
         pipeline = Pipeline(cfg, store, open_topics(cfg), now, clock=lambda: datetime.now(UTC))
         report = RunReport(edition=now.date().isoformat())
         report.recovered = store.recover_interrupted(now.isoformat(), parts)

@@ -28,7 +28,9 @@ from digest.cli.app import (
 from digest.config import Config
 from digest.errors import QueryError
 from digest.match import Match, Matcher, edition_for, edition_papers
+from digest.message import message_id_for
 from digest.models import Subscriber, Topic
+from digest.pipeline import digest_message
 from digest.query import format_query, highlight_spans, parse, terms_of
 from digest.render import RenderedEmail, Renderer, why_lines
 from digest.tokens import Tokens, subscriber_links
@@ -155,7 +157,7 @@ def write_email_files(
     links: dict[str, str],
     out_dir: Path,
 ) -> list[Path]:
-    """The email as the subscriber would get it: `<edition>-<email>.html` and `.txt`."""
+    """The email as the subscriber would get it: `<edition>-<email>.html`, `.txt`, `.eml`."""
     name, day, new_papers = edition
     renderer = Renderer(cfg, topics)
     email: RenderedEmail | None
@@ -165,9 +167,12 @@ def write_email_files(
         email = renderer.nothing_new(person, name, day, new_papers, None, links)
     if email is None:
         return []
+    message_id = message_id_for(person.id or 0, name, cfg.mail.from_)
+    message = digest_message(cfg, person, email, links, message_id, datetime.now(UTC))
     files: dict[str, str | bytes] = {
         ".html": email.html,
         ".txt": email.text,
+        ".eml": message.data,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{name}-{re.sub(r'[^A-Za-z0-9@._+-]', '_', person.email)}"

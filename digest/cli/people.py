@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from dataclasses import asdict
@@ -23,9 +24,13 @@ from digest.cli.app import (
     open_topics,
     out,
 )
-from digest.errors import SubscriberError
+from digest.config import Config
+from digest.errors import DigestError, SubscriberError
 from digest.match import Matcher
 from digest.models import SUBSCRIBER_STATUSES, Subscriber
+from digest.pipeline import send_confirmation
+from digest.render import Renderer
+from digest.send import make_transport
 from digest.store import Store
 from digest.tokens import Tokens, subscriber_links
 
@@ -75,27 +80,69 @@ def add_command(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Add a subscriber (pending until they confirm, unless --active)."""
+    """Add a subscriber: pending, and sent a confirmation email, unless --active."""
     cfg, store = open_store(config)
+    topics = open_topics(cfg)
+    wanted = Subscriber(
+        email=subs.normalize_email(email),
+        status="active" if active else "pending",
+        queries=query or [],
+        topics=topic or [],
+        cadence=cadence or "daily",
+        weekday=weekday or "mon",
+        hour=8 if hour is None else hour,
+        tz=tz or "UTC",
+        max_papers=10 if max_papers is None else max_papers,
+        min_upvotes=min_upvotes,
+    )
+    subs.validate(wanted, topics)  # a bad field is reported before a missing secret
+    tokens = None if active else Tokens(cfg.secret, cfg.old_secrets)  # fail before adding
     with store:
-        sub = subs.add(
-            store,
-            open_topics(cfg),
-            Subscriber(
-                email=email,
-                status="active" if active else "pending",
-                queries=query or [],
-                topics=topic or [],
-                cadence=cadence or "daily",
-                weekday=weekday or "mon",
-                hour=8 if hour is None else hour,
-                tz=tz or "UTC",
-                max_papers=10 if max_papers is None else max_papers,
-                min_upvotes=min_upvotes,
-            ),
-            _now(),
-        )
+        sub = subs.add(store, topics, wanted, _now())
     out.print(f"Added {escape(sub.email)} ({sub.status}).", highlight=False)
+    if tokens is not None:
+        _invite(cfg, [sub], tokens)
+
+
+def _invite(cfg: Config, people: list[Subscriber], tokens: Tokens) -> None:
+    """Send the double opt-in email to pending subscribers the operator added."""
+    renderer = Renderer(cfg, open_topics(cfg))
+
+    async def send_all() -> list[str]:
+        transport = make_transport(cfg)
+        failed = []
+        try:
+            for sub in people:
+                try:
+                    await send_confirmation(cfg, renderer, tokens, sub, datetime.now(UTC),
+                                            transport)  # fmt: skip
+                except DigestError as ex:
+                    failed.append(str(ex))
+        finally:
+            await transport.close()
+        return failed
+
+    failed = asyncio.run(send_all())
+    out.print(f"Confirmation emails sent: {len(people) - len(failed)}.", highlight=False)
+    if failed:
+        raise SubscriberError(f"{len(failed)} not sent (retry with `digest subscribers invite`): "
+                              + failed[0])  # fmt: skip
+
+
+@group.command("invite")
+@fails_cleanly
+def invite_command(
+    email: Annotated[str, typer.Argument(help="A pending subscriber's address.")],
+    config: ConfigOption = None,
+) -> None:
+    """Send (again) the confirmation email to a pending subscriber."""
+    cfg, store = open_store(config)
+    tokens = Tokens(cfg.secret, cfg.old_secrets)
+    with store:
+        sub = subs.find(store, email)
+    if sub.status != "pending":
+        raise SubscriberError(f"{sub.email} is {sub.status}, not pending: nothing to confirm")
+    _invite(cfg, [sub], tokens)
 
 
 @group.command("edit")
@@ -276,19 +323,27 @@ def import_command(
     active: Annotated[bool, typer.Option("--active", help="Import as active.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Import subscribers from CSV: all rows or none; known addresses are skipped."""
+    """Import subscribers from CSV: all rows or none; known addresses are skipped. Pending
+    ones (without --active) are sent a confirmation email."""
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as ex:
         raise SubscriberError(f"{path}: cannot read: {ex}") from ex
     cfg, store = open_store(config)
+    tokens = None if active else Tokens(cfg.secret, cfg.old_secrets)
+    started = _now()
     with store:
         report = subs.import_csv(
-            store, open_topics(cfg), text, _now(), "active" if active else "pending"
+            store, open_topics(cfg), text, started, "active" if active else "pending"
         )
+        pending = [
+            s for s in store.iter_subscribers(["pending"]) if (s.created_at or "") >= started
+        ]
     out.print(
         f"Imported {report.added}; {len(report.existing)} already subscribed.", highlight=False
     )
+    if tokens is not None and pending:
+        _invite(cfg, pending, tokens)
 
 
 @group.command("export")
