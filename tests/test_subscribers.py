@@ -205,3 +205,28 @@ def test_csv_keeps_pipes_inside_queries_and_pauses(store: Store) -> None:
         copy = other.get_subscriber("ada@example.org")
         assert copy.queries == ['"C|C++" compiler', "rust"]
         assert (copy.status, copy.paused_until) == ("paused", "2026-07-01")
+
+
+def test_an_operator_added_pending_subscriber_gets_a_confirmation(tmp_path: Path) -> None:
+    import email as email_lib
+    import email.policy
+
+    runner = CliRunner()
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[outbox]\npath = "{tmp_path / "outbox"}"\n[web]\nbase_url = "https://d.example.org"\n'
+    )
+    env = {"DIGEST_SECRET": "s3cret-for-tests"}
+    result = runner.invoke(
+        app, ["subscribers", "add", "ada@example.org", "-t", "robotics", "-c", str(config)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "Confirmation emails sent: 1." in result.stdout
+    (sent,) = (tmp_path / "outbox" / "new").iterdir()
+    msg = email_lib.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
+    assert msg["To"] == "ada@example.org"
+    assert "https://d.example.org/c/" in msg.get_body(("plain",)).get_content()
+    again = runner.invoke(
+        app, ["subscribers", "invite", "ada@example.org", "-c", str(config)], env=env
+    )
+    assert again.exit_code == 0 and len(list((tmp_path / "outbox" / "new").iterdir())) == 2
