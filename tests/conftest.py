@@ -11,6 +11,7 @@ import pytest
 
 from digest.config import Config, parse_config
 from digest.store import Store
+from tests.smtp_server import Recorder, start
 
 DATA = Path(__file__).parent / "data"
 HF_JUNE = "hf_daily_papers_2026-06-12.json"
@@ -37,6 +38,17 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     monkeypatch.chdir(tmp_path)
     (tmp_path / "no-config.toml").write_text("", encoding="utf-8")
     yield
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Recorder, int]]:
+    """A real SMTP server on 127.0.0.1 that records what it accepted (faults on demand)."""
+    recorder = Recorder(stall_seconds=1.5)
+    controller = start(recorder)
+    try:
+        yield recorder, controller.port
+    finally:
+        controller.stop()
 
 
 @pytest.fixture

@@ -9,11 +9,9 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from digest.cli import app
@@ -23,21 +21,11 @@ from digest.ops import doctor
 from digest.pipeline import Pipeline
 from digest.store import Store
 from tests.conftest import DATA, HF_JUNE
-from tests.smtp_server import Recorder, start
+from tests.smtp_server import Recorder
 
 ROOT = Path(__file__).parent.parent
 SECRET = "ops-test-secret-0123456789abcdef0123"
 NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Recorder, int]]:
-    recorder = Recorder()
-    controller = start(recorder)
-    try:
-        yield recorder, controller.port
-    finally:
-        controller.stop()
 
 
 def write_config(tmp_path: Path, port: int, extra: str = "", source: str = "") -> Path:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,21 +26,11 @@ from digest.models import Subscriber
 from digest.pipeline import Pipeline, RunLock, due_edition
 from digest.store import Store
 from tests.conftest import ARXIV_RSS, DATA, HF_JUNE
-from tests.smtp_server import Recorder, start
+from tests.smtp_server import Recorder
 
 ROOT = Path(__file__).parent.parent
 NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)  # a Friday
 SECRET = "test-secret-0123456789"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Recorder, int]]:
-    recorder = Recorder()
-    controller = start(recorder)
-    try:
-        yield recorder, controller.port
-    finally:
-        controller.stop()
 
 
 def write_config(tmp_path: Path, smtp_port: int | None = None, **mail: str) -> Path:

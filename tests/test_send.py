@@ -8,7 +8,7 @@ import asyncio
 import email
 import email.policy
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,22 +20,12 @@ from digest.message import Dkim, Outgoing, build_message, message_id_for
 from digest.models import Subscriber
 from digest.send import Job, OutboxTransport, RateLimit, Sender, SendStats, SmtpPool
 from digest.store import Store
-from tests.smtp_server import Recorder, start
+from tests.smtp_server import Recorder
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 EDITION = "2026-11-24"
 SENDER = "Paper Digest <digest@example.org>"
 UNSUBSCRIBE = "https://digest.example.org/u/TOKEN"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Recorder, int]]:
-    recorder = Recorder(stall_seconds=1.5)
-    controller = start(recorder)
-    try:
-        yield recorder, controller.port
-    finally:
-        controller.stop()
 
 
 def smtp_config(port: int, **kw: object) -> SmtpConfig:
