@@ -75,3 +75,14 @@ def test_only_config_reads_the_environment_and_the_core_never_prints(path: Path)
         }
         assert "print" not in calls, f"{module_name(path)} prints"
         assert "sys.exit" not in source
+
+
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_no_sql_outside_the_store(path: Path) -> None:
+    if owner(module_name(path)) == "store":
+        return
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            assert node.func.attr not in ("execute", "executemany", "query"), (
+                f"{module_name(path)}:{node.lineno} runs SQL; put it in digest/store/"
+            )

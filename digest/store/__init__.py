@@ -1,0 +1,21 @@
+"""The SQLite schema, its migrations and every SQL statement of the project.
+
+Nothing else speaks SQL. Writes run in short `BEGIN IMMEDIATE` transactions so the web process and
+the cron job can share the file (a deferred transaction that upgrades to a write cannot wait).
+One mixin per concern; `Store` is all of them over one connection.
+"""
+
+from __future__ import annotations
+
+from digest.store.base import BUSY_TIMEOUT_MS, StoreBase
+from digest.store.deliveries import DeliveriesMixin
+from digest.store.papers import PapersMixin, SourceState, UpsertCounts
+from digest.store.people import SubscribersMixin
+from digest.store.schema import migrations
+
+
+class Store(PapersMixin, SubscribersMixin, DeliveriesMixin, StoreBase):
+    """One open database. Cheap to open; migrations run on open."""
+
+
+__all__ = ["BUSY_TIMEOUT_MS", "SourceState", "Store", "UpsertCounts", "migrations"]

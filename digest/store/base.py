@@ -1,0 +1,98 @@
+"""The connection: WAL, busy timeout, short `BEGIN IMMEDIATE` write transactions, and
+migrations on open. The mixins beside it hold the statements, one concern each."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Self
+
+import sqlite_utils
+
+from digest.errors import StoreError
+from digest.store.schema import migrations
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StoreBase:
+    """One open database. Cheap to open; migrations run on open."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._loaded_ids: tuple[str, ...] = ()
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self.db = sqlite_utils.Database(conn)
+            with self.write():
+                migrations.apply(self.db)
+        except (sqlite3.Error, OSError) as ex:
+            raise StoreError(f"{self.path}: cannot open database: {ex}") from ex
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite_utils.Database]:
+        """A short write transaction, taken up front so concurrent writers wait, not fail."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield self.db
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        return len(migrations.applied(self.db))
+
+    def _select_in(self, table: str, column: str, values: Sequence[str]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        unique = list(dict.fromkeys(values))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"select * from [{table}] where [{column}] in ({marks})"
+            rows.extend(self.db.query(sql, chunk))
+        return rows
+
+    def _event(
+        self, sub_id: int, email: str, now: str, event: str, cause: str, detail: Any
+    ) -> None:
+        self.db["subscriber_events"].insert(
+            {
+                "subscriber_id": sub_id,
+                "email": email,
+                "at": now,
+                "event": event,
+                "cause": cause,
+                "detail": json.dumps(detail, ensure_ascii=False),
+            }
+        )
+
+    def integrity(self) -> str:
+        return str(self.db.execute("pragma quick_check").fetchone()[0])
+
+    def journal_mode(self) -> str:
+        return str(self.db.execute("pragma journal_mode").fetchone()[0])

@@ -1,0 +1,251 @@
+"""The delivery log: planning, claiming and recording each send; alerts and stats."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from digest.store.base import StoreBase
+
+
+class DeliveriesMixin(StoreBase):
+    """The delivery log, alerts and stats."""
+
+    def has_delivery(self, sub_id: int, edition: str) -> bool:
+        sql = "select 1 from deliveries where subscriber_id = ? and edition = ?"
+        return self.db.execute(sql, [sub_id, edition]).fetchone() is not None
+
+    def delivered_editions(
+        self, sub_ids: Sequence[int], editions: Sequence[str]
+    ) -> set[tuple[int, str]]:
+        """Which (subscriber, edition) pairs already have a delivery row, for a batch."""
+        found: set[tuple[int, str]] = set()
+        if not sub_ids or not editions:
+            return found
+        for start in range(0, len(sub_ids), 500):
+            chunk = list(sub_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            emarks = ",".join("?" * len(editions))
+            sql = (
+                f"select subscriber_id, edition from deliveries where subscriber_id in ({marks})"
+                f" and edition in ({emarks})"
+            )
+            found.update(tuple(r) for r in self.db.execute(sql, [*chunk, *editions]).fetchall())
+        return found
+
+    def plan_delivery(
+        self,
+        sub_id: int,
+        email: str,
+        edition: str,
+        paper_ids: Sequence[str],
+        message_id: str,
+        now: str,
+        status: str = "pending",
+        reply: str | None = None,
+    ) -> int | None:
+        """Record who gets which papers for an edition, once: None if it was already planned."""
+        with self.write():
+            cursor = self.db.execute(
+                "insert or ignore into deliveries (subscriber_id, email, edition, status, papers,"
+                " attempts, last_reply, message_id, possible_duplicate, created_at, updated_at)"
+                " values (?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?)",
+                [
+                    sub_id,
+                    email,
+                    edition,
+                    status,
+                    json.dumps(list(paper_ids)),
+                    reply,
+                    message_id,
+                    now,
+                    now,
+                ],
+            )
+            return cursor.lastrowid if cursor.rowcount else None
+
+    def plan_deliveries(self, rows: Sequence[dict[str, Any]], now: str) -> int:
+        """Plan many deliveries in one transaction; ones already planned are left alone."""
+        with self.write():
+            cursor = self.db.conn.executemany(
+                "insert or ignore into deliveries (subscriber_id, email, edition, status, papers,"
+                " attempts, last_reply, message_id, possible_duplicate, created_at, updated_at)"
+                " values (?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?)",
+                [
+                    (
+                        r["subscriber_id"],
+                        r["email"],
+                        r["edition"],
+                        r["status"],
+                        json.dumps(list(r["papers"])),
+                        r.get("reply"),
+                        r["message_id"],
+                        now,
+                        now,
+                    )
+                    for r in rows
+                ],
+            )
+            return cursor.rowcount
+
+    def recover_interrupted(self, now: str, shard: tuple[int, int] | None = None) -> int:
+        """Deliveries a killed run left `sending` go back to pending, flagged: the server may
+        have accepted them just before the crash, so a resend is a possible duplicate. Call it
+        only while holding the lock of everything it covers (all, or one shard)."""
+        sql = (
+            "update deliveries set status = 'pending', possible_duplicate = 1,"
+            " updated_at = ? where status = 'sending'"
+        )
+        params: list[Any] = [now]
+        if shard:
+            sql += " and subscriber_id % ? = ?"
+            params += [shard[1], shard[0] - 1]
+        with self.write():
+            return self.db.execute(sql, params).rowcount
+
+    def due_deliveries(
+        self, now: str, shard: tuple[int, int] | None = None, after_id: int = 0, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Pending deliveries whose retry time has come, in id order, a page at a time."""
+        sql = (
+            "select * from deliveries where status = 'pending' and id > ?"
+            " and (next_attempt_at is null or next_attempt_at <= ?)"
+        )
+        params: list[Any] = [after_id, now]
+        if shard:
+            sql += " and subscriber_id % ? = ?"
+            params += [shard[1], shard[0] - 1]
+        sql += " order by id limit ?"
+        rows = list(self.db.query(sql, [*params, limit]))
+        for row in rows:
+            row["papers"] = json.loads(row["papers"] or "[]")
+        return rows
+
+    def claim_delivery(self, delivery_id: int, now: str) -> bool:
+        """pending -> sending, committed before the SMTP transaction starts; False if another
+        worker (or an unsubscribe) got there first."""
+        with self.write():
+            cursor = self.db.execute(
+                "update deliveries set status = 'sending', attempts = attempts + 1,"
+                " updated_at = ? where id = ? and status = 'pending'",
+                [now, delivery_id],
+            )
+            return cursor.rowcount == 1
+
+    def mark_sent(
+        self,
+        delivery_id: int,
+        sub_id: int,
+        paper_ids: Sequence[str],
+        edition: str,
+        reply: str,
+        now: str,
+    ) -> None:
+        """Accepted by the server: the delivery and its papers are sent, in one transaction."""
+        with self.write():
+            self.db.execute(
+                "update deliveries set status = 'sent', last_reply = ?, sent_at = ?,"
+                " updated_at = ? where id = ?",
+                [reply, now, now, delivery_id],
+            )
+            self.db.conn.executemany(
+                "insert or ignore into sent_papers (subscriber_id, paper_id, edition, sent_at)"
+                " values (?, ?, ?, ?)",
+                [(sub_id, p, edition, now) for p in paper_ids],
+            )
+
+    def mark_retry(self, delivery_id: int, reply: str, next_attempt_at: str, now: str) -> None:
+        with self.write():
+            self.db.execute(
+                "update deliveries set status = 'pending', last_reply = ?, next_attempt_at = ?,"
+                " updated_at = ? where id = ?",
+                [reply, next_attempt_at, now, delivery_id],
+            )
+
+    def mark_skipped(self, delivery_id: int, reason: str, now: str) -> None:
+        with self.write():
+            self.db.execute(
+                "update deliveries set status = 'skipped', last_reply = ?, updated_at = ?"
+                " where id = ?",
+                [reason, now, delivery_id],
+            )
+
+    def mark_failed(
+        self, delivery_id: int, sub_id: int, reply: str, now: str, bounce_limit: int | None
+    ) -> bool:
+        """A permanent failure; with `bounce_limit`, count a bounce and stop mailing a
+        subscriber who reached it. True when the subscriber became `bounced`."""
+        with self.write():
+            self.db.execute(
+                "update deliveries set status = 'failed', last_reply = ?, updated_at = ?"
+                " where id = ?",
+                [reply, now, delivery_id],
+            )
+            if bounce_limit is None:
+                return False
+            self.db.execute("update subscribers set bounces = bounces + 1 where id = ?", [sub_id])
+            row = self.db.execute(
+                "select email, bounces, status from subscribers where id = ?", [sub_id]
+            ).fetchone()
+            if row is None or row[1] < bounce_limit or row[2] == "bounced":
+                return False
+            self.db.execute(
+                "update subscribers set status = 'bounced', updated_at = ? where id = ?",
+                [now, sub_id],
+            )
+            self._event(
+                sub_id, row[0], now, "bounced", f"{row[1]} permanent failures", {"reply": reply}
+            )
+            return True
+
+    def subscriber_status(self, sub_id: int) -> str | None:
+        row = self.db.execute("select status from subscribers where id = ?", [sub_id]).fetchone()
+        return row[0] if row else None
+
+    def delivery(self, sub_id: int, edition: str) -> dict[str, Any] | None:
+        rows = list(
+            self.db.query(
+                "select * from deliveries where subscriber_id = ? and edition = ?",
+                [sub_id, edition],
+            )
+        )
+        if not rows:
+            return None
+        rows[0]["papers"] = json.loads(rows[0]["papers"] or "[]")
+        return rows[0]
+
+    def delivery_counts(self, since: str | None = None) -> dict[str, int]:
+        sql = "select status, count(*) from deliveries"
+        params: list[Any] = []
+        if since:
+            sql += " where updated_at >= ?"
+            params.append(since)
+        sql += " group by status"
+        return {r[0]: r[1] for r in self.db.execute(sql, params).fetchall()}
+
+    def alert_sent_since(self, key: str, since: str) -> bool:
+        row = self.db.execute("select sent_at from alerts where key = ?", [key]).fetchone()
+        return row is not None and row[0] >= since
+
+    def record_alert(self, key: str, subject: str, now: str) -> None:
+        with self.write():
+            self.db.execute(
+                "insert or replace into alerts (key, sent_at, subject) values (?, ?, ?)",
+                [key, now, subject],
+            )
+
+    def sends_per_day(self, days: int, now: str) -> list[tuple[str, int, int]]:
+        """(day, sent, failed) for the last `days` days, newest first."""
+        sql = (
+            "select substr(updated_at, 1, 10) as day, sum(status = 'sent'), sum(status = 'failed')"
+            " from deliveries where updated_at >= date(?, ?) group by day order by day desc"
+        )
+        return [tuple(r) for r in self.db.execute(sql, [now, f"-{days} days"]).fetchall()]
+
+    def recent_failures(self, limit: int = 10) -> list[dict[str, Any]]:
+        sql = (
+            "select email, edition, last_reply, updated_at from deliveries"
+            " where status = 'failed' order by updated_at desc limit ?"
+        )
+        return list(self.db.query(sql, [limit]))

@@ -1,0 +1,294 @@
+"""Papers, their sources, source state and editions: collecting and reading papers."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from digest.errors import StoreError
+from digest.models import Paper
+from digest.store.base import StoreBase
+
+_JSON_FIELDS = ("authors", "categories", "ai_keywords")
+# Fields a later source may fill in or refresh; text fields follow the newest arXiv version.
+_REFRESHED = (
+    "upvotes",
+    "num_comments",
+    "github_repo",
+    "github_stars",
+    "project_page",
+    "thumbnail",
+    "ai_summary",
+    "hf_date",
+    "doi",
+    "journal_ref",
+    "comment",
+    "pdf_url",
+)
+_VERSIONED = ("title", "abstract", "authors", "announce_type", "link")
+_PAPER_COLUMNS = [f.name for f in fields(Paper) if f.name not in ("source", "raw_id", "sources")]
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class SourceState:
+    source: str
+    last_url: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    last_attempt: str | None = None
+    last_success: str | None = None
+    last_error: str | None = None
+    last_error_at: str | None = None
+    failures: int = 0
+    last_fetched: int | None = None
+
+
+class PapersMixin(StoreBase):
+    """Papers, sources, source state, editions."""
+
+    def upsert_papers(self, source: str, papers: Sequence[Paper], now: str) -> UpsertCounts:
+        """Merge one source's batch in one transaction: all of it lands, or none of it."""
+        inserts: dict[str, dict[str, Any]] = {}
+        updates: dict[str, dict[str, Any]] = {}
+        link_inserts: dict[str, dict[str, Any]] = {}
+        link_updates: dict[str, dict[str, Any]] = {}
+        unchanged = 0
+        with self.write():
+            ids = [p.id for p in papers]
+            stored = self._rows_by_id(ids)
+            links = {
+                r["paper_id"]: r
+                for r in self._select_in("paper_sources", "paper_id", ids)
+                if r["source"] == source
+            }
+            for paper in papers:
+                old = inserts.get(paper.id) or updates.get(paper.id) or stored.get(paper.id)
+                row = _merge(old, paper, now)
+                if paper.id in inserts or old is None:
+                    inserts[paper.id] = row
+                elif row != old:
+                    updates[paper.id] = {**row, "updated_at": now}
+                elif paper.id not in updates:
+                    unchanged += 1
+                link = {
+                    "paper_id": paper.id,
+                    "source": source,
+                    "raw_id": paper.raw_id,
+                    "version": paper.version,
+                    "announce_type": paper.announce_type,
+                }
+                old_link = link_inserts.get(paper.id) or links.get(paper.id)
+                if paper.id in link_inserts or old_link is None:
+                    link_inserts[paper.id] = {**link, "first_seen": now}
+                elif any(old_link[k] != v for k, v in link.items()):
+                    link_updates[paper.id] = link
+            self.db["papers"].insert_all(inserts.values(), batch_size=200)
+            for paper_id, row in updates.items():
+                self.db["papers"].update(paper_id, row)
+            self.db["paper_sources"].insert_all(link_inserts.values(), batch_size=200)
+            for paper_id, link in link_updates.items():
+                self.db["paper_sources"].update((paper_id, source), link)
+        return UpsertCounts(len(inserts), len(updates), unchanged)
+
+    def _rows_by_id(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {r["id"]: r for r in self._select_in("papers", "id", ids)}
+
+    def get_paper(self, paper_id: str) -> Paper | None:
+        rows = self._rows_by_id([paper_id])
+        if paper_id not in rows:
+            return None
+        return self._papers_with_sources([rows[paper_id]])[0]
+
+    def _papers_with_sources(self, rows: Iterable[dict[str, Any]]) -> list[Paper]:
+        rows = list(rows)
+        by_paper: dict[str, list[str]] = {}
+        for link in self._select_in("paper_sources", "paper_id", [r["id"] for r in rows]):
+            by_paper.setdefault(link["paper_id"], []).append(link["source"])
+        return [_paper_from_row(r, sorted(by_paper.get(r["id"], []))) for r in rows]
+
+    def list_papers(
+        self,
+        search: str | None = None,
+        limit: int | None = 50,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[Paper]:
+        """Stored papers, newest first; `search` is full-text over title, abstract and authors."""
+        where, params = [], []
+        if since:
+            where.append("papers.first_seen >= ?")
+            params.append(since)
+        if until:
+            where.append("papers.first_seen < ?")
+            params.append(until)
+        sql = "select papers.* from papers"
+        if search:
+            sql += " join papers_fts on papers_fts.rowid = papers.rowid"
+            where.append("papers_fts match ?")
+            params.append(self.db.quote_fts(search))
+        if where:
+            sql += " where " + " and ".join(where)
+        sql += " order by papers.first_seen desc, papers.published desc, papers.id"
+        if limit is not None:
+            sql += " limit ?"
+            params.append(limit)
+        try:
+            rows = list(self.db.query(sql, params))
+        except sqlite3.OperationalError as ex:
+            raise StoreError(f"search {search!r} failed: {ex}") from ex
+        return self._papers_with_sources(rows)
+
+    def fts_ids(self, fts_query: str, limit: int) -> list[str]:
+        """Raw FTS5 syntax, best first: the per-subscriber way the match benchmark compares to."""
+        sql = (
+            "select papers.id from papers_fts join papers on papers.rowid = papers_fts.rowid"
+            " where papers_fts match ? order by papers_fts.rank limit ?"
+        )
+        return [row[0] for row in self.db.execute(sql, [fts_query, limit]).fetchall()]
+
+    def count_papers(self) -> int:
+        return self.db["papers"].count
+
+    def source_counts(self) -> dict[str, int]:
+        sql = "select source, count(*) as n from paper_sources group by source"
+        return {r["source"]: r["n"] for r in self.db.query(sql)}
+
+    def get_source_state(self, source: str) -> SourceState:
+        rows = list(self.db.query("select * from source_state where source = ?", [source]))
+        return SourceState(**rows[0]) if rows else SourceState(source)
+
+    def all_source_states(self) -> list[SourceState]:
+        return [SourceState(**r) for r in self.db.query("select * from source_state order by 1")]
+
+    def record_source_success(
+        self,
+        source: str,
+        now: str,
+        fetched: int,
+        url: str | None,
+        etag: str | None,
+        last_modified: str | None,
+    ) -> None:
+        with self.write():
+            self.db["source_state"].upsert(
+                {
+                    "source": source,
+                    "last_url": url,
+                    "etag": etag,
+                    "last_modified": last_modified,
+                    "last_attempt": now,
+                    "last_success": now,
+                    "last_fetched": fetched,
+                    "failures": 0,
+                },
+                pk="source",
+            )
+
+    def record_source_failure(self, source: str, now: str, error: str) -> None:
+        with self.write():
+            old = self.get_source_state(source)
+            self.db["source_state"].upsert(
+                {
+                    "source": source,
+                    "last_attempt": now,
+                    "last_error": error,
+                    "last_error_at": now,
+                    "failures": old.failures + 1,
+                },
+                pk="source",
+            )
+
+    def papers_between(self, start: str, end: str) -> list[Paper]:
+        """Papers first collected in (start, end]: an edition's new papers."""
+        sql = (
+            "select * from papers where first_seen > ? and first_seen <= ? order by first_seen, id"
+        )
+        return self._papers_with_sources(self.db.query(sql, [start, end]))
+
+    def papers_by_id(self, ids: Sequence[str]) -> list[Paper]:
+        return self._papers_with_sources(self._rows_by_id(ids).values())
+
+    def get_edition(self, name: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("select * from editions where name = ?", [name]))
+        return rows[0] if rows else None
+
+    def latest_edition_end(self, before: str) -> str | None:
+        sql = "select max(window_end) as end from editions where name < ?"
+        return next(self.db.query(sql, [before]))["end"]
+
+    def open_edition(self, name: str, now: str, default_start: str) -> dict[str, Any]:
+        """An edition's window is fixed the first time it is opened, so re-runs see the same
+        papers: from the end of the latest earlier edition (or `default_start`) to `now`."""
+        with self.write():
+            existing = self.get_edition(name)
+            if existing:
+                return existing
+            previous = self.latest_edition_end(before=name)
+            row = {
+                "name": name,
+                "window_start": previous or default_start,
+                "window_end": now,
+                "opened_at": now,
+            }
+            self.db["editions"].insert(row)
+            return row
+
+
+def _paper_from_row(row: dict[str, Any], sources: list[str]) -> Paper:
+    values = {k: row.get(k) for k in _PAPER_COLUMNS}
+    for key in _JSON_FIELDS:
+        values[key] = json.loads(row[key]) if row.get(key) else []
+    values["title"] = row["title"] or ""
+    values["abstract"] = row["abstract"] or ""
+    return Paper(**values, sources=sources)
+
+
+def _to_row(paper: Paper) -> dict[str, Any]:
+    row: dict[str, Any] = {k: getattr(paper, k) for k in _PAPER_COLUMNS}
+    for key in _JSON_FIELDS:
+        row[key] = json.dumps(row[key], ensure_ascii=False)
+    return row
+
+
+def _merge(old: dict[str, Any] | None, paper: Paper, now: str) -> dict[str, Any]:
+    """One row from the stored one and a source's view: newest arXiv version wins the text,
+    the latest HF figures win the counts, categories are unioned, first_seen never moves."""
+    incoming = _to_row(paper)
+    if old is None:
+        incoming["first_seen"] = now
+        incoming["updated_at"] = now
+        return incoming
+    row = dict(old)
+    old_version = old.get("version")
+    newer = paper.version is not None and (old_version is None or paper.version > old_version)
+    same = paper.version is not None and paper.version == old_version
+    for key in _VERSIONED:
+        value = incoming[key]
+        empty = value in (None, "", "[]")
+        if not empty and (newer or same or row.get(key) in (None, "", "[]")):
+            row[key] = value
+    if newer:
+        row["version"] = paper.version
+    for key in _REFRESHED:
+        if incoming[key] not in (None, "", "[]"):
+            row[key] = incoming[key]
+    if paper.ai_keywords:
+        row["ai_keywords"] = incoming["ai_keywords"]
+    if paper.categories:
+        merged = list(
+            dict.fromkeys([*json.loads(old.get("categories") or "[]"), *paper.categories])
+        )
+        row["categories"] = json.dumps(merged, ensure_ascii=False)
+    for key in ("arxiv_id", "published"):
+        row[key] = row.get(key) or incoming[key]
+    return row

@@ -1,0 +1,269 @@
+"""Subscribers, their history, what was sent to them, erasure and suppression."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import fields
+from typing import Any
+
+from digest.errors import StoreError
+from digest.models import Subscriber
+from digest.store.base import StoreBase
+
+_SUBSCRIBER_JSON = ("queries", "topics")
+_SUBSCRIBER_COLUMNS = [f.name for f in fields(Subscriber)]
+_QUERIES_AT = _SUBSCRIBER_COLUMNS.index("queries")
+_TOPICS_AT = _SUBSCRIBER_COLUMNS.index("topics")
+_ID_AT = _SUBSCRIBER_COLUMNS.index("id")
+
+
+class SubscribersMixin(StoreBase):
+    """Subscribers and what reached them."""
+
+    def add_subscriber(self, sub: Subscriber, now: str, cause: str) -> Subscriber:
+        """Insert and record the event; a taken address is a StoreError naming it."""
+        row = _subscriber_row(sub)
+        row.pop("id")
+        row.update(created_at=now, updated_at=now)
+        with self.write():
+            try:
+                new_id = self.db["subscribers"].insert(row).last_pk
+            except sqlite3.IntegrityError as ex:
+                raise StoreError(f"{sub.email}: already a subscriber") from ex
+            self._event(int(new_id), sub.email, now, "created", cause, {"status": sub.status})
+        added = self.get_subscriber(int(new_id))
+        assert added is not None
+        return added
+
+    def get_subscriber(self, key: int | str) -> Subscriber | None:
+        column = "id" if isinstance(key, int) else "email"
+        sql = f"select * from subscribers where {column} = ? collate nocase"
+        rows = list(self.db.query(sql, [key]))
+        return _subscriber_from_row(rows[0]) if rows else None
+
+    def update_subscriber(
+        self, sub_id: int, changes: dict[str, Any], now: str, event: str, cause: str
+    ) -> Subscriber:
+        """Apply changes and record what changed from what; no change records nothing."""
+        with self.write():
+            old = self.get_subscriber(sub_id)
+            if old is None:
+                raise StoreError(f"no subscriber with id {sub_id}")
+            before = _subscriber_row(old)
+            after = {**before, **_subscriber_row(Subscriber(**{**_fields(old), **changes}))}
+            diff = {k: [before[k], after[k]] for k in after if after[k] != before[k]}
+            if diff:
+                after["updated_at"] = now
+                self.db["subscribers"].update(sub_id, after)
+                self._event(sub_id, old.email, now, event, cause, diff)
+        updated = self.get_subscriber(sub_id)
+        assert updated is not None
+        return updated
+
+    def delete_subscriber(self, sub_id: int, now: str, cause: str) -> None:
+        """Erase the subscriber and what was sent to them; the event log keeps the removal."""
+        with self.write():
+            old = self.get_subscriber(sub_id)
+            if old is None:
+                raise StoreError(f"no subscriber with id {sub_id}")
+            self.db.execute("delete from sent_papers where subscriber_id = ?", [sub_id])
+            self.db.execute("delete from deliveries where subscriber_id = ?", [sub_id])
+            self.db.execute("delete from subscribers where id = ?", [sub_id])
+            self._event(sub_id, old.email, now, "removed", cause, {"status": old.status})
+
+    def record_event(self, sub_id: int, email: str, now: str, event: str, cause: str) -> None:
+        """Something happened to a subscriber that changed nothing stored (a failed send)."""
+        with self.write():
+            self._event(sub_id, email, now, event, cause, {})
+
+    def subscriber_events(self, sub_id: int) -> list[dict[str, Any]]:
+        sql = "select * from subscriber_events where subscriber_id = ? order by id"
+        return [{**r, "detail": json.loads(r["detail"])} for r in self.db.query(sql, [sub_id])]
+
+    def list_subscribers(self, status: str | None = None) -> list[Subscriber]:
+        return list(self.iter_subscribers((status,) if status else None))
+
+    def iter_subscribers(
+        self, statuses: Sequence[str] | None = None, batch: int = 1000
+    ) -> Iterator[Subscriber]:
+        """Every subscriber in id order, a page at a time: never the whole table in memory."""
+        last = 0
+        where = ""
+        params: list[Any] = []
+        if statuses:
+            where = f" and status in ({','.join('?' * len(statuses))})"
+            params = list(statuses)
+        columns = ", ".join(_SUBSCRIBER_COLUMNS)
+        sql = f"select {columns} from subscribers where id > ?{where} order by id limit {batch}"
+        loads = json.loads
+        while True:
+            rows = self.db.execute(sql, [last, *params]).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                # Positional, in field order: this loop feeds the match over every subscriber.
+                values = list(row)
+                for at in (_QUERIES_AT, _TOPICS_AT):
+                    text = values[at]
+                    values[at] = loads(text) if text and text != "[]" else []
+                yield Subscriber(*values)
+            last = rows[-1][_ID_AT]
+
+    def count_subscribers(self) -> dict[str, int]:
+        sql = "select status, count(*) as n from subscribers group by status"
+        return {r["status"]: r["n"] for r in self.db.query(sql)}
+
+    def add_subscribers_bulk(self, subs: Iterable[Subscriber], now: str, cause: str) -> int:
+        """Many at once in one transaction (imports, benchmarks); events recorded for each."""
+        count = 0
+        with self.write():
+            for sub in subs:
+                row = _subscriber_row(sub)
+                row.pop("id")
+                row.update(created_at=now, updated_at=now)
+                try:
+                    new_id = self.db["subscribers"].insert(row).last_pk
+                except sqlite3.IntegrityError as ex:
+                    raise StoreError(f"{sub.email}: already a subscriber") from ex
+                self._event(int(new_id), sub.email, now, "created", cause, {"status": sub.status})
+                count += 1
+        return count
+
+    def mark_papers_sent(
+        self, sub_id: int, paper_ids: Sequence[str], edition: str, now: str
+    ) -> None:
+        """Called once the server accepted the message: only then is a paper sent."""
+        with self.write():
+            self.db["sent_papers"].insert_all(
+                (
+                    {"subscriber_id": sub_id, "paper_id": p, "edition": edition, "sent_at": now}
+                    for p in paper_ids
+                ),
+                ignore=True,
+            )
+
+    def sent_among(self, sub_ids: Sequence[int], paper_ids: Sequence[str]) -> dict[int, set[str]]:
+        """Which of these papers each of these subscribers already received."""
+        found: dict[int, set[str]] = {}
+        if not sub_ids or not paper_ids:
+            return found
+        wanted = tuple(paper_ids)
+        if wanted != self._loaded_ids:
+            self.db.execute("create temp table if not exists _ids (id text primary key)")
+            with self.db.atomic():  # deferred: touches only the temp database, locks nothing
+                self.db.execute("delete from _ids")
+                self.db.conn.executemany(
+                    "insert or ignore into _ids values (?)", [(p,) for p in wanted]
+                )
+            self._loaded_ids = wanted
+        for start in range(0, len(sub_ids), 500):
+            chunk = list(sub_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "select subscriber_id, paper_id from sent_papers join _ids on _ids.id = paper_id"
+                f" where subscriber_id in ({marks})"
+            )
+            for row in self.db.execute(sql, chunk).fetchall():
+                found.setdefault(row[0], set()).add(row[1])
+        return found
+
+    def sent_counts(self, sub_id: int) -> tuple[int, int]:
+        """(editions that reached this subscriber, papers sent to them)."""
+        sql = "select count(distinct edition), count(*) from sent_papers where subscriber_id = ?"
+        editions, papers = self.db.execute(sql, [sub_id]).fetchone()
+        return int(editions), int(papers)
+
+    def subscribers_by_id(self, ids: Sequence[int]) -> dict[int, Subscriber]:
+        columns = ", ".join(_SUBSCRIBER_COLUMNS)
+        found: dict[int, Subscriber] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            sql = f"select {columns} from subscribers where id in ({marks})"
+            for row in self.db.execute(sql, chunk).fetchall():
+                values = list(row)
+                for at in (_QUERIES_AT, _TOPICS_AT):
+                    values[at] = json.loads(values[at] or "[]")
+                sub = Subscriber(*values)
+                found[sub.id or 0] = sub
+        return found
+
+    def resume_expired_pauses(self, now: str) -> list[str]:
+        """Subscribers paused `until` a time that has passed become active again."""
+        with self.write():
+            rows = self.db.execute(
+                "select id, email from subscribers where status = 'paused'"
+                " and paused_until is not null and paused_until <= ?",
+                [now],
+            ).fetchall()
+            for sub_id, email in rows:
+                self.db.execute(
+                    "update subscribers set status = 'active', paused_until = null,"
+                    " updated_at = ? where id = ?",
+                    [now, sub_id],
+                )
+                self._event(sub_id, email, now, "active", "pause ended", {})
+        return [r[1] for r in rows]
+
+    def erase_subscriber(self, sub_id: int, email_hash: str, now: str, cause: str) -> None:
+        """Delete my data: the subscriber, their deliveries, what was sent and their history
+        go; a suppression hash stays so the address is not mailed again unless it subscribes
+        anew."""
+        with self.write():
+            for table in ("sent_papers", "deliveries", "subscriber_events"):
+                self.db.execute(f"delete from {table} where subscriber_id = ?", [sub_id])
+            self.db.execute("delete from subscribers where id = ?", [sub_id])
+            self.db.execute(
+                "insert or replace into suppressions (email_hash, at, cause) values (?, ?, ?)",
+                [email_hash, now, cause],
+            )
+
+    def is_suppressed(self, email_hash: str) -> bool:
+        sql = "select 1 from suppressions where email_hash = ?"
+        return self.db.execute(sql, [email_hash]).fetchone() is not None
+
+    def lift_suppression(self, email_hash: str) -> None:
+        with self.write():
+            self.db.execute("delete from suppressions where email_hash = ?", [email_hash])
+
+    def purge_pending(self, older_than: str, now: str) -> int:
+        """Signups left unconfirmed since the cut-off are removed (the removal is logged);
+        the clock starts at the latest (re)signup, not at the first one."""
+        with self.write():
+            rows = self.db.execute(
+                "select id, email from subscribers where status = 'pending' and updated_at < ?",
+                [older_than],
+            ).fetchall()
+            for sub_id, email in rows:
+                self.db.execute("delete from deliveries where subscriber_id = ?", [sub_id])
+                self.db.execute("delete from sent_papers where subscriber_id = ?", [sub_id])
+                self.db.execute("delete from subscribers where id = ?", [sub_id])
+                self._event(sub_id, email, now, "removed", "never confirmed", {})
+        return len(rows)
+
+    def topic_counts(self) -> dict[str, int]:
+        sql = (
+            "select value, count(*) from subscribers, json_each(subscribers.topics)"
+            " where status in ('active', 'paused') group by value order by 2 desc"
+        )
+        return {r[0]: r[1] for r in self.db.execute(sql).fetchall()}
+
+
+def _fields(sub: Subscriber) -> dict[str, Any]:
+    return {f.name: getattr(sub, f.name) for f in fields(Subscriber)}
+
+
+def _subscriber_row(sub: Subscriber) -> dict[str, Any]:
+    row = _fields(sub)
+    for key in _SUBSCRIBER_JSON:
+        row[key] = json.dumps(row[key], ensure_ascii=False)
+    return row
+
+
+def _subscriber_from_row(row: dict[str, Any]) -> Subscriber:
+    values = dict(row)
+    for key in _SUBSCRIBER_JSON:
+        values[key] = json.loads(row[key] or "[]")
+    return Subscriber(**values)

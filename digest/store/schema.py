@@ -1,0 +1,184 @@
+"""The schema: one migration a change, applied in order when a database is opened."""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+migrations = Migrations("digest")
+
+
+@migrations()
+def m001_papers(db: sqlite_utils.Database) -> None:
+    db["papers"].create(
+        {
+            "id": str,
+            "arxiv_id": str,
+            "version": int,
+            "title": str,
+            "abstract": str,
+            "authors": str,
+            "categories": str,
+            "announce_type": str,
+            "published": str,
+            "link": str,
+            "pdf_url": str,
+            "doi": str,
+            "journal_ref": str,
+            "comment": str,
+            "upvotes": int,
+            "num_comments": int,
+            "github_repo": str,
+            "github_stars": int,
+            "project_page": str,
+            "thumbnail": str,
+            "ai_summary": str,
+            "ai_keywords": str,
+            "hf_date": str,
+            "first_seen": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"title", "first_seen"},
+    )
+    db["papers"].create_index(["first_seen"])
+    db["paper_sources"].create(
+        {
+            "paper_id": str,
+            "source": str,
+            "raw_id": str,
+            "version": int,
+            "announce_type": str,
+            "first_seen": str,
+        },
+        pk=("paper_id", "source"),
+        foreign_keys=[("paper_id", "papers", "id")],
+    )
+    db["paper_sources"].create_index(["source"])
+    db["source_state"].create(
+        {
+            "source": str,
+            "last_url": str,
+            "etag": str,
+            "last_modified": str,
+            "last_attempt": str,
+            "last_success": str,
+            "last_error": str,
+            "last_error_at": str,
+            "failures": int,
+            "last_fetched": int,
+        },
+        pk="source",
+        defaults={"failures": 0},
+    )
+    db["papers"].enable_fts(
+        ["title", "abstract", "authors"],
+        create_triggers=True,
+        tokenize="porter unicode61 remove_diacritics 2",
+    )
+
+
+@migrations()
+def m002_subscribers(db: sqlite_utils.Database) -> None:
+    db["subscribers"].create(
+        {
+            "id": int,
+            "email": str,
+            "status": str,
+            "queries": str,
+            "topics": str,
+            "cadence": str,
+            "weekday": str,
+            "hour": int,
+            "tz": str,
+            "max_papers": int,
+            "min_upvotes": int,
+            "bounces": int,
+            "paused_until": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"email", "status"},
+        defaults={"bounces": 0},
+    )
+    db.execute("create unique index subscribers_email on subscribers (email collate nocase)")
+    db["subscribers"].create_index(["status"])
+    # No foreign key: the history outlives a removed subscriber.
+    db["subscriber_events"].create(
+        {
+            "id": int,
+            "subscriber_id": int,
+            "email": str,
+            "at": str,
+            "event": str,
+            "cause": str,
+            "detail": str,
+        },
+        pk="id",
+    )
+    db["subscriber_events"].create_index(["subscriber_id"])
+    db["sent_papers"].create(
+        {"subscriber_id": int, "paper_id": str, "edition": str, "sent_at": str},
+        pk=("subscriber_id", "paper_id"),
+    )
+    db["sent_papers"].create_index(["paper_id"])
+    db["editions"].create(
+        {"name": str, "window_start": str, "window_end": str, "opened_at": str}, pk="name"
+    )
+
+
+@migrations()
+def m003_deliveries(db: sqlite_utils.Database) -> None:
+    db["deliveries"].create(
+        {
+            "id": int,
+            "subscriber_id": int,
+            "email": str,
+            "edition": str,
+            "status": str,
+            "papers": str,
+            "attempts": int,
+            "last_reply": str,
+            "message_id": str,
+            "possible_duplicate": int,
+            "created_at": str,
+            "updated_at": str,
+            "sent_at": str,
+            "next_attempt_at": str,
+        },
+        pk="id",
+        not_null={"subscriber_id", "edition", "status"},
+        defaults={"attempts": 0, "possible_duplicate": 0},
+    )
+    db.execute("create unique index deliveries_once on deliveries (subscriber_id, edition)")
+    db["deliveries"].create_index(["status", "next_attempt_at"])
+    db["deliveries"].create_index(["edition"])
+
+
+@migrations()
+def m004_suppressions(db: sqlite_utils.Database) -> None:
+    # Only a keyed hash of an address that asked to be erased: enough to not mail it again.
+    db["suppressions"].create({"email_hash": str, "at": str, "cause": str}, pk="email_hash")
+
+
+@migrations()
+def m005_alerts(db: sqlite_utils.Database) -> None:
+    db["alerts"].create({"key": str, "sent_at": str, "subject": str}, pk="key")
+
+
+@migrations()
+def m006_subscriber_ids_never_reused(db: sqlite_utils.Database) -> None:
+    # AUTOINCREMENT: an erased subscriber's id (and the history keyed by it) is never reused.
+    columns = ", ".join(c.name for c in db["subscribers"].columns)
+    db.execute(
+        "create table subscribers_new (id integer primary key autoincrement, email text not null,"
+        " status text not null, queries text, topics text, cadence text, weekday text,"
+        " hour integer, tz text, max_papers integer, min_upvotes integer,"
+        " bounces integer default 0, paused_until text, created_at text, updated_at text)"
+    )
+    db.execute(f"insert into subscribers_new ({columns}) select {columns} from subscribers")
+    db.execute("drop table subscribers")
+    db.execute("alter table subscribers_new rename to subscribers")
+    db.execute("create unique index subscribers_email on subscribers (email collate nocase)")
+    db.execute("create index idx_subscribers_status on subscribers (status)")
