@@ -1,0 +1,239 @@
+"""Plain-text helpers for emails: cleaning feed text, safe links, snippets, subjects."""
+
+from __future__ import annotations
+
+import logging
+import re
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from urllib.parse import urlsplit
+
+from digest.query import Term, highlight_spans
+
+MAX_TITLE = 300
+
+
+MAX_SNIPPET = 420
+
+
+MAX_AUTHOR = 80
+
+
+MAX_SUMMARY = 600
+
+
+MAX_LABEL = 120
+
+
+MAX_SUBJECT = 100
+
+
+SUBJECT_TARGET = 78  # what most inboxes show; the list of names stops before it
+
+
+WRAP = 76
+
+
+CARD_CACHE = 10_000
+
+
+CAUSES = {
+    "weekend": "arXiv announces no new papers on weekends.",
+    "holiday": "arXiv is closed for a holiday and announced no new papers.",
+}
+
+
+PREMAILER_OPTIONS: dict[str, Any] = {
+    "allow_network": False,
+    "strip_important": False,  # the @media rules need their !important to beat inline styles
+    "disable_validation": True,
+    "cssutils_logging_level": logging.CRITICAL,
+}
+
+
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")  # fmt: skip
+
+
+_ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z][a-z.-]*(\.[A-Z]{2})?/\d{7}")
+
+
+_SPACE = re.compile(r"\s+")
+
+
+_HIDDEN = dict.fromkeys(
+    [*range(0, 32), 127, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF], " "
+)
+
+
+_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+
+
+_CSS_INCLUDE = re.compile(r"\{%-?\s*include\s+[\"']([^\"']+\.css)[\"']\s*-?%\}")
+
+
+_OTHER_TEMPLATES = re.compile(r"\{%-?\s*(include|extends|import|from)\b")
+
+
+_CARD = re.compile(r"[ \t]*\{#(-?)\s*card\s*-?#\}.*?\{#-?\s*endcard\s*(-?)#\}\n?", re.S)
+
+
+_SENTINEL = "zjinja{:05d}z"
+
+
+_TEXT = textwrap.TextWrapper(WRAP, "  ", "  ", break_on_hyphens=False)
+
+
+_TITLE = textwrap.TextWrapper(WRAP, "* ", "  ", break_on_hyphens=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    subject: str
+    html: str
+    text: str
+
+
+def clean(text: str | None) -> str:
+    """One line of plain text: control and bidi-override characters gone, spaces collapsed."""
+    return _SPACE.sub(" ", (text or "").translate(_HIDDEN)).strip()
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut at a word boundary near `limit` characters, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL if it is absolute http(s) and whole; anything else (javascript:, data:,
+    relative, with spaces or control characters) is dropped."""
+    url = (url or "").strip()
+    if not url or len(url) > 2000 or url != url.translate(_HIDDEN) or " " in url:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def authors_line(authors: Sequence[str]) -> str:
+    """`A, B, C and 12 more`; up to four names are all shown."""
+    names = [shorten(clean(a), MAX_AUTHOR) for a in authors]
+    names = [n for n in names if n]
+    if len(names) > 4:
+        return f"{', '.join(names[:3])} and {len(names) - 3} more"
+    return and_list(names)
+
+
+def and_list(items: Sequence[str]) -> str:
+    """`A`, `A and B`, `A, B and C`."""
+    return f"{', '.join(items[:-1])} and {items[-1]}" if len(items) > 1 else "".join(items)
+
+
+def segments(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[str, bool]]:
+    """The text cut into (piece, is_hit) runs, for the templates' highlight loop; hits apart
+    by a space read as one (`LLM agents`, not `LLM` `agents`)."""
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and not text[joined[-1][1] : start].strip():
+            joined[-1] = (joined[-1][0], end)
+        else:
+            joined.append((start, end))
+    out: list[tuple[str, bool]] = []
+    at = 0
+    for start, end in joined:
+        if start > at:
+            out.append((text[at:start], False))
+        out.append((text[start:end], True))
+        at = end
+    if at < len(text):
+        out.append((text[at:], False))
+    return out
+
+
+def snippet(text: str, spans: Sequence[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
+    """About MAX_SNIPPET characters of an abstract, from the sentence of the first hit when
+    it lies further on, with the hits shifted into the snippet."""
+    if len(text) <= MAX_SNIPPET + 60:
+        return text, list(spans)
+    start = 0
+    if spans and spans[0][1] > MAX_SNIPPET - 60:
+        first = spans[0][0]
+        dot = text.rfind(". ", max(0, first - 200), first)
+        start = dot + 2 if dot >= 0 else max(0, text.rfind(" ", 0, max(first - 60, 1)) + 1)
+    end = start + MAX_SNIPPET
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start + MAX_SNIPPET // 2 else end
+    prefix = "…" if start else ""
+    body = prefix + text[start:end].strip() + ("…" if end < len(text) else "")
+    shift = len(prefix) - start - (len(text[start:end]) - len(text[start:end].lstrip()))
+    kept = [(max(a, start) + shift, min(b, end) + shift) for a, b in spans if b > start and a < end]
+    return body, kept
+
+
+def abstract_snippet(text: str, terms: Sequence[Term]) -> tuple[str, list[tuple[int, int]]]:
+    """The snippet and its highlights; the head alone is searched first, since a hit there
+    decides the snippet and tokenizing a whole abstract costs most of a card."""
+    if not terms:
+        return snippet(text, [])
+    if len(text) > MAX_SNIPPET + 60:
+        space = text.rfind(" ", 0, MAX_SNIPPET)
+        head = text[: space if space > MAX_SNIPPET // 2 else MAX_SNIPPET]
+        spans = highlight_spans(head, terms, "abstract")
+        if spans and spans[0][1] <= MAX_SNIPPET - 60:
+            return snippet(text, spans)
+    return snippet(text, highlight_spans(text, terms, "abstract"))
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _short_number(n: int) -> str:
+    return f"{n / 1000:.1f}k".replace(".0k", "k") if n >= 1000 else str(n)
+
+
+def _when(edition_name: str, edition_date: date, long: bool) -> str:
+    week = re.fullmatch(r"(\d{4})-W(\d{2})", edition_name)
+    if week:
+        return f"Week {int(week[2])}, {week[1]}" if long else f"week {int(week[2])}"
+    d = edition_date
+    if long:
+        return f"{_DAYS[d.weekday()]} {d.day} {_MONTHS[d.month - 1]} {d.year}"
+    return f"{_DAYS[d.weekday()][:3]} {d.day} {_MONTHS[d.month - 1][:3]}"
+
+
+def subject_for(count: int, names: Sequence[str], edition_name: str, edition_date: date) -> str:
+    """`7 new papers: diffusion, world models - Tue 24 Nov`: one line, the names cut to fit
+    about SUBJECT_TARGET characters (`and 2 more`), never over MAX_SUBJECT."""
+    when = _when(edition_name, edition_date, long=False)
+    head = f"{_count(count, 'new paper')}"
+    shown: list[str] = []
+    budget = SUBJECT_TARGET - len(head) - len(when) - 5
+    cleaned = [shorten(clean(n), 40) for n in names]
+    for n, name in enumerate(cleaned):
+        rest = len(cleaned) - n - 1
+        if len(", ".join([*shown, name])) > budget - (len(f" and {rest} more") if rest else 0):
+            break
+        shown.append(name)
+    listed = ", ".join(shown)
+    if len(shown) < len(cleaned):
+        listed = f"{listed} and {len(cleaned) - len(shown)} more" if shown else ""
+    subject = f"{head}: {listed} - {when}" if listed else f"{head} - {when}"
+    return shorten(clean(subject), MAX_SUBJECT)
