@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -109,9 +110,30 @@ def test_python_m_digest_reports_a_bad_config_without_traceback(tmp_path: Path) 
     ]
 
 
-def test_every_command_has_help() -> None:
-    result = runner.invoke(app, ["--help"])
-    assert result.exit_code == 0
-    for command in ("collect", "papers"):
-        sub = runner.invoke(app, [command, "--help"])
-        assert sub.exit_code == 0 and len(sub.stdout) > 100
+def _commands() -> list[list[str]]:
+    """Every command and subcommand the app registers, as argv prefixes."""
+    import typer.main
+
+    found: list[list[str]] = []
+
+    def walk(group: object, prefix: list[str]) -> None:
+        for name, command in getattr(group, "commands", {}).items():
+            found.append([*prefix, name])
+            walk(command, [*prefix, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def test_every_command_has_help_and_is_in_the_readme() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    commands = _commands()
+    assert len(commands) > 20
+    for argv in commands:
+        result = runner.invoke(app, [*argv, "--help"])
+        assert result.exit_code == 0, argv
+        assert len(result.stdout) > 80, argv
+        listed = re.search(rf"digest {argv[0]} [a-z|]*\b{argv[-1]}\b", readme)
+        assert f"digest {' '.join(argv)}" in readme or (len(argv) == 2 and listed), (
+            f"`digest {' '.join(argv)}` is not in README.md"
+        )
