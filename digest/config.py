@@ -263,6 +263,9 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
 def load_topics(path: str | Path) -> dict[str, Topic]:
     """The named presets of topics.toml: `[name]` tables with `query` and an optional `title`."""
     file = Path(path)
+    shipped = Path(__file__).resolve().parent / "presets" / "topics.toml"
+    if not file.is_file() and str(file) == Config.topics_path and shipped.is_file():
+        file = shipped  # an installed wheel carries the presets inside the package
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError as ex:
