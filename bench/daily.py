@@ -40,25 +40,6 @@ CONCURRENCY = 8
 SINK_SAMPLE = 3_000
 SECRET = "bench-secret-0123456789abcdef0123456789"
 
-SINK = r"""
-import socket, sys
-from aiosmtpd.controller import Controller
-
-class Sink:
-    async def handle_DATA(self, server, session, envelope):
-        return "250 2.0.0 Ok: queued"
-
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-controller = Controller(Sink(), hostname="127.0.0.1", port=port, decode_data=False,
-                        data_size_limit=10_000_000)
-controller.start()
-print(port, flush=True)
-sys.stdin.read()
-controller.stop()
-"""
-
 
 def hf_json(papers: list[Paper]) -> bytes:
     items = [
@@ -265,6 +246,7 @@ def main() -> None:
         run_ours(args.ours)
         return
     import match as matchbench
+    from send import SINK  # the same sink as bench/send.py
 
     rng = random.Random(7)
     papers = matchbench.build_papers(rng)
