@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +68,45 @@ def make_config(tmp_path: Path, sources: list[dict[str, Any]], **sections: Any) 
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value}
     return parse_config(data, tmp_path / "digest.toml", {})
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def app_config(
+    tmp_path: Path,
+    sources: list[tuple[str, str, Any]],
+    smtp_port: int | None = None,
+    *,
+    smtp: dict[str, Any] | None = None,
+    mail: dict[str, Any] | None = None,
+    web: dict[str, Any] | None = None,
+    extra: str = "",
+) -> Path:
+    """A whole config file for tests of the job, the web app and operations: the database
+    and outbox in tmp_path, these sources, and SMTP to a local test server when a port is given."""
+    sections: dict[str, dict[str, Any]] = {
+        "database": {"path": tmp_path / "digest.db"},
+        "mail": {"from": "Paper Digest <digest@example.org>",
+                 "postal_address": "1 Example Street, Paris", **(mail or {})},
+        "outbox": {"path": tmp_path / "outbox"},
+        "web": {"base_url": "https://digest.example.org", **(web or {})},
+    }  # fmt: skip
+    if smtp_port:
+        sections["smtp"] = {"host": "127.0.0.1", "port": smtp_port, "security": "none",
+                            "rate_per_second": 0, **(smtp or {})}  # fmt: skip
+    text = "".join(
+        f'[[sources]]\nname = "{name}"\nkind = "{kind}"\nurl = {_toml_value(url)}\n'
+        for name, kind, url in sources
+    )
+    for section, values in sections.items():
+        text += f"[{section}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items())
+    return write_config(tmp_path, text + extra)
 
 
 def write_config(tmp_path: Path, text: str) -> Path:

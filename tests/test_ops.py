@@ -20,7 +20,7 @@ from digest.models import Subscriber
 from digest.ops import doctor
 from digest.pipeline import Pipeline
 from digest.store import Store
-from tests.conftest import DATA, HF_JUNE
+from tests.conftest import DATA, HF_JUNE, app_config
 from tests.smtp_server import Recorder
 
 ROOT = Path(__file__).parent.parent
@@ -29,33 +29,13 @@ NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
 
 
 def write_config(tmp_path: Path, port: int, extra: str = "", source: str = "") -> Path:
-    path = tmp_path / "digest.toml"
-    path.write_text(
-        f"""
-[database]
-path = "{tmp_path / "digest.db"}"
-[[sources]]
-name = "hf"
-kind = "hf"
-url = "{source or DATA / HF_JUNE}"
-[mail]
-from = "Paper Digest <digest@example.org>"
-postal_address = "1 Example Street"
-[smtp]
-host = "127.0.0.1"
-port = {port}
-security = "none"
-concurrency = 2
-rate_per_second = 0
-backoff = 0
-max_attempts = 1
-[web]
-base_url = "https://digest.example.org"
-{extra}
-""",
-        encoding="utf-8",
+    return app_config(
+        tmp_path,
+        [("hf", "hf", source or DATA / HF_JUNE)],
+        port,
+        smtp={"concurrency": 2, "backoff": 0, "max_attempts": 1},
+        extra=extra,
     )
-    return path
 
 
 def test_doctor_gives_a_verdict_for_each_part(tmp_path: Path, smtp: tuple[Recorder, int]) -> None:

@@ -25,7 +25,7 @@ from digest.errors import DigestError
 from digest.models import Subscriber
 from digest.pipeline import Pipeline, RunLock, due_edition
 from digest.store import Store
-from tests.conftest import ARXIV_RSS, DATA, HF_JUNE
+from tests.conftest import ARXIV_RSS, DATA, HF_JUNE, app_config
 from tests.smtp_server import Recorder
 
 ROOT = Path(__file__).parent.parent
@@ -34,40 +34,13 @@ SECRET = "test-secret-0123456789"
 
 
 def write_config(tmp_path: Path, smtp_port: int | None = None, **mail: str) -> Path:
-    smtp = ""
-    if smtp_port:
-        smtp = (
-            f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
-            "concurrency = 4\nrate_per_second = 0\ntimeout = 5\nbackoff = 0.01\n"
-        )
-    extra = "".join(f'{k} = "{v}"\n' for k, v in mail.items())
-    path = tmp_path / "digest.toml"
-    path.write_text(
-        f"""
-[database]
-path = "{tmp_path / "digest.db"}"
-[[sources]]
-name = "hf"
-kind = "hf"
-url = "{DATA / HF_JUNE}"
-[[sources]]
-name = "arxiv"
-kind = "arxiv"
-url = "{DATA / ARXIV_RSS}"
-[mail]
-from = "Paper Digest <digest@example.org>"
-postal_address = "1 Example Street, Paris"
-unsubscribe_mailto = "unsubscribe@example.org"
-{extra}
-[outbox]
-path = "{tmp_path / "outbox"}"
-[web]
-base_url = "https://digest.example.org"
-{smtp}
-""",
-        encoding="utf-8",
+    return app_config(
+        tmp_path,
+        [("hf", "hf", DATA / HF_JUNE), ("arxiv", "arxiv", DATA / ARXIV_RSS)],
+        smtp_port,
+        smtp={"concurrency": 4, "timeout": 5, "backoff": 0.01},
+        mail={"unsubscribe_mailto": "unsubscribe@example.org", **mail},
     )
-    return path
 
 
 def add_people(db: Path, people: list[Subscriber]) -> None:

@@ -22,7 +22,7 @@ from digest.config import load_config, load_topics
 from digest.pipeline import Pipeline
 from digest.store import Store
 from digest.web import create_app
-from tests.conftest import DATA, HF_JUNE
+from tests.conftest import DATA, HF_JUNE, app_config
 from tests.smtp_server import Recorder, free_port, start
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,26 +43,8 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Recorder, Path]]:
     smtp = start(recorder)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    config_path = tmp_path / "digest.toml"
-    config_path.write_text(
-        f"""
-[database]
-path = "{tmp_path / "digest.db"}"
-[[sources]]
-name = "hf"
-kind = "hf"
-url = "{DATA / HF_JUNE}"
-[mail]
-from = "Paper Digest <digest@example.org>"
-postal_address = "1 Example Street, Paris"
-[smtp]
-host = "127.0.0.1"
-port = {smtp.port}
-security = "none"
-[web]
-base_url = "{base}"
-""",
-        encoding="utf-8",
+    config_path = app_config(
+        tmp_path, [("hf", "hf", DATA / HF_JUNE)], smtp.port, web={"base_url": base}
     )
     config = load_config(config_path, env={"DIGEST_SECRET": SECRET})
     app = create_app(config, load_topics(config.topics_path))
