@@ -18,13 +18,14 @@ venv: $(STAMP)
 demo: $(STAMP)
 	rm -rf var/demo.db var/demo.db-wal var/demo.db-shm var/demo.db.lock var/outbox var/preview
 	$(DIGEST) subscribers import config/demo/subscribers.csv --active --config config/demo.toml
+	$(DIGEST) collect --config config/demo.toml
 	DIGEST_SECRET=demo-secret-not-for-production $(DIGEST) preview --config config/demo.toml \
 		--subscriber ada@example.org --out var/preview
 	DIGEST_SECRET=demo-secret-not-for-production $(DIGEST) run --config config/demo.toml
 	@echo
 	@echo "Emails (maildir, one .eml per subscriber): var/outbox/new/"
 	@ls -1 var/outbox/new/
-	@echo "Ada's email as HTML and text (rendered before the run), for a browser: var/preview/"
+	@echo "Ada's email as .html, .txt and .eml (rendered before the run), for a browser: var/preview/"
 	@echo "Database: var/demo.db   (try: $(DIGEST) papers --config config/demo.toml diffusion)"
 	@echo "Ada's preferences page, once the web app runs (DIGEST_SECRET=demo-secret-not-for-production $(DIGEST) serve --config config/demo.toml):"
 	@DIGEST_SECRET=demo-secret-not-for-production $(DIGEST) subscribers links ada@example.org --config config/demo.toml

@@ -125,7 +125,7 @@ def preview_command(
         for path in written:
             out.print(f"wrote {escape(str(path))}", highlight=False)
         if not written:
-            out.print("No email: nothing matched and [mail].no_matches is skip.", highlight=False)
+            out.print("No email: nothing matched and \\[mail].no_matches is skip.", highlight=False)
         return
     if as_json:
         for m in matches:
