@@ -1,32 +1,19 @@
-"""The web app (Starlette): subscribe with double opt-in, confirm, unsubscribe (a page with a
-button, and RFC 8058 one-click POST), preferences, delete my data.
-
-Thin: every change goes through digest.subscribers and the store; emails through the renderer,
-message builder and transport the daily job uses. A token never reaches a 500: forged,
-truncated or wrong-purpose tokens get a 400 page, expired ones a 410 page.
-"""
+"""The routes' shared state and handlers: subscribe, confirm, unsubscribe, preferences."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import time
-from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 from zoneinfo import available_timezones
 
-from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
-from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from digest import subscribers as subs
 from digest.config import Config
@@ -39,64 +26,12 @@ from digest.render import Renderer
 from digest.send import Transport
 from digest.store import Store
 from digest.tokens import TokenExpired, Tokens, subscriber_links
+from digest.web.guard import RateLimiter
 
 CSRF_COOKIE = "digest_csrf"
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
 Clock = Callable[[], datetime]
-
-
-class SecurityHeaders:
-    """Headers every page carries; token pages are also never cached."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        token_page = scope["path"].startswith(("/c/", "/u/", "/manage/"))
-
-        async def with_headers(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [
-                    (
-                        b"content-security-policy",
-                        b"default-src 'none'; style-src 'self'; form-action 'self'; "
-                        b"frame-ancestors 'none'; base-uri 'none'",
-                    ),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
-                    (b"x-frame-options", b"DENY"),
-                ]
-                if token_page:
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
-
-
-class RateLimiter:
-    """Sliding-window counters kept in memory (one web process; see README for more)."""
-
-    def __init__(self) -> None:
-        self._hits: dict[str, deque[float]] = defaultdict(deque)
-
-    def allow(self, key: str, limit: int, window: float) -> bool:
-        now = time.monotonic()
-        hits = self._hits[key]
-        while hits and hits[0] <= now - window:
-            hits.popleft()
-        if len(self._hits) > 100_000:  # forget idle keys rather than grow without bound
-            for idle in [k for k, v in self._hits.items() if not v]:
-                del self._hits[idle]
-        if len(hits) >= limit:
-            return False
-        hits.append(now)
-        return True
 
 
 class Web:
@@ -463,60 +398,3 @@ class Web:
 
     async def health(self, request: Request) -> Response:
         return PlainTextResponse("ok")
-
-
-def _guard(web: Web, handler: Callable[[Request], Awaitable[Response]]) -> Callable:
-    """A DigestError in a route becomes a clear page, never a 500 with a traceback."""
-
-    async def route(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except DigestError as ex:
-            return web.message("Something went wrong", str(ex), status=503)
-
-    return route
-
-
-def create_app(
-    config: Config,
-    topics: dict[str, Topic],
-    transport: Transport | None = None,
-    clock: Clock | None = None,
-) -> Starlette:
-    web = Web(config, topics, transport, clock)
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        if web.store is not None:
-            web.store.close()
-
-    routes = [
-        Route("/", _guard(web, web.home), methods=["GET"]),
-        Route("/subscribe", _guard(web, web.subscribe), methods=["POST"]),
-        Route("/subscribe", lambda r: RedirectResponse("/", 303), methods=["GET"]),
-        Route("/c/{token}", _guard(web, web.confirm), methods=["GET"]),
-        Route("/u/{token}", _guard(web, web.unsubscribe_page), methods=["GET"]),
-        Route("/u/{token}", _guard(web, web.unsubscribe), methods=["POST"]),
-        Route("/r/{token}", _guard(web, web.resubscribe), methods=["POST"]),
-        Route("/manage/{token}", _guard(web, web.manage), methods=["GET", "POST"]),
-        Route("/static/web.css", web.css, methods=["GET"]),
-        Route("/healthz", web.health, methods=["GET"]),
-    ]
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
-    app.state.web = web
-    return app
-
-
-def serve(config: Config, topics: dict[str, Topic], host: str, port: int) -> None:
-    import uvicorn
-
-    uvicorn.run(
-        create_app(config, topics),
-        host=host,
-        port=port,
-        proxy_headers=config.web.trust_forwarded,
-        forwarded_allow_ips="*" if config.web.trust_forwarded else None,
-        server_header=False,
-        log_level="info",
-    )
