@@ -422,3 +422,20 @@ def test_the_web_and_a_send_share_the_database_without_locking_errors(
     assert errors == []
     with Store(config.database.path) as store:
         assert store.delivery_counts() == {"sent": 300}
+
+
+def test_a_forged_forwarded_for_does_not_dodge_the_ip_limit(tmp_path: Path) -> None:
+    """Behind our proxy the client address is the hop it appended (the rightmost); whatever a
+    client writes before it changes nothing."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    site = Site(tmp_path, trust_forwarded=True, signups_per_ip_per_hour=2)
+    statuses = []
+    for n in range(3):
+        site.client.headers["x-forwarded-for"] = f"10.0.0.{n}, 198.51.100.7"
+        statuses.append(site.run(site.subscribe(f"p{n}@example.org")).status_code)
+    assert statuses == [200, 200, 429]
+    site.client.headers["x-forwarded-for"] = "198.51.100.8"
+    assert site.run(site.subscribe("other@example.org")).status_code == 200
+    loop.run_until_complete(site.client.aclose())
+    loop.close()
