@@ -23,7 +23,8 @@ from digest.cli import app
 from digest.config import load_config, load_topics
 from digest.errors import DigestError
 from digest.models import Subscriber
-from digest.pipeline import Pipeline, RunLock, due_edition
+from digest.pipeline import Pipeline
+from digest.schedule import RunLock, due_edition
 from digest.store import Store
 from tests.conftest import ARXIV_RSS, DATA, HF_JUNE, app_config
 from tests.smtp_server import Recorder

@@ -23,7 +23,8 @@ from digest.cli.app import (
     open_topics,
     out,
 )
-from digest.pipeline import Pipeline, RunLock, RunReport
+from digest.pipeline import Pipeline, RunReport
+from digest.schedule import RunLock
 from digest.send import Job, SendStats
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")]
