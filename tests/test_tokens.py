@@ -21,7 +21,12 @@ def test_a_token_round_trips_and_is_bound_to_its_address() -> None:
     "mangle",
     [
         lambda t: t[:-3],  # truncated
-        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # one character changed
+        # one character of the signature changed (not the last: its low bits are padding)
+        lambda t: (
+            t[: t.rindex(".") + 1]
+            + ("A" if t[t.rindex(".") + 1] != "A" else "B")
+            + t[t.rindex(".") + 2 :]
+        ),
         lambda t: "x" + t,
         lambda t: "",
         lambda t: "not-a-token",
