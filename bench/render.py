@@ -24,12 +24,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from match import real_papers  # noqa: E402  (the same seed papers as bench/match.py)
 
 from digest.config import load_topics, parse_config  # noqa: E402
 from digest.match import Match, Matcher  # noqa: E402
 from digest.models import Paper, Subscriber  # noqa: E402
 from digest.render import Renderer  # noqa: E402
-from digest.sources import arxiv, feed, hf  # noqa: E402
 from digest.tokens import Tokens, subscriber_links  # noqa: E402
 
 EMAILS = 10_000
@@ -42,15 +44,6 @@ NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
 EDITION = "2026-06-12"
 DATA = ROOT / "tests" / "data"
 STOP = {"the", "and", "for", "with", "that", "this", "from", "are", "our", "which", "their"}
-
-
-def real_papers() -> list[Paper]:
-    out = hf.parse((DATA / "hf_daily_papers_2026-06-12.json").read_bytes(), "hf")
-    out += arxiv.parse((DATA / "arxiv_api_query_cs.LG_OR_cs.AI_2026-04-30.xml").read_bytes(), "a")
-    out += feed.parse(
-        (DATA / "generic_rss_takara_tldr_daily_ai_papers_2026-04-30.xml").read_bytes(), "t"
-    )
-    return out
 
 
 def build_papers(rng: random.Random) -> list[Paper]:

@@ -25,6 +25,7 @@ from typing import Protocol
 import aiosmtplib
 
 from digest.config import Config, SmtpConfig
+from digest.errors import SendError
 from digest.message import Outgoing
 from digest.store import Store
 
@@ -333,8 +334,6 @@ def make_transport(config: Config) -> Transport:
 
 async def smtp_hello(config: SmtpConfig) -> str:
     """Connect and EHLO only (for `digest doctor`): the server's greeting, or SendError."""
-    from digest.errors import SendError
-
     client = aiosmtplib.SMTP(
         hostname=config.host,
         port=config.port,

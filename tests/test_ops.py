@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from digest.cli import app
@@ -188,3 +189,16 @@ def test_claims_are_exclusive_across_processes(tmp_path: Path) -> None:
                for p in procs]  # fmt: skip
     assert claimed[0].isdisjoint(claimed[1])
     assert claimed[0] | claimed[1] == set(range(1, 401))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["send", "--shard", "3/2"], "K must be between 1 and N"),
+        (["send", "--shard", "half"], "is not K/N"),
+        (["run", "--edition", "someday"], "is not a date"),
+    ],
+)
+def test_bad_run_and_send_options_are_usage_errors(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and message in result.output

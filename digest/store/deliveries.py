@@ -12,10 +12,6 @@ from digest.store.base import StoreBase
 class DeliveriesMixin(StoreBase):
     """The delivery log, alerts and stats."""
 
-    def has_delivery(self, sub_id: int, edition: str) -> bool:
-        sql = "select 1 from deliveries where subscriber_id = ? and edition = ?"
-        return self.db.execute(sql, [sub_id, edition]).fetchone() is not None
-
     def delivered_editions(
         self, sub_ids: Sequence[int], editions: Sequence[str]
     ) -> set[tuple[int, str]]:
@@ -33,37 +29,6 @@ class DeliveriesMixin(StoreBase):
             )
             found.update(tuple(r) for r in self.db.execute(sql, [*chunk, *editions]).fetchall())
         return found
-
-    def plan_delivery(
-        self,
-        sub_id: int,
-        email: str,
-        edition: str,
-        paper_ids: Sequence[str],
-        message_id: str,
-        now: str,
-        status: str = "pending",
-        reply: str | None = None,
-    ) -> int | None:
-        """Record who gets which papers for an edition, once: None if it was already planned."""
-        with self.write():
-            cursor = self.db.execute(
-                "insert or ignore into deliveries (subscriber_id, email, edition, status, papers,"
-                " attempts, last_reply, message_id, possible_duplicate, created_at, updated_at)"
-                " values (?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?)",
-                [
-                    sub_id,
-                    email,
-                    edition,
-                    status,
-                    json.dumps(list(paper_ids)),
-                    reply,
-                    message_id,
-                    now,
-                    now,
-                ],
-            )
-            return cursor.lastrowid if cursor.rowcount else None
 
     def plan_deliveries(self, rows: Sequence[dict[str, Any]], now: str) -> int:
         """Plan many deliveries in one transaction; ones already planned are left alone."""

@@ -82,9 +82,6 @@ class SubscribersMixin(StoreBase):
         sql = "select * from subscriber_events where subscriber_id = ? order by id"
         return [{**r, "detail": json.loads(r["detail"])} for r in self.db.query(sql, [sub_id])]
 
-    def list_subscribers(self, status: str | None = None) -> list[Subscriber]:
-        return list(self.iter_subscribers((status,) if status else None))
-
     def iter_subscribers(
         self, statuses: Sequence[str] | None = None, batch: int = 1000
     ) -> Iterator[Subscriber]:
