@@ -1,15 +1,19 @@
-"""Benchmark: the whole daily run for 100,000 subscribers, end to end, on this machine.
+"""Benchmark: the whole daily run for 100,000 subscribers, end to end, against the pipe's limit.
 
-Setup (not timed): 1,000 new papers built from the real recordings' text, served as an HF
-daily-papers JSON and an arXiv RSS feed by an HTTP server on 127.0.0.1; subscribers with a
-realistic mix (topic presets, shared and personal queries with phrases, NOT and fields, daily,
-all due now); an aiosmtpd sink in a separate process. Timed: our `Pipeline.run` in a fresh
-process (collect over HTTP, plan and match, render, build, send through 8 SMTP connections
-with the delivery log), whose peak memory is its own. Measured in the same run: the raw sink
-rate (raw aiosmtplib over the same 8 connections with the same messages), the limit.
-Also runs a smaller population to show that memory stays flat as subscribers grow.
-Prints a table, then one JSON line (bench, subscribers, emails, emails_per_s, sink_per_s,
-ratio, peak_mb, stages).
+Setup (not timed): a real announcement day from the corpus (bench/corpus.py; the largest, 1,111
+papers, unless --day) served as an arXiv RSS feed, and HF's daily list of that day as the API
+served it, by an HTTP server on 127.0.0.1; subscribers with a realistic mix (topic presets,
+shared and personal queries with phrases, NOT and fields, daily, all due now). Timed: our
+`Pipeline.run` in a fresh process (collect over HTTP, plan and match, render, build, send through
+8 SMTP connections with the delivery log), with its own peak memory and CPU (user+sys).
+Against each server (an aiosmtpd sink in its own process, a private Postfix with a discard
+transport, Postfix's smtp-sink; bench/limits.py), in the same run: our run on a fresh copy of
+the database; the limit, Postfix's C client `smtp-source` pushing real digests of this run
+(written to files once) over the same 8 connections; and raw aiosmtplib with the same messages
+(the old baseline, kept as a second one). A smaller population shows that memory stays flat.
+Prints a table, then one JSON line (bench, subscribers, emails, emails_per_s, sink_per_s, ratio,
+peak_mb, stages, limit_per_s, limit_ratio, cpu_ms_per_email, servers), the top-level figures
+taken against aiosmtpd.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import asyncio
 import json
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,58 +32,24 @@ import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import corpus  # noqa: E402
+import limits  # noqa: E402
+
 from digest.config import load_config, load_topics  # noqa: E402
-from digest.models import Paper, Subscriber  # noqa: E402
+from digest.models import Subscriber  # noqa: E402
 from digest.store import Store  # noqa: E402
 
 CONCURRENCY = 8
 SINK_SAMPLE = 3_000
+LIMIT_MESSAGES = 20_000
+MESSAGE_FILES = 64
 SECRET = "bench-secret-0123456789abcdef0123456789"
-
-
-def hf_json(papers: list[Paper]) -> bytes:
-    items = [
-        {
-            "paper": {
-                "id": p.id,
-                "title": p.title,
-                "summary": p.abstract,
-                "authors": [{"name": a, "hidden": False} for a in p.authors],
-                "publishedAt": p.published,
-                "upvotes": p.upvotes,
-                "githubRepo": f"https://github.com/example/{p.id}" if i % 3 == 0 else None,
-                "githubStars": i * 7 % 500,
-                "ai_summary": p.abstract.split(". ")[0] + ".",
-            },
-            "numComments": i % 5,
-        }
-        for i, p in enumerate(papers)
-    ]
-    return json.dumps(items).encode()
-
-
-def arxiv_rss(papers: list[Paper]) -> bytes:
-    from xml.sax.saxutils import escape
-
-    items = "".join(
-        f"<item><title>{escape(p.title)}</title><link>https://arxiv.org/abs/{p.id}</link>"
-        f"<description>arXiv:{p.id}v1 Announce Type: new \nAbstract: {escape(p.abstract)}"
-        f'</description><guid isPermaLink="false">oai:arXiv.org:{p.id}v1</guid>'
-        + "".join(f"<category>{c}</category>" for c in p.categories)
-        + f"<dc:creator>{escape(', '.join(p.authors))}</dc:creator>"
-        "<arxiv:announce_type>new</arxiv:announce_type></item>"
-        for p in papers
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" '
-        'xmlns:arxiv="http://arxiv.org/schemas/atom" xmlns:dc="http://purl.org/dc/elements/1.1/">'
-        f"<channel><title>cs.LG updates</title>{items}</channel></rss>"
-    ).encode()
 
 
 def serve(routes: dict[str, bytes]) -> tuple[ThreadingHTTPServer, int]:
@@ -116,12 +87,7 @@ def population(n: int, queries: list[str], topics: list[str], rng: random.Random
         )  # fmt: skip
 
 
-def setup(folder: Path, subscribers: int, sources_port: int, smtp_port: int) -> Path:
-    import match as matchbench
-
-    rng = random.Random(20261125)
-    papers = matchbench.build_papers(rng)
-    queries = [ours for ours, _ in matchbench.build_queries(rng, papers)]
+def write_config(folder: Path, sources_port: int, smtp_port: int) -> Path:
     config_path = folder / "digest.toml"
     config_path.write_text(
         f"""
@@ -150,19 +116,31 @@ base_url = "https://digest.example.org"
 """,
         encoding="utf-8",
     )
-    config = load_config(config_path, env={})
+    return config_path
+
+
+def setup(folder: Path, subscribers: int, day: str) -> Path:
+    """A database holding the population (the papers come by HTTP during the timed run)."""
+    import match as matchbench
+
+    rng = random.Random(20261125)
+    papers = corpus.day_papers(day)
+    queries = [ours for ours, _ in matchbench.build_queries(rng, papers)]
+    folder.mkdir(parents=True)
+    config = load_config(write_config(folder, 1, 1), env={})
     topics = list(load_topics(config.topics_path))
     with Store(config.database.path) as store:
         people = population(subscribers, queries, topics, rng)
         store.add_subscribers_bulk(people, datetime.now(UTC).isoformat(), "bench")
-    return config_path
+    return folder / "digest.db"
 
 
 def run_ours(config_path: str) -> None:
-    """In a fresh process: the timed daily run and its own peak memory."""
+    """In a fresh process: the timed daily run, its own peak memory and its CPU."""
     from digest.pipeline import Pipeline
 
     config = load_config(config_path, env={"DIGEST_SECRET": SECRET})
+    cpu = limits.cpu_seconds() + limits.cpu_seconds(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     with Store(config.database.path) as store:
         pipeline = Pipeline(
@@ -171,11 +149,13 @@ def run_ours(config_path: str) -> None:
         )  # fmt: skip
         report = asyncio.run(pipeline.run())
     seconds = time.perf_counter() - started
+    cpu = limits.cpu_seconds() + limits.cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
     errors = [r.error for r in report.collected if r.error]
     print(
         json.dumps(
             {
                 "seconds": seconds,
+                "cpu_s": cpu,
                 "sent": report.send.sent,
                 "failed": report.send.failed + report.send.deferred,
                 "planned": report.plan.planned,
@@ -183,7 +163,7 @@ def run_ours(config_path: str) -> None:
                 "new_papers": sum(r.new for r in report.collected),
                 "stages": pipeline.timings,
                 "errors": errors,
-                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_mb": limits.peak_rss_mb(),
             }
         )
     )
@@ -205,7 +185,7 @@ async def raw_sink_rate(port: int, messages: list[bytes]) -> float:
 
 
 def sample_messages(config_path: Path, count: int) -> list[bytes]:
-    """Real digests as our renderer makes them, for the raw sink measurement."""
+    """Real digests as our renderer makes them, for the limit and the raw measurement."""
     from digest.pipeline import Pipeline
 
     config = load_config(config_path, env={"DIGEST_SECRET": SECRET})
@@ -219,93 +199,165 @@ def sample_messages(config_path: Path, count: int) -> list[bytes]:
             message = pipeline.build(row, people[row["subscriber_id"]])
             if message is not None:
                 out.append(message.data)
+    if not out:
+        raise SystemExit(f"bench: no digest was sent in {config.database.path}; nothing to compare")
     return [out[i % len(out)] for i in range(count)]
 
 
-def measure(subscribers: int, sources_port: int, smtp_port: int) -> tuple[dict, Path, Path]:
-    folder = Path(tempfile.mkdtemp(prefix="digest-daily-"))
-    setup_started = time.perf_counter()
-    config_path = setup(folder, subscribers, sources_port, smtp_port)
-    setup_s = time.perf_counter() - setup_started
+def run_daily(database: Path, folder: Path, sources_port: int, smtp_port: int) -> dict[str, Any]:
+    """Our daily run on a fresh copy of the prepared database, in its own process."""
+    folder.mkdir(parents=True)
+    shutil.copy(database, folder / "digest.db")
+    config_path = write_config(folder, sources_port, smtp_port)
     done = subprocess.run(
         [sys.executable, __file__, "--ours", str(config_path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True,
     )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"bench: our daily run failed ({done.returncode}):\n{done.stderr}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["setup_s"] = setup_s
-    return result, folder, config_path
+    if result["errors"] or not result["sent"]:
+        raise SystemExit(f"bench: our daily run sent {result['sent']}: {result['errors']}")
+    result["config"] = str(config_path)
+    return result
+
+
+def figures(ours: dict[str, Any], limit: limits.Limit, raw_per_s: float) -> dict[str, Any]:
+    per_s = ours["sent"] / ours["seconds"]
+    return {
+        "emails": ours["sent"],
+        "seconds": round(ours["seconds"], 1),
+        "emails_per_s": round(per_s, 1),
+        "limit_per_s": round(limit.per_s, 1),
+        "limit_ratio": round(per_s / limit.per_s, 3),
+        "cpu_ms_per_email": round(ours["cpu_s"] * 1000 / ours["sent"], 3),
+        "limit_cpu_ms_per_email": round(limit.cpu_ms_per_email, 3),
+        "limit_messages": limit.messages,
+        "limit_distinct": limit.distinct,
+        "raw_per_s": round(raw_per_s, 1),
+        "raw_ratio": round(per_s / raw_per_s, 3),
+        "peak_mb": round(ours["peak_mb"], 1),
+        "stages": {k: round(v, 2) for k, v in ours["stages"].items()},
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=10_000, help="for the memory comparison")
+    parser.add_argument("--day", help="corpus announcement day (default: the largest)")
+    parser.add_argument("--servers", default=",".join(limits.SERVERS))
+    parser.add_argument(
+        "--limit-messages", type=int, default=LIMIT_MESSAGES,
+        help="smtp-source sends min(this, our emails): a baseline may be sampled",
+    )  # fmt: skip
     parser.add_argument("--ours")
     args = parser.parse_args()
     if args.ours:
         run_ours(args.ours)
         return
-    import match as matchbench
-    from send import SINK  # the same sink as bench/send.py
-
-    rng = random.Random(7)
-    papers = matchbench.build_papers(rng)
+    names = limits.parse_servers(args.servers)
+    limits.require_tools(names)
+    day = corpus.day_or_largest(args.day)
+    hf_day, hf_body = corpus.hf_file(day)
+    records = corpus.announcements()[day]
+    today = datetime.now(UTC).date()  # the run's "now" finds the day's papers fresh
     routes = {
-        "/api/daily_papers": hf_json(papers[:600]),
-        "/rss/cs.LG": arxiv_rss(papers[400:]),
+        "/api/daily_papers": hf_body,
+        "/rss/cs.LG": corpus.arxiv_rss(records, announced=today),
     }
     http, sources_port = serve(routes)
-    sink = subprocess.Popen(
-        [sys.executable, "-c", SINK], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    folder = Path(tempfile.mkdtemp(prefix="digest-daily-"))
+    results: dict[str, dict[str, Any]] = {}
     try:
-        smtp_port = int(sink.stdout.readline())  # type: ignore[union-attr]
-        small, _, _ = measure(args.small, sources_port, smtp_port)
-        big, _, config_path = measure(args.subscribers, sources_port, smtp_port)
-        messages = sample_messages(config_path, SINK_SAMPLE)
-        sink_per_s = asyncio.run(raw_sink_rate(smtp_port, messages))
+        started = time.perf_counter()
+        big_db = setup(folder / "big", args.subscribers, day)
+        small_db = setup(folder / "small", args.small, day)
+        setup_s = time.perf_counter() - started
+        messages: list[bytes] = []
+        files: list[tuple[Path, int]] = []
+        small: dict[str, Any] = {}
+        big: dict[str, Any] = {}
+        for name in names:
+            with limits.start(name) as server:
+                if not small:
+                    small = run_daily(small_db, folder / f"small-{name}", sources_port, server.port)
+                    limits.drain(server)
+                ours = run_daily(big_db, folder / f"big-{name}", sources_port, server.port)
+                limits.drain(server)
+                if not messages:
+                    big = ours
+                    messages = sample_messages(Path(ours["config"]), SINK_SAMPLE)
+                    files = limits.write_messages(messages, folder / "messages", MESSAGE_FILES)
+                count = min(ours["sent"], args.limit_messages)
+                limit = limits.smtp_source(server, files, count, CONCURRENCY)
+                raw_per_s = asyncio.run(raw_sink_rate(server.port, messages))
+                limits.drain(server)
+                results[name] = figures(ours, limit, raw_per_s)
     finally:
         http.shutdown()
-        sink.stdin.close()  # type: ignore[union-attr]
-        sink.wait(timeout=60)
-    emails = big["sent"]
-    per_s = emails / big["seconds"]
-    stages = {k: round(v, 2) for k, v in big["stages"].items()}
+        shutil.rmtree(folder, ignore_errors=True)
+    top_name = "aiosmtpd" if "aiosmtpd" in results else names[0]
+    top = results[top_name]
     size = sum(len(m) for m in messages) / len(messages) / 1024
+    count = min(big["sent"], args.limit_messages)
     print(
-        f"daily: {args.subscribers:,} subscribers, {big['new_papers']:,} new papers from HF and "
-        f"arXiv on 127.0.0.1, {CONCURRENCY} SMTP connections to an aiosmtpd sink "
-        f"(setup {big['setup_s']:.0f}s, not timed)"
+        f"daily: {args.subscribers:,} subscribers, {big['new_papers']:,} new papers (arXiv "
+        f"announcement of {day}: {len(records):,}; HF daily list of {hf_day}) from 127.0.0.1, "
+        f"{CONCURRENCY} SMTP connections (setup {setup_s:.0f}s, not timed)"
     )
-    print(f"  emails sent: {emails:,} ({big['no_matches']:,} subscribers had no match; "
+    print(f"  emails sent: {big['sent']:,} ({big['no_matches']:,} subscribers had no match; "
           f"{big['failed']} failed); average message {size:.0f} KB")  # fmt: skip
-    print(f"  {'stage':28} {'seconds':>8}")
-    for stage, seconds in stages.items():
+    print(f"  {'stage (' + top_name + ')':28} {'seconds':>8}")
+    for stage, seconds in top["stages"].items():
         note = " (inside send)" if stage == "render" else ""
         print(f"  {stage + note:28} {seconds:8.1f}")
-    print(f"  {'total':28} {big['seconds']:8.1f}")
-    print(f"end to end: {per_s:,.1f} emails/s; raw sink rate (same messages): {sink_per_s:,.1f}/s")
-    print(f"ratio: {per_s / sink_per_s:.0%} of the raw sink rate (target >= 50%)")
+    print(f"  {'total':28} {top['seconds']:8.1f}")
+    head = ("server", "ours/s", "limit/s", "ours/limit", "CPU ms/email", "raw/s", "ours/raw",
+            "peak MB")  # fmt: skip
+    print(f"{head[0]:10} " + " ".join(f"{h:>12}" for h in head[1:]))
+    for name, r in results.items():
+        cells = (r["emails_per_s"], r["limit_per_s"], f"{r['limit_ratio']:.0%}",
+                 r["cpu_ms_per_email"], r["raw_per_s"], f"{r['raw_ratio']:.0%}",
+                 f"{r['peak_mb']:.0f}")  # fmt: skip
+        print(f"{name:10} " + " ".join(f"{c:>12}" for c in cells))
     print(
-        f"peak memory: {big['peak_mb']:.0f} MB at {args.subscribers:,} subscribers, "
-        f"{small['peak_mb']:.0f} MB at {args.small:,} (target < 500 MB, flat)"
+        f"limit = Postfix's C client smtp-source, {count:,} of the same digests over the same "
+        f"{CONCURRENCY} connections ({top['limit_distinct']} distinct); raw = aiosmtplib alone, "
+        f"{len(messages):,} messages; CPU = our process, user+sys, all stages"
     )
     print(
-        f"capacity here: about {per_s * 3600:,.0f} emails per hour "
-        f"({args.subscribers:,} subscribers in {big['seconds'] / 60:.1f} min)"
+        "smtp-source's own CPU ms/email: "
+        + ", ".join(f"{k} {r['limit_cpu_ms_per_email']}" for k, r in results.items())
+    )
+    print("targets: ours >= 80% of the limit (aiosmtpd, postfix); CPU <= 1.0 ms per email")
+    print(
+        f"peak memory: {top['peak_mb']:.0f} MB at {args.subscribers:,} subscribers, "
+        f"{small['peak_mb']:.0f} MB at {args.small:,} (target < 300 MB, flat)"
+    )
+    print(
+        f"capacity here: about {top['emails_per_s'] * 3600:,.0f} emails per hour "
+        f"({args.subscribers:,} subscribers in {top['seconds'] / 60:.1f} min, {top_name})"
     )
     print(
         json.dumps(
             {
                 "bench": "daily",
                 "subscribers": args.subscribers,
-                "emails": emails,
-                "emails_per_s": round(per_s, 1),
-                "sink_per_s": round(sink_per_s, 1),
-                "ratio": round(per_s / sink_per_s, 3),
-                "peak_mb": round(big["peak_mb"], 1),
+                "emails": top["emails"],
+                "emails_per_s": top["emails_per_s"],
+                "sink_per_s": top["raw_per_s"],
+                "ratio": top["raw_ratio"],
+                "peak_mb": top["peak_mb"],
                 "peak_mb_small": round(small["peak_mb"], 1),
-                "stages": stages,
+                "stages": top["stages"],
+                "server": top_name,
+                "limit_per_s": top["limit_per_s"],
+                "limit_ratio": top["limit_ratio"],
+                "cpu_ms_per_email": top["cpu_ms_per_email"],
+                "day": day,
+                "papers": len(records),
+                "servers": results,
             }
         )
     )

@@ -1,17 +1,20 @@
-"""Benchmark: 10,000 digests of 10 papers each, drawn from 1,000 papers: our renderer (CSS
+"""Benchmark: 10,000 digests of 10 papers each, drawn from a real day's papers: our renderer (CSS
 inlined once per template at load, cards cached across subscribers) against the naive way
 (render the whole email, then premailer it), measured in the same run.
 
-Papers are built from the real recordings' sentences, titles, authors and HF metadata
-(tests/data); subscribers follow 1-3 of the preset topics and a pool of word queries, and only
-those with exactly 10 matches are kept. Matching and link signing happen before the clock
-starts. Ours runs whole (renderer load included), best of 3, each with a fresh renderer; the
-baseline is timed on a sample of 200 emails, best of 3, and extrapolated.
-Prints a table, then one JSON line (bench, emails, ours_per_s, baseline_per_s, ratio, peak_mb).
+The papers are a real arXiv announcement day from the corpus (bench/corpus.py: the largest,
+1,111 papers, unless --day), with HF's metadata where HF listed them; subscribers follow 1-3 of
+the preset topics and a pool of word queries, and only those with exactly 10 matches are kept.
+Matching and link signing happen before the clock starts. Ours runs whole (renderer load
+included), best of 3, each with a fresh renderer; the baseline is timed on a sample of 200
+emails, best of 3, and extrapolated.
+Prints a table, then one JSON line (bench, emails, ours_per_s, baseline_per_s, ratio, peak_mb,
+papers, day).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
@@ -19,14 +22,14 @@ import resource
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from match import real_papers  # noqa: E402  (the same seed papers as bench/match.py)
+import corpus  # noqa: E402
 
 from digest.config import load_topics, parse_config  # noqa: E402
 from digest.match import Match, Matcher  # noqa: E402
@@ -35,57 +38,19 @@ from digest.render import Renderer  # noqa: E402
 from digest.tokens import Tokens, subscriber_links  # noqa: E402
 
 EMAILS = 10_000
-PAPERS = 1_000
 PER_EMAIL = 10
 QUERIES = 300
 SAMPLE = 200
 RUNS = 3
-NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
+NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)  # the papers are announced that day
 EDITION = "2026-06-12"
-DATA = ROOT / "tests" / "data"
 STOP = {"the", "and", "for", "with", "that", "this", "from", "are", "our", "which", "their"}
 
 
-def build_papers(rng: random.Random) -> list[Paper]:
-    seeds = real_papers()
-    sentences = [s for p in seeds for s in re.split(r"(?<=\.)\s+", p.abstract) if len(s) > 40]
-    titles = [p.title for p in seeds]
-    authors = [a for p in seeds for a in p.authors]
-    summaries = [p.ai_summary for p in seeds if p.ai_summary]
-    repos = [(p.github_repo, p.github_stars) for p in seeds if p.github_repo]
-    pages = [p.project_page for p in seeds if p.project_page]
-    cats = ["cs.LG", "cs.AI", "cs.CV", "cs.CL", "cs.RO", "stat.ML", "cs.NE", "eess.IV"]
-    papers = []
-    for n in range(PAPERS):
-        pid = f"2606.{20000 + n}"
-        title_words = rng.choice(titles).split() + rng.choice(titles).split()
-        repo, stars = rng.choice(repos) if rng.random() < 0.4 else (None, None)
-        papers.append(
-            Paper(
-                id=pid,
-                arxiv_id=pid,
-                title=" ".join(title_words[: rng.randint(7, 15)]),
-                abstract=" ".join(rng.sample(sentences, 8)),
-                authors=rng.sample(authors, rng.randint(2, 15)),
-                categories=rng.sample(cats, rng.randint(1, 3)),
-                upvotes=int(rng.paretovariate(1.2)) - 1,
-                num_comments=rng.randint(0, 6),
-                ai_summary=rng.choice(summaries) if rng.random() < 0.6 else None,
-                github_repo=repo,
-                github_stars=stars,
-                project_page=rng.choice(pages) if rng.random() < 0.25 else None,
-                published=(NOW - timedelta(hours=rng.randint(1, 96))).isoformat(),
-                link=f"https://arxiv.org/abs/{pid}",
-                pdf_url=f"https://arxiv.org/pdf/{pid}",
-            )
-        )
-    return papers
-
-
 def build_digests(
-    rng: random.Random, papers: list[Paper]
+    rng: random.Random, papers: list[Paper], emails: int
 ) -> tuple[list[tuple[Subscriber, list[Match], dict[str, str]]], Matcher]:
-    """EMAILS subscribers with exactly PER_EMAIL matches each, and their signed links."""
+    """`emails` subscribers with exactly PER_EMAIL matches each, and their signed links."""
     topics = load_topics(ROOT / "config" / "topics.toml")
     matcher = Matcher(papers, topics, NOW)
     df = Counter(w for p in papers for w in set(re.findall(r"[a-z]{5,}", p.abstract.lower())))
@@ -97,7 +62,7 @@ def build_digests(
     tokens = Tokens("bench-secret-" + "x" * 32)
     out = []
     n = 0
-    while len(out) < EMAILS:
+    while len(out) < emails:
         n += 1
         picks = rng.sample(sorted(topics), rng.randint(0, 2))
         sub = Subscriber(
@@ -141,10 +106,16 @@ CONFIG = parse_config(
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--emails", type=int, default=EMAILS)
+    parser.add_argument("--day", help="corpus announcement day (default: the largest)")
+    args = parser.parse_args()
+    emails = args.emails
     rng = random.Random(20261124)
     started = time.perf_counter()
-    papers = build_papers(rng)
-    digests, _ = build_digests(rng, papers)
+    day = corpus.day_or_largest(args.day)
+    papers = corpus.day_papers(day, announced=NOW.date())
+    digests, _ = build_digests(rng, papers, emails)
     setup_s = time.perf_counter() - started
 
     runs = [run_ours(digests, len(papers)) for _ in range(RUNS)]
@@ -156,22 +127,24 @@ def main() -> None:
     fast = reference.digest(sub, matches, EDITION, NOW.date(), len(papers), links)
     slow = reference.digest(sub, matches, EDITION, NOW.date(), len(papers), links, naive=True)
     assert fast.text == slow.text and fast.subject == slow.subject, "the two ways differ"
+    sample = min(SAMPLE, emails)
     samples = [
-        run_baseline(reference, rng.sample(digests, SAMPLE), len(papers)) for _ in range(RUNS)
+        run_baseline(reference, rng.sample(digests, sample), len(papers)) for _ in range(RUNS)
     ]
-    baseline_s = min(samples) * EMAILS / SAMPLE
+    baseline_s = min(samples) * emails / sample
 
-    ours_per_s = EMAILS / ours["seconds"]
-    baseline_per_s = EMAILS / baseline_s
+    ours_per_s = emails / ours["seconds"]
+    baseline_per_s = emails / baseline_s
     ratio = ours_per_s / baseline_per_s
-    shown = EMAILS * PER_EMAIL
+    shown = emails * PER_EMAIL
     print(
-        f"render: {EMAILS:,} digests x {PER_EMAIL} papers drawn from {PAPERS:,} papers "
+        f"render: {emails:,} digests x {PER_EMAIL} papers drawn from {len(papers):,} papers "
+        f"(arXiv announcement of {day}) "
         f"(setup {setup_s:.1f}s, not timed; best of {RUNS})"
     )
     print(f"{'':62} {'seconds':>8} {'emails/s':>10}")
     print(
-        f"{f'render whole email, then premailer (baseline, {SAMPLE} sampled)':62} "
+        f"{f'render whole email, then premailer (baseline, {sample} sampled)':62} "
         f"{baseline_s:8.2f} {baseline_per_s:10,.1f}"
     )
     print(
@@ -183,18 +156,20 @@ def main() -> None:
         f"cards rendered {ours['cards']:,.0f} of {shown:,} shown "
         f"({1 - ours['cards'] / shown:.0%} from cache)"
     )
-    print(f"  average email (html + text): {ours['bytes'] / EMAILS / 1024:.1f} KB")
+    print(f"  average email (html + text): {ours['bytes'] / emails / 1024:.1f} KB")
     print(f"ratio (ours / baseline): {ratio:.1f}x  (target >= 20x)")
     print(f"peak memory of the process after our runs: {peak_mb:.0f} MB")
     print(
         json.dumps(
             {
                 "bench": "render",
-                "emails": EMAILS,
+                "emails": emails,
                 "ours_per_s": round(ours_per_s, 1),
                 "baseline_per_s": round(baseline_per_s, 2),
                 "ratio": round(ratio, 1),
                 "peak_mb": round(peak_mb, 1),
+                "papers": len(papers),
+                "day": day,
             }
         )
     )

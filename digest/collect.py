@@ -1,7 +1,10 @@
 """Running the sources concurrently and landing each one's papers in the store.
 
-Knows no source's format. One source's failure is reported and isolated: the others still land,
-and each source's batch commits in one transaction, so nothing is ever half-written.
+Knows no source's format. Isolation is per source and per item: everything one source does,
+fetching, parsing and storing its batch, runs under that source's guard, so its failure costs
+that source only (recorded in source_state); a bad item was already skipped and counted by the
+parser. A store that cannot be written at all (read-only, disk full) is not a source's fault:
+it stops the collect with one StoreError naming the file, instead of failing every source.
 """
 
 from __future__ import annotations
@@ -15,15 +18,19 @@ from datetime import date, datetime
 import httpx
 
 from digest.config import Config, SourceConfig
-from digest.errors import DigestError
+from digest.errors import DigestError, StoreError
 from digest.models import FetchResult
 from digest.sources import COLLECTORS, Body, Sleep
+from digest.sources.common import REASONS_KEPT, SourceResult
 from digest.store import Store
+
+DEFAULT_MAX_ITEMS = 10_000
 
 
 @dataclass(frozen=True)
 class SourceReport:
-    """One line of `digest collect`'s summary."""
+    """One line of `digest collect`'s summary. `skipped` items were lost (malformed, or over
+    the per-source limit): a warning, and a failure for the exit code."""
 
     source: str
     kind: str
@@ -34,6 +41,21 @@ class SourceReport:
     seconds: float = 0.0
     error: str | None = None
     note: str | None = None
+    skipped: int = 0
+    skip_reasons: tuple[str, ...] = ()
+
+    @property
+    def warning(self) -> str | None:
+        """`hf: 2 items skipped: item 3: ...`, or None when nothing was skipped."""
+        if not self.skipped:
+            return None
+        plural = "s" if self.skipped != 1 else ""
+        first = f": {self.skip_reasons[0]}" if self.skip_reasons else ""
+        return f"{self.source}: {self.skipped} item{plural} skipped{first}"
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.skipped
 
 
 Progress = Callable[[str, str], None]
@@ -45,7 +67,12 @@ def selected_sources(config: Config, only: str | None = None) -> list[SourceConf
     return [s for s in config.sources if s.enabled]
 
 
-async def _run_one(
+def max_items(config: Config) -> int:
+    """[collect].max_items once the config knows it; a generous bound until then."""
+    return int(getattr(config.collect, "max_items", DEFAULT_MAX_ITEMS) or DEFAULT_MAX_ITEMS)
+
+
+async def _fetch_one(
     src: SourceConfig,
     client: httpx.AsyncClient,
     config: Config,
@@ -54,8 +81,9 @@ async def _run_one(
     since: date | None,
     sleep: Sleep,
     gate: asyncio.Semaphore,
-) -> tuple[SourceConfig, FetchResult | DigestError]:
-    """Never raises: a source's failure is its result, so the others go on."""
+) -> tuple[SourceConfig, FetchResult | str, float]:
+    """Fetch and parse one source: its papers, or the one line saying why it failed."""
+    t0 = time.perf_counter()
     state = store.get_source_state(src.name)
     cached = None
     if state.last_url and since is None:
@@ -63,11 +91,40 @@ async def _run_one(
     try:
         async with gate:
             collector = COLLECTORS[src.kind]
-            return src, await collector(src, client, config.collect, day, since, cached, sleep)
+            return src, await collector(src, client, config.collect, day, since, cached, sleep), t0
     except DigestError as ex:
-        return src, ex
+        return src, str(ex), t0
     except Exception as ex:  # a bug in one parser must not cost the other sources
-        return src, DigestError(f"{src.name}: unexpected {type(ex).__name__}: {ex}")
+        return src, f"unexpected {type(ex).__name__}: {ex}", t0
+
+
+def _land_one(
+    src: SourceConfig,
+    outcome: FetchResult | str,
+    store: Store,
+    stamp: str,
+    t0: float,
+    limit: int,
+) -> SourceReport:
+    """Store one source's batch under that source's guard: anything raised while storing it
+    costs this source only, and is recorded as its failure. A store that cannot be written at
+    all (StoreError: read-only, disk full) is no source's fault and stops the collect."""
+    if isinstance(outcome, str):
+        message = outcome
+    else:
+        try:
+            return _land(src, outcome, store, stamp, t0, limit)
+        except StoreError:
+            raise
+        except DigestError as ex:
+            message = str(ex)
+        except Exception as ex:  # e.g. a value the store refused
+            message = f"unexpected {type(ex).__name__}: {ex}"
+    if not message.startswith(f"{src.name}:"):
+        message = f"{src.name}: {message}"
+    message = " ".join(message.split())[:1000]
+    store.record_source_failure(src.name, stamp, message)
+    return SourceReport(src.name, src.kind, error=message, seconds=time.perf_counter() - t0)
 
 
 async def collect_async(
@@ -82,51 +139,71 @@ async def collect_async(
     sleep: Sleep = asyncio.sleep,
     progress: Progress | None = None,
 ) -> list[SourceReport]:
-    """Fetch every selected source at once; store each batch as soon as it arrives."""
+    """Fetch and parse every selected source at once, then store each batch.
+
+    Storing waits until no fetch is in flight: SQLite writes run on this thread, and a large
+    batch written while another source is still being read would count against that source's
+    timeout. Raises StoreError (once) when the database cannot be written; every other failure
+    is in the reports."""
     sources = selected_sources(config, only)
     day = day or now.date()
     stamp = now.isoformat()
     own_client = client is None
-    http = client or httpx.AsyncClient(follow_redirects=True, http2=False)
+    http = client or httpx.AsyncClient(follow_redirects=False, http2=False)
     gate = asyncio.Semaphore(max(1, config.collect.concurrency))
-    started = {s.name: time.perf_counter() for s in sources}
-    pending = [_run_one(s, http, config, store, day, since, sleep, gate) for s in sources]
-    reports: dict[str, SourceReport] = {}
+    pending = [
+        asyncio.ensure_future(_fetch_one(s, http, config, store, day, since, sleep, gate))
+        for s in sources
+    ]
     try:
-        for future in asyncio.as_completed(pending):
-            src, result = await future
-            report = _land(src, result, store, stamp, started[src.name])
-            reports[src.name] = report
-            if progress:
-                progress(src.name, "failed" if report.error else "done")
+        fetched = await asyncio.gather(*pending)
     finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         if own_client:
             await http.aclose()
-    return [reports[s.name] for s in sources]
+    limit = max_items(config)
+    reports: list[SourceReport] = []
+    for src, outcome, t0 in fetched:
+        report = _land_one(src, outcome, store, stamp, t0, limit)
+        reports.append(report)
+        if progress:
+            progress(src.name, "failed" if report.error else "done")
+    return reports
 
 
 def _land(
-    src: SourceConfig, result: FetchResult | DigestError, store: Store, stamp: str, t0: float
+    src: SourceConfig,
+    result: FetchResult,
+    store: Store,
+    stamp: str,
+    t0: float,
+    limit: int,
 ) -> SourceReport:
-    if isinstance(result, DigestError):
-        message = str(result)
-        if not message.startswith(f"{src.name}:"):
-            message = f"{src.name}: {message}"
-        store.record_source_failure(src.name, stamp, message)
-        return SourceReport(src.name, src.kind, error=message, seconds=time.perf_counter() - t0)
-    counts = store.upsert_papers(src.name, result.papers, stamp)
+    skipped = result.skipped if isinstance(result, SourceResult) else 0
+    reasons = list(result.skip_reasons) if isinstance(result, SourceResult) else []
+    papers = result.papers
+    if len(papers) > limit:
+        cut = len(papers) - limit
+        reasons = [f"{cut} over the limit of {limit:,} items per source", *reasons]
+        skipped += cut
+        papers = papers[:limit]
+    counts = store.upsert_papers(src.name, papers, stamp)
     store.record_source_success(
-        src.name, stamp, len(result.papers), result.url, result.etag, result.last_modified
+        src.name, stamp, len(papers), result.url, result.etag, result.last_modified
     )
     return SourceReport(
         src.name,
         src.kind,
-        fetched=len(result.papers),
+        fetched=len(papers),
         new=counts.new,
         updated=counts.updated,
         unchanged=counts.unchanged,
         seconds=time.perf_counter() - t0,
         note=result.note,
+        skipped=skipped,
+        skip_reasons=tuple(reasons[:REASONS_KEPT]),
     )
 
 

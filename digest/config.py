@@ -6,6 +6,7 @@ and the file, so a typo is one line to fix.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -74,7 +75,7 @@ class SmtpConfig:
     max_attempts: int = 4  # tries within one run for 4xx replies and network errors
     backoff: float = 2.0  # first retry after ~2 s, doubling, with jitter
     retry_later_minutes: int = 30  # then left pending for a later run
-    give_up_after: int = 12  # attempts over all runs before a delivery is failed
+    give_up_after: int = 12  # 4xx replies about the address, over all runs, before failing
     bounce_limit: int = 3  # permanent (5xx) failures before a subscriber is `bounced`
 
 
@@ -162,6 +163,8 @@ def _check_value(value: Any, expected: Any, where: str) -> Any:
     ]
     for t in options:
         if isinstance(value, allowed[t]) and not (t in (int, float) and isinstance(value, bool)):
+            if t is float and not math.isfinite(value):
+                raise ConfigError(f"{where}: expected a finite number, got {value!r}")
             return float(value) if t is float else value
     names = " or ".join(t.__name__ for t in options) or str(expected)
     raise ConfigError(f"{where}: expected {names}, got {type(value).__name__} {value!r}")

@@ -77,11 +77,27 @@ class Match:
         return f"Match({self.paper.id!r}, score={self.score:.2f})"
 
 
+class Matches(list[Match]):
+    """A subscriber's ranked, capped matches; `total` counts every eligible match before the
+    cap, so an email can say "10 of 18 matches" instead of hiding what the cap left out."""
+
+    __slots__ = ("total",)
+
+    def __init__(self, items: Iterable[Match] = (), total: int | None = None) -> None:
+        super().__init__(items)
+        self.total = len(self) if total is None else max(total, len(self))
+
+
 @dataclass(frozen=True, slots=True)
 class SubscriberMatches:
     subscriber: Subscriber
-    matches: list[Match]
+    matches: Matches
     new_papers: int  # how many new papers the edition had, for "7 of 212 new papers"
+
+    @property
+    def matched(self) -> int:
+        """How many papers matched before the subscriber's cap."""
+        return self.matches.total
 
 
 @dataclass(frozen=True)
@@ -181,6 +197,7 @@ class Matcher:
         self._reasons: dict[tuple[int, int], Reason] = {}
         self._term_sets: dict[tuple[int, ...], tuple[Term, ...]] = {}
         self._position = {p.id: i for i, p in enumerate(self.papers)}
+        self._below: dict[int, int] = {}
         self._order_key = [(-(p.upvotes or 0), p.id) for p in self.papers]
 
     @property
@@ -285,8 +302,33 @@ class Matcher:
             out.append(Match(self.papers[i], max(scores, default=0.0), self, i, sources))
         return out
 
-    def for_subscriber(self, sub: Subscriber, already_sent: Iterable[str] = ()) -> list[Match]:
-        """The subscriber's papers: merged over their queries, filtered, ranked, capped.
+    def _below_floor(self, floor: int) -> int:
+        """The bitset of papers with fewer than `floor` upvotes (one per distinct floor)."""
+        found = self._below.get(floor)
+        if found is None:
+            found = sum(1 << i for i, votes in enumerate(self._upvotes) if votes < floor)
+            self._below[floor] = found
+        return found
+
+    def _eligible_count(self, sources: Sequence[_Prepared], sent: set[str], floor: int) -> int:
+        """Every paper the subscriber's queries select that they may still get: bit operations
+        over the queries' bitsets, so counting what the cap drops costs next to nothing."""
+        union = 0
+        for source in sources:
+            union |= source.bits
+        if floor:
+            union &= ~self._below_floor(floor)
+        if sent:
+            position = self._position
+            for paper_id in sent:
+                i = position.get(paper_id)
+                if i is not None:
+                    union &= ~(1 << i)
+        return union.bit_count()
+
+    def for_subscriber(self, sub: Subscriber, already_sent: Iterable[str] = ()) -> Matches:
+        """The subscriber's papers: merged over their queries, filtered, ranked, capped;
+        `total` on the result counts the eligible matches before the cap.
 
         A paper scores its best score over the subscriber's queries, so each ranked list is
         read only until it has given k eligible papers: nothing deeper can reach the top k."""
@@ -314,7 +356,10 @@ class Matcher:
                     break
         order_key = self._order_key
         chosen = sorted([(-score, order_key[i], i) for i, score in best.items()])[:k]
-        return [Match(papers[i], -neg, self, i, sources) for neg, _, i in chosen]
+        return Matches(
+            (Match(papers[i], -neg, self, i, sources) for neg, _, i in chosen),
+            self._eligible_count(sources, sent, floor),
+        )
 
 
 def match_subscribers(

@@ -4,20 +4,29 @@ Opens no connection. Written by hand rather than through `email.message` because
 per subscriber and the stdlib costs milliseconds a message; the output is plain RFC 5322 with
 quoted-printable parts, and every header value is refused if it holds a CR or LF (this
 Python predates the fix for CVE-2024-6923, so the stdlib folder cannot be trusted with them).
+
+Internationalised addresses are delivered: the domain always travels as IDNA (punycode), in the
+envelope and the headers; a local part that is not ASCII makes the message SMTPUTF8 (RFC 6531/6532:
+the address stays UTF-8 in To and RCPT TO), which the transport needs the server to offer.
+Address problems raise SendError (that one delivery's fault); a DKIM key that does not sign
+raises ConfigError (ours: the delivery waits for the fix).
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
 import email.utils
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.header import Header
 from functools import lru_cache
 
-from digest.errors import SendError
+import idna
+
+from digest.errors import ConfigError, SendError
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
@@ -39,6 +48,7 @@ class Outgoing:
     recipient: str
     data: bytes
     message_id: str
+    smtputf8: bool = False  # a non-ASCII local part: needs a server offering SMTPUTF8
 
 
 def check_header(name: str, value: str) -> str:
@@ -47,14 +57,33 @@ def check_header(name: str, value: str) -> str:
     return value
 
 
+def ascii_domain(domain: str) -> str:
+    """The domain as every server accepts it: IDNA (punycode) labels."""
+    if domain.isascii():
+        return domain
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError as ex:
+        raise SendError(f"{domain!r} is not a valid internationalised domain: {ex}") from ex
+
+
+def wire_address(addr: str) -> str:
+    """`local@domain` with the domain in IDNA; the local part is kept (UTF-8 if it must)."""
+    local, _, domain = addr.rpartition("@")
+    if not local or not domain:
+        raise SendError(f"{addr!r} has no usable email address")
+    return f"{local}@{ascii_domain(domain)}"
+
+
 @lru_cache(maxsize=64)
 def address_of(mailbox: str) -> str:
-    """The bare address of `Name <addr>` (for the envelope), checked for line breaks."""
+    """The bare address of `Name <addr>` (for the envelope), checked for line breaks, with
+    an IDNA domain."""
     check_header("address", mailbox)
     _, addr = email.utils.parseaddr(mailbox)
     if not addr or "@" not in addr:
         raise SendError(f"{mailbox!r} has no usable email address")
-    return addr
+    return wire_address(addr)
 
 
 @lru_cache(maxsize=64)
@@ -68,7 +97,17 @@ def _mailbox(name: str, mailbox: str) -> str:
     display, addr = email.utils.parseaddr(mailbox)
     if not addr or "@" not in addr:
         raise SendError(f"{name}: {mailbox!r} has no usable email address")
-    return email.utils.formataddr((display, addr), charset="utf-8")
+    addr = wire_address(addr)
+    if addr.isascii():
+        return email.utils.formataddr((display, addr), charset="utf-8")
+    # RFC 6532: an SMTPUTF8 message carries the address itself in UTF-8
+    if not display:
+        return addr
+    if display.isascii():
+        shown = f'"{email.utils.quote(display)}"'
+    else:
+        shown = Header(display, "utf-8").encode()
+    return f"{shown} <{addr}>"
 
 
 def _encoded(name: str, value: str) -> str:
@@ -153,7 +192,10 @@ def build_message(
     data = head + content
     if dkim is not None:
         data = _sign(data, dkim)
-    return Outgoing(address_of(sender), address_of(to), data, message_id)
+    envelope_to = address_of(to)
+    return Outgoing(
+        address_of(sender), envelope_to, data, message_id, smtputf8=not envelope_to.isascii()
+    )
 
 
 def _sign(data: bytes, key: Dkim) -> bytes:
@@ -169,6 +211,57 @@ def _sign(data: bytes, key: Dkim) -> bytes:
             key.private_key,
             include_headers=signed,
         )
-    except dkimpy.DKIMException as ex:
-        raise SendError(f"DKIM signing for {key.domain} failed: {ex}") from ex
+    except (dkimpy.DKIMException, ValueError, IndexError, TypeError) as ex:
+        raise ConfigError(
+            f"[mail] DKIM key for {key.selector}._domainkey.{key.domain} does not sign: "
+            f"{type(ex).__name__}: {ex} (check dkim_key_file holds a PEM private key)"
+        ) from ex
     return bytes(signature) + data
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    size = len(body)
+    if size < 0x80:
+        return bytes([tag, size]) + body
+    raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(raw)]) + raw + body
+
+
+def _der_int(value: int) -> bytes:
+    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
+
+
+_RSA_ALGORITHM = _der(0x30, bytes.fromhex("06092a864886f70d010101") + b"\x05\x00")
+
+
+def dkim_dns_record(key: Dkim) -> str:
+    """The TXT record receivers look up to verify our signatures, derived from the private key
+    (SubjectPublicKeyInfo, as `openssl rsa -pubout` writes it). ConfigError if it is no RSA key."""
+    from dkim.crypto import parse_pem_private_key
+
+    try:
+        parsed = parse_pem_private_key(key.private_key)
+        rsa = _der(0x30, _der_int(parsed["modulus"]) + _der_int(parsed["publicExponent"]))
+    except Exception as ex:  # dkimpy raises several kinds for a file that is not a PEM RSA key
+        raise ConfigError(
+            f"[mail] DKIM key for {key.domain}: not a PEM RSA private key ({ex})"
+        ) from ex
+    public = base64.b64encode(_der(0x30, _RSA_ALGORITHM + _der(0x03, b"\x00" + rsa))).decode()
+    return f'{key.selector}._domainkey.{key.domain} TXT "v=DKIM1; k=rsa; p={public}"'
+
+
+def check_dkim(key: Dkim) -> str:
+    """Sign a test message and verify it against the key's own public half: a key that would
+    fail mid-run fails here, before anything is sent. Returns the DNS record to publish."""
+    import dkim as dkimpy
+
+    record = dkim_dns_record(key)
+    probe = build_message(
+        sender=f"probe@{key.domain}", to=f"probe@{key.domain}", subject="DKIM probe",
+        text="probe\n", html=None, message_id=f"<probe@{key.domain}>",
+        date=datetime(2026, 1, 1, tzinfo=UTC), dkim=key,
+    )  # fmt: skip
+    txt = record.split(" TXT ", 1)[1].strip('"').encode()
+    if not dkimpy.verify(probe.data, dnsfunc=lambda name, timeout=5: txt):
+        raise ConfigError(f"[mail] DKIM key for {key.domain}: a test signature does not verify")
+    return record

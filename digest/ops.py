@@ -1,4 +1,5 @@
-"""Operating the service: statistics, the doctor's checks, and alerts to the admin.
+"""Operating the service: statistics, the doctor's checks, the preflight of `run`, `send` and
+`serve`, and alerts to the admin.
 
 Library functions returning data; the CLI prints them and the daily job calls `alerts`.
 An alert is sent once per problem per day, never once per failure.
@@ -17,12 +18,55 @@ from urllib.parse import urlsplit
 
 from digest.collect import SourceReport
 from digest.config import Config, load_topics
-from digest.errors import DigestError
-from digest.message import address_of, build_message
+from digest.errors import ConfigError, DigestError, RenderError, TokenError
+from digest.message import Dkim, address_of, build_message, check_dkim
+from digest.models import Topic
 from digest.query import parse
-from digest.send import SendStats, Transport, make_transport, smtp_hello
+from digest.render import Renderer
+from digest.send import OutboxTransport, SendStats, Transport, make_transport, smtp_hello
 from digest.store import Store
 from digest.tokens import Tokens
+
+MIN_SECRET = 32  # `run`, `send` and `serve` refuse a shorter DIGEST_SECRET
+
+
+def load_dkim(config: Config) -> Dkim | None:
+    """The configured DKIM key, read once per run (None: the relay signs, or nobody does)."""
+    mail = config.mail
+    wanted = [mail.dkim_selector, mail.dkim_domain, mail.dkim_key_file]
+    if not any(wanted):
+        return None
+    if not all(wanted):
+        raise ConfigError(
+            "[mail]: DKIM needs dkim_selector, dkim_domain and dkim_key_file together"
+        )
+    try:
+        key = Path(mail.dkim_key_file).read_bytes()
+    except OSError as ex:
+        raise ConfigError(f"[mail].dkim_key_file {mail.dkim_key_file}: {ex.strerror or ex}") from ex
+    return Dkim(mail.dkim_selector, mail.dkim_domain, key)
+
+
+def preflight(config: Config, topics: dict[str, Topic], *, outbox: bool = True) -> None:
+    """What `run`, `send` and `serve` need, checked before they touch anything, so a setup
+    mistake refuses to start (ConfigError) instead of failing every delivery: the secret
+    (set, at least 32 characters), the DKIM key (loads and signs), the email templates and,
+    without SMTP, the outbox folder."""
+    try:
+        Tokens(config.secret, config.old_secrets)  # unset: its message says how to make one
+        if len(config.secret) < MIN_SECRET:
+            raise ConfigError(
+                f"DIGEST_SECRET is {len(config.secret)} characters; at least {MIN_SECRET} are "
+                "needed (python3 -c 'import secrets; print(secrets.token_hex(32))')"
+            )
+        dkim = load_dkim(config)
+        if dkim is not None:
+            check_dkim(dkim)
+        Renderer(config, topics)
+    except (TokenError, RenderError) as ex:
+        raise ConfigError(str(ex)) from ex
+    if outbox and not config.smtp.host:
+        OutboxTransport(config.outbox.path)
 
 
 @dataclass(frozen=True)
@@ -79,10 +123,16 @@ def doctor(config: Config, store_path: str | None = None) -> list[Check]:
     checks.append(asyncio.run(_check_smtp(config)))
     try:
         Tokens(config.secret, config.old_secrets)
-        strength = "ok" if len(config.secret) >= 32 else "warn"
-        checks.append(Check("secret", strength, f"DIGEST_SECRET set ({len(config.secret)} chars)"))
+        if len(config.secret) >= MIN_SECRET:
+            checks.append(Check("secret", "ok", f"DIGEST_SECRET set ({len(config.secret)} chars)"))
+        else:
+            checks.append(Check("secret", "fail", f"DIGEST_SECRET has {len(config.secret)} "
+                                f"chars; run, send and serve need {MIN_SECRET}+"))  # fmt: skip
     except DigestError as ex:
         checks.append(Check("secret", "fail", str(ex)))
+    dkim = _check_dkim(config)
+    if dkim is not None:
+        checks.append(dkim)
     url = urlsplit(config.web.base_url)
     if url.scheme not in ("http", "https") or not url.netloc:
         checks.append(Check("base url", "fail", f"{config.web.base_url!r} is not absolute"))
@@ -107,6 +157,19 @@ def doctor(config: Config, store_path: str | None = None) -> list[Check]:
         checks.append(Check("postal address", "warn", "[mail].postal_address is empty: bulk "
                                                       "senders must show one"))  # fmt: skip
     return checks
+
+
+def _check_dkim(config: Config) -> Check | None:
+    """The key loads and signs a test message; the detail is the TXT record to publish."""
+    mail = config.mail
+    if not (mail.dkim_selector or mail.dkim_domain or mail.dkim_key_file):
+        return None
+    try:
+        key = load_dkim(config)
+        record = check_dkim(key) if key else ""
+    except DigestError as ex:
+        return Check("dkim", "fail", str(ex))
+    return Check("dkim", "ok", f"signs; publish: {record}")
 
 
 def _check_topics(config: Config) -> Check:
@@ -145,8 +208,8 @@ def alerts(
                     f"`digest collect --source {report.source}` to look closer.",
                 )
             )
-    attempted = sent.sent + sent.failed + sent.deferred
-    bad = sent.failed + sent.deferred
+    attempted = sent.sent + sent.failed + sent.deferred + sent.errors
+    bad = sent.failed + sent.deferred + sent.errors
     if attempted and bad / attempted > cfg.failure_rate:
         failures = "\n".join(f"  {f}" for f in sent.failures[:20])
         found.append(

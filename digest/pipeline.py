@@ -13,16 +13,15 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from digest.collect import SourceReport, collect_async
 from digest.config import Config
-from digest.errors import DigestError, SendError
+from digest.errors import ConfigError, RenderError, SendError, StoreError, TokenError
 from digest.match import Edition, Matcher, edition_for, edition_papers, weekly_edition
 from digest.message import Dkim, Outgoing, build_message, message_id_for
 from digest.models import Subscriber, Topic
-from digest.ops import alerts, send_alerts
+from digest.ops import alerts, load_dkim, send_alerts
 from digest.render import RenderedEmail, Renderer
 from digest.schedule import due_edition, edition_day
 from digest.send import Job, Sender, SendStats, Transport, make_transport
@@ -30,6 +29,8 @@ from digest.store import Store
 from digest.tokens import Tokens, subscriber_links
 
 BATCH = 1000
+# Failures of our own setup while building a message: the delivery waits for the fix.
+OURS = (ConfigError, TokenError, RenderError)
 
 
 @dataclass
@@ -57,6 +58,27 @@ class RunReport:
     def source_errors(self) -> list[str]:
         return [r.error for r in self.collected if r.error]
 
+    @property
+    def items_skipped(self) -> int:
+        """Malformed feed items left out by collect (each source reports its own count)."""
+        return sum(r.skipped for r in self.collected)
+
+    @property
+    def skip_lines(self) -> list[str]:
+        """One line per source that skipped items, with the first reasons."""
+        return [
+            f"{r.source}: {r.skipped} items skipped: {'; '.join(r.skip_reasons[:3])}".rstrip(": ")
+            for r in self.collected
+            if r.skipped
+        ]
+
+    @property
+    def failed(self) -> bool:
+        """Something did not work out and deserves exit 1: a source, a skipped item, a
+        delivery failed or deferred, an error in one delivery."""
+        s = self.send
+        return bool(self.source_errors or self.items_skipped or s.failed or s.deferred or s.errors)
+
     def summary(self) -> str:
         """The one line cron mails: what happened, in numbers."""
         s = self.send
@@ -69,22 +91,15 @@ class RunReport:
             f"{s.deferred} deferred",
             f"{s.failed} failed",
         ]
+        if s.errors:
+            parts.append(f"{s.errors} internal errors")
         if s.possible_duplicates:
-            parts.append(f"{s.possible_duplicates} possible duplicates after a crash")
+            parts.append(f"{s.possible_duplicates} possible duplicates (crash or lost reply)")
         if self.source_errors:
             parts.append(f"{len(self.source_errors)} source errors")
+        if self.items_skipped:
+            parts.append(f"{self.items_skipped} items skipped")
         return "digest run: " + ", ".join(parts) + f" in {self.seconds:.1f}s"
-
-
-def load_dkim(config: Config) -> Dkim | None:
-    mail = config.mail
-    if not (mail.dkim_selector and mail.dkim_domain and mail.dkim_key_file):
-        return None
-    try:
-        key = Path(mail.dkim_key_file).read_bytes()
-    except OSError as ex:
-        raise DigestError(f"[mail].dkim_key_file {mail.dkim_key_file}: {ex.strerror}") from ex
-    return Dkim(mail.dkim_selector, mail.dkim_domain, key)
 
 
 def digest_message(
@@ -154,6 +169,10 @@ class Pipeline:
         self._daily: Edition | None = None
         self._tokens: Tokens | None = None
         self._dkim = load_dkim(config)
+        # Counts an email states, as planned by this run (rows keep them once the store can):
+        # each edition's new papers, and matches before the cap where the cap cut.
+        self.planned_new: dict[str, int] = {}
+        self.capped: dict[tuple[int, str], int] = {}
 
     # plan ----------------------------------------------------------------------
 
@@ -209,6 +228,9 @@ class Pipeline:
             for sub, key in group:
                 matches = matcher.for_subscriber(sub, sent.get(sub.id or 0, ()))
                 papers = [m.paper.id for m in matches]
+                self.planned_new[key] = len(ids)
+                if matches.total > len(papers):
+                    self.capped[(sub.id or 0, key)] = matches.total
                 if not papers:
                     report.no_matches += 1
                 if dry_run:
@@ -222,6 +244,8 @@ class Pipeline:
                         "edition": key,
                         "status": status,
                         "papers": papers,
+                        "matched": matches.total,
+                        "new_papers": len(ids),
                         "reply": None if papers else "no matching papers",
                         "message_id": message_id_for(sub.id or 0, key, self.config.mail.from_),
                     }
@@ -254,14 +278,19 @@ class Pipeline:
         renderer = self._renderer()
         links = subscriber_links(self.tokens(), self.config.web.base_url, sub.id or 0, sub.email)
         day = edition_day(row["edition"])
+        # The delivery's own edition's numbers, never today's: unknown ones are not stated.
+        new = row.get("new_papers")
+        new = self.planned_new.get(row["edition"]) if new is None else new
         if row["papers"]:
-            matches, new = self._matches_for(sub, row["papers"])
+            matches, _ = self._matches_for(sub, row["papers"])
+            matched = row.get("matched") or self.capped.get((sub.id or 0, row["edition"]))
+            if matched is None and row["edition"] in self.planned_new:
+                matched = len(row["papers"])  # planned by this run: the cap did not cut
             rendered: RenderedEmail | None = renderer.digest(
-                sub, matches, row["edition"], day, new, links
+                sub, matches, row["edition"], day, new, links, matched=matched
             )
         else:
             cause = nothing_new_cause(self.collected, day)
-            new = len(self.matcher(sub.cadence).papers)
             rendered = renderer.nothing_new(sub, row["edition"], day, new, cause, links)
             if rendered is None:
                 return None
@@ -269,8 +298,15 @@ class Pipeline:
             self.config, sub, rendered, links, row["message_id"], self.clock(), self._dkim
         )
 
-    def jobs(self, shard: tuple[int, int] | None = None) -> Iterator[Job]:
-        """Every due pending delivery, built into a message, streamed a page at a time."""
+    def jobs(
+        self, shard: tuple[int, int] | None = None, stats: SendStats | None = None
+    ) -> Iterator[Job]:
+        """Every due pending delivery, built into a message, streamed a page at a time.
+
+        Building is guarded per delivery: a failure of our setup (secret, DKIM key, templates)
+        leaves that delivery pending for the next run; anything else costs that one delivery
+        (failed, no bounce). Both are counted in `stats` and named in its failures."""
+        stats = stats if stats is not None else SendStats()
         last = 0
         now = self.clock().isoformat()
         while True:
@@ -288,8 +324,20 @@ class Pipeline:
                 started = time.perf_counter()
                 try:
                     message = self.build(row, sub)
-                except DigestError as ex:  # one broken email must not stop everyone else's
-                    self.store.mark_failed(row["id"], sub.id or 0, f"not built: {ex}", now, None)
+                except StoreError:
+                    raise
+                except OURS as ex:
+                    reason = f"not built, kept for the next run: {ex}"
+                    self.store.mark_unbuilt(row["id"], reason, now)
+                    stats.deferred += 1
+                    stats.failures.append(f"{sub.email}: {reason}")
+                    continue
+                except Exception as ex:  # one broken email must not stop everyone else's
+                    detail = str(ex) if isinstance(ex, SendError) else f"{type(ex).__name__}: {ex}"
+                    reason = f"not built: {detail}"
+                    self.store.mark_failed(row["id"], sub.id or 0, reason, now, None)
+                    stats.failed += 1
+                    stats.failures.append(f"{sub.email}: {reason}")
                     continue
                 self.timings["render"] = self.timings.get("render", 0.0) + (
                     time.perf_counter() - started
@@ -317,7 +365,7 @@ class Pipeline:
         sender = Sender(self.store, transport, self.config.smtp, self.clock, self.sleep, on_done)
 
         async def stream() -> AsyncIterator[Job]:
-            for job in self.jobs(shard):
+            for job in self.jobs(shard, sender.stats):
                 yield job
                 await asyncio.sleep(0)  # let senders run while messages are being built
 

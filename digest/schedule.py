@@ -9,7 +9,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from digest.errors import DigestError
+from digest.errors import DigestError, StoreError
 from digest.models import WEEKDAYS, Subscriber
 
 
@@ -26,8 +26,14 @@ class RunLock:
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as ex:
+            raise StoreError(
+                f"{self.path}: cannot create the run lock ({ex.strerror or ex}): make the "
+                "database's folder writable for this user"
+            ) from ex
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -3,8 +3,15 @@
 Decides nothing about who gets what. For each planned delivery: check the subscriber is still
 active, claim it (pending -> sending, committed before SMTP starts), send, then record the
 server's answer: sent (with its papers, in one transaction), retried with backoff (4xx, network),
-or failed (5xx, counted as a bounce). A delivery left `sending` by a crash is sent again by the
-next run and counted as a possible duplicate; nothing else can be sent twice.
+or failed (5xx, counted as a bounce). A delivery left `sending` by a crash, or whose reply to
+the end of DATA was lost (timeout, disconnect), is sent again and flagged and counted as a possible
+duplicate; nothing else can be sent twice.
+
+Only replies about the subscriber's own address or message count towards `give_up_after` and
+bounces; a failure on our side (connection, login, MAIL FROM, the outbox's disk) leaves the
+delivery pending however long it lasts, so the run after the fix sends it. A non-ASCII local part
+needs a server that offers SMTPUTF8: when ours does not, that delivery waits the same way (our
+relay's limit, not the subscriber's fault), with the reason "server does not offer SMTPUTF8".
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import Protocol
 import aiosmtplib
 
 from digest.config import Config, SmtpConfig
-from digest.errors import SendError
+from digest.errors import ConfigError, SendError, StoreError
 from digest.message import Outgoing
 from digest.store import Store
 
@@ -40,6 +47,9 @@ class Result:
     ok: bool
     reply: str
     permanent: bool = False
+    ambiguous: bool = False  # lost after the end of DATA: the server may have accepted it
+    recipient: bool = False  # the reply is about this address or message (RCPT, after DATA)
+    later: bool = False  # retrying within this run cannot help (e.g. no SMTPUTF8)
 
 
 class Transport(Protocol):
@@ -56,17 +66,32 @@ class OutboxTransport:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        for sub in ("tmp", "new", "cur"):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as ex:
+            raise ConfigError(
+                f"[outbox].path {self.path}: cannot be used as a maildir folder "
+                f"({ex.strerror or ex}); point it at a writable folder"
+            ) from ex
 
     async def send(self, message: Outgoing) -> Result:
+        """Write tmp/ then rename into new/; a failed write leaves no tmp file behind."""
         name = hashlib.sha256(message.message_id.encode()).hexdigest()[:24] + ".eml"
         tmp = self.path / "tmp" / f"{name}.{os.getpid()}"
         try:
-            tmp.write_bytes(message.data)
+            with open(tmp, "wb") as handle:
+                handle.write(message.data)
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(tmp, self.path / "new" / name)
         except OSError as ex:
-            return Result(False, f"outbox {self.path}: {ex.strerror or ex}", permanent=False)
+            with suppress(OSError):
+                tmp.unlink()
+            reason = ex.strerror or str(ex)
+            return Result(
+                False, f"outbox {self.path}: {reason} (free space or fix the folder)", later=True
+            )
         return Result(True, f"250 written to {self.path / 'new' / name}")
 
     async def close(self) -> None:
@@ -80,14 +105,21 @@ def _classify(ex: Exception) -> Result:
     4xx and lost connections are transient (lost after DATA: resent, a possible duplicate)."""
     if isinstance(ex, aiosmtplib.SMTPRecipientsRefused) and ex.recipients:
         refused = ex.recipients[0]
-        return Result(False, f"{refused.code} {refused.message}", refused.code >= 500)
+        return Result(
+            False, f"{refused.code} {refused.message}", refused.code >= 500, recipient=True
+        )
     if isinstance(ex, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
-        return Result(False, f"{ex.code} {ex.message}", 500 <= ex.code < 600)
+        return Result(False, f"{ex.code} {ex.message}", 500 <= ex.code < 600, recipient=True)
     if isinstance(ex, aiosmtplib.SMTPResponseException):
         return Result(False, f"{ex.code} {ex.message} (server side: check the SMTP settings)")
+    if isinstance(ex, aiosmtplib.SMTPNotSupported):
+        return Result(False, f"{ex} (needed for a non-ASCII local part)", later=True)
     if isinstance(ex, aiosmtplib.SMTPTimeoutError | asyncio.TimeoutError):
         return Result(False, f"timed out: {ex}".rstrip(": "))
     return Result(False, f"connection problem: {type(ex).__name__}: {ex}".rstrip(": "))
+
+
+NO_SMTPUTF8 = "server does not offer SMTPUTF8"
 
 
 class SmtpPool:
@@ -126,16 +158,39 @@ class SmtpPool:
             self._idle.put_nowait(slot[0])
 
     async def send(self, message: Outgoing) -> Result:
+        """One transaction, step by step, so a reply lost after the end of DATA is known to
+        be ambiguous (the server may have queued the message)."""
         async with self._connection() as slot:
+            in_data = False
             try:
                 if slot[0] is None or not slot[0].is_connected:
                     slot[0] = self._client()
                     await slot[0].connect()
                 client = slot[0]
-                _, reply = await client.sendmail(message.sender, [message.recipient], message.data)
-                return Result(True, reply.strip() or "250 OK")
+                if client.is_ehlo_or_helo_needed:
+                    await client.ehlo()
+                options = []
+                if message.smtputf8:
+                    if not client.supports_extension("smtputf8"):
+                        return Result(
+                            False, f"{NO_SMTPUTF8} (needed for a non-ASCII local part)", later=True
+                        )
+                    options.append("SMTPUTF8")
+                if client.supports_extension("size"):
+                    options.append(f"SIZE={len(message.data)}")
+                encoding = "utf-8" if message.smtputf8 else "ascii"
+                await client.mail(message.sender, options=options, encoding=encoding)
+                await client.rcpt(message.recipient, encoding=encoding)
+                in_data = True
+                response = await client.data(message.data)
+                return Result(True, response.message.strip() or "250 OK")
             except (TimeoutError, aiosmtplib.SMTPException, OSError) as ex:
                 result = _classify(ex)
+                if in_data and not isinstance(ex, aiosmtplib.SMTPResponseException):
+                    result = Result(
+                        False, f"{result.reply} after the end of DATA (maybe accepted)",
+                        ambiguous=True,
+                    )  # fmt: skip
                 await self._recover(slot, ex)
                 return result
 
@@ -247,6 +302,7 @@ class Sender:
 
     async def _deliver(self, job: Job) -> str:
         attempts = job.attempts
+        flagged = job.possible_duplicate
         for attempt in range(max(1, self.config.max_attempts)):
             current = self.store.subscriber_status(job.subscriber_id)
             if current != "active":
@@ -272,6 +328,10 @@ class Sender:
                 )
                 self.stats.sent += 1
                 return "sent"
+            if result.ambiguous and not flagged:
+                flagged = True
+                self.stats.possible_duplicates += 1
+                self.store.flag_possible_duplicate(job.delivery_id, now)
             if result.permanent:
                 limit = self.config.bounce_limit
                 became = self.store.mark_failed(
@@ -281,12 +341,12 @@ class Sender:
                 self.stats.bounced += became
                 self.stats.failures.append(f"{job.email}: {result.reply}")
                 return "failed"
-            if attempts >= self.config.give_up_after:
+            if result.recipient and attempts >= self.config.give_up_after:
                 self.store.mark_failed(job.delivery_id, job.subscriber_id, result.reply, now, None)
                 self.stats.failed += 1
                 self.stats.failures.append(f"{job.email}: gave up after {attempts}: {result.reply}")
                 return "failed"
-            last = attempt + 1 >= max(1, self.config.max_attempts)
+            last = result.later or attempt + 1 >= max(1, self.config.max_attempts)
             delay = self.config.backoff * (2**attempt) * (0.5 + random.random())
             later = self.clock() + (
                 timedelta(minutes=self.config.retry_later_minutes) if last else timedelta(0)
@@ -308,20 +368,31 @@ class Sender:
             while (job := await queue.get()) is not None:
                 try:
                     await self.deliver(job)
+                except StoreError:
+                    raise  # the database is unusable: stop; claimed ones are recovered next run
                 except Exception as ex:  # one bad delivery must not stall the others
                     self.stats.errors += 1
-                    self.stats.failures.append(f"{job.email}: internal error: {ex}")
+                    self.stats.failures.append(
+                        f"{job.email}: internal error: {type(ex).__name__}: {ex}"
+                    )
 
         workers = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
-        try:
+
+        async def produce() -> None:
             async for job in jobs:
                 await queue.put(job)
             for _ in workers:
                 await queue.put(None)
-            await asyncio.gather(*workers)
+
+        # gathered together: a worker stopped by a StoreError cannot leave the producer
+        # waiting forever on a full queue
+        tasks = [asyncio.create_task(produce()), *workers]
+        try:
+            await asyncio.gather(*tasks)
         finally:
-            for task in workers:
+            for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         return self.stats
 
 

@@ -23,6 +23,15 @@ from digest.query import parse
 from digest.store import Store
 
 MAX_PAPERS_LIMIT = 100
+# What one subscriber may ask for, whichever way they arrive (CLI, import, web form): enough for
+# any real reading list, small enough that a form cannot turn us into a text relay or a CPU sink.
+MAX_QUERIES = 20
+MAX_QUERY_LENGTH = 200
+MAX_TZ_LENGTH = 64
+# Where a spreadsheet would read a formula (OWASP "CSV injection"); a leading quote defuses it.
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV_ESCAPE = "'"
+RESUBSCRIBE_REQUESTED = "resubscribe requested"
 CSV_COLUMNS = (
     "email",
     "status",
@@ -59,42 +68,86 @@ def normalize_email(raw: str, check_deliverability: bool = False) -> str:
         raise SubscriberError(f"{raw!r} is not a valid email address: {ex}") from ex
 
 
+def _show(value: str, width: int = 40) -> str:
+    """A value quoted for a one-line message, cut short: a hostile field never floods it."""
+    return repr(value if len(value) <= width else value[:width] + "...")
+
+
+def _num(value: int) -> str:
+    """A number for a message; one with thousands of digits is not worth printing (nor
+    printable: str() refuses ints past 4,300 digits)."""
+    return str(value) if -(10**9) < value < 10**9 else "(a number far out of range)"
+
+
+def check_query_limits(who: str, queries: Sequence[str]) -> None:
+    """At most MAX_QUERIES queries of at most MAX_QUERY_LENGTH characters each, checked before
+    any parsing so an oversized form costs nothing."""
+    if len(queries) > MAX_QUERIES:
+        raise SubscriberError(
+            f"{who}: {len(queries)} queries; at most {MAX_QUERIES} queries per subscriber"
+        )
+    for query in queries:
+        if len(query) > MAX_QUERY_LENGTH:
+            raise SubscriberError(
+                f"{who}: query {_show(query)} has {len(query)} characters; at most "
+                f"{MAX_QUERY_LENGTH} characters per query"
+            )
+
+
 def validate(sub: Subscriber, topics: Mapping[str, Topic]) -> Subscriber:
     """A subscriber whose every field is usable, or a SubscriberError naming the field."""
     who = sub.email
     if sub.status not in SUBSCRIBER_STATUSES:
         raise SubscriberError(f"{who}: status {sub.status!r} is not one of {SUBSCRIBER_STATUSES}")
     if sub.cadence not in CADENCES:
-        raise SubscriberError(f"{who}: cadence {sub.cadence!r} is not daily or weekly")
+        raise SubscriberError(f"{who}: cadence {_show(sub.cadence)} is not daily or weekly")
     weekday = sub.weekday.strip().lower()[:3]
     if weekday not in WEEKDAYS:
-        raise SubscriberError(f"{who}: weekday {sub.weekday!r} is not one of {', '.join(WEEKDAYS)}")
-    if not 0 <= sub.hour <= 23:
-        raise SubscriberError(f"{who}: hour {sub.hour} is not between 0 and 23")
-    try:
-        ZoneInfo(sub.tz)
-    except (ZoneInfoNotFoundError, ValueError) as ex:
         raise SubscriberError(
-            f"{who}: unknown time zone {sub.tz!r}; use an IANA name such as Europe/Paris"
+            f"{who}: weekday {_show(sub.weekday)} is not one of {', '.join(WEEKDAYS)}"
+        )
+    if not 0 <= sub.hour <= 23:
+        raise SubscriberError(f"{who}: hour {_num(sub.hour)} is not between 0 and 23")
+    try:
+        if len(sub.tz) > MAX_TZ_LENGTH:
+            raise ValueError("too long")
+        ZoneInfo(sub.tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as ex:  # OSError: a folder, a long name
+        raise SubscriberError(
+            f"{who}: unknown time zone {_show(sub.tz)}; use an IANA name such as Europe/Paris"
         ) from ex
     if not 1 <= sub.max_papers <= MAX_PAPERS_LIMIT:
-        raise SubscriberError(f"{who}: max papers {sub.max_papers} is not 1..{MAX_PAPERS_LIMIT}")
+        raise SubscriberError(
+            f"{who}: max papers {_num(sub.max_papers)} is not 1..{MAX_PAPERS_LIMIT}"
+        )
     if sub.min_upvotes is not None and sub.min_upvotes < 0:
         raise SubscriberError(f"{who}: min upvotes cannot be negative")
-    queries = [q.strip() for q in sub.queries if q.strip()]
+    queries = list(dict.fromkeys(q.strip() for q in sub.queries if q.strip()))
+    check_query_limits(who, queries)
     for query in queries:
         try:
             parse(query)
         except QueryError as ex:
-            raise SubscriberError(f"{who}: query {query!r}: {ex} at position {ex.position}") from ex
+            raise SubscriberError(
+                f"{who}: query {_show(query)}: {ex} at position {ex.position}"
+            ) from ex
     names = list(dict.fromkeys(t.strip() for t in sub.topics if t.strip()))
     unknown = [t for t in names if t not in topics]
     if unknown:
         known = ", ".join(sorted(topics)) or "none defined"
-        raise SubscriberError(f"{who}: unknown topic {unknown[0]!r} (known: {known})")
+        raise SubscriberError(f"{who}: unknown topic {_show(unknown[0])} (known: {known})")
     if not queries and not names:
         raise SubscriberError(f"{who}: give at least one query or topic")
-    return replace(sub, weekday=weekday, queries=list(dict.fromkeys(queries)), topics=names)
+    return replace(sub, weekday=weekday, queries=queries, topics=names)
+
+
+def for_confirmation(sub: Subscriber) -> Subscriber:
+    """What a confirmation email may repeat: topic names and how many queries, never the
+    queries' text (anyone can type an address into the form, so whatever the email repeats
+    is text a stranger could send from our address to any mailbox)."""
+    count = len(sub.queries)
+    mine = [f"{count} search {'query' if count == 1 else 'queries'} of your own"] if count else []
+    return replace(sub, queries=[], topics=[*sub.topics, *mine])
 
 
 def suppression_hash(email: str) -> str:
@@ -114,8 +167,8 @@ def add(
     checked = validate(replace(sub, email=normalize_email(sub.email)), topics)
     if store.is_suppressed(suppression_hash(checked.email)):
         raise SubscriberError(
-            f"{checked.email} asked for its data to be erased; only its owner can subscribe "
-            "it again (through the subscribe page)"
+            f"{checked.email} unsubscribed and its data was erased; only its owner can "
+            "subscribe it again (through the subscribe page)"
         )
     try:
         return store.add_subscriber(checked, now, cause)
@@ -148,13 +201,14 @@ def edit(
     return store.update_subscriber(sub.id or 0, values, now, "edited", cause)
 
 
-# Unsubscribed people come back only through a new double opt-in (pending), never directly.
+# Unsubscribed people come back only through their own confirmed opt-in (confirm() below),
+# never through a status change: pending rows are purged, and an unsubscribe must outlive that.
 _TRANSITIONS = {
     "active": {"pending", "paused", "bounced", "active"},
     "paused": {"active", "paused"},
     "unsubscribed": set(SUBSCRIBER_STATUSES),
     "bounced": {"active", "paused", "pending", "bounced"},
-    "pending": {"pending", "unsubscribed", "bounced"},
+    "pending": {"pending", "bounced"},
 }
 
 
@@ -166,14 +220,31 @@ def set_status(
     cause: str,
     paused_until: str | None = None,
 ) -> Subscriber:
-    """Move a subscriber along pending -> active <-> paused -> unsubscribed (or bounced)."""
+    """Move a subscriber along pending -> active <-> paused -> unsubscribed (or bounced).
+    An unsubscribed or erased address is never made active this way: only by its owner."""
     sub = find(store, email)
     if sub.status not in _TRANSITIONS[status]:
         raise SubscriberError(f"{sub.email}: cannot go from {sub.status} to {status}")
+    if status == "active" and store.is_suppressed(suppression_hash(sub.email)):
+        raise SubscriberError(
+            f"{sub.email} unsubscribed and its data was erased; only its owner can make it "
+            "active again, by confirming a new signup"
+        )
     changes: dict[str, Any] = {"status": status, "paused_until": paused_until}
     if status == "active":
         changes["bounces"] = 0
     return store.update_subscriber(sub.id or 0, changes, now, status, cause)
+
+
+def ask_to_come_back(
+    store: Store, sub: Subscriber, prefs: Mapping[str, Any], now: str, cause: str
+) -> Subscriber:
+    """An unsubscribed address asked to come back: the request (and any new preferences) is
+    recorded, the status stays `unsubscribed` until the owner confirms (confirm() below)."""
+    if prefs:
+        sub = store.update_subscriber(sub.id or 0, dict(prefs), now, "edited", cause)
+    store.record_event(sub.id or 0, sub.email, now, RESUBSCRIBE_REQUESTED, cause)
+    return sub
 
 
 def signup(
@@ -181,9 +252,10 @@ def signup(
 ) -> tuple[Subscriber, bool]:
     """A self-service signup: (the subscriber, whether to send a confirmation email).
 
-    New, pending, unsubscribed or bounced addresses (re)start double opt-in with the new
-    preferences; active or paused ones are left alone. The caller answers the same either
-    way, so the page never tells whether an address is subscribed."""
+    New, pending or bounced addresses (re)start double opt-in with the new preferences; an
+    unsubscribed one stays unsubscribed until its owner confirms (so no purge of pending
+    signups can lose the unsubscribe); active or paused ones are left alone. The caller
+    answers the same either way, so the page never tells whether an address is subscribed."""
     checked = validate(replace(sub, email=normalize_email(sub.email), status="pending"), topics)
     existing = store.get_subscriber(checked.email)
     if existing is None:
@@ -191,18 +263,41 @@ def signup(
     if existing.status in ("active", "paused"):
         return existing, False
     prefs = {k: getattr(checked, k) for k in EDITABLE}
+    if existing.status == "unsubscribed":
+        return ask_to_come_back(store, existing, prefs, now, "signed up again on the web"), True
     updated = store.update_subscriber(
         existing.id or 0, {**prefs, "status": "pending"}, now, "pending", "signed up again"
     )
     return updated, True
 
 
+def asked_to_come_back(store: Store, sub_id: int) -> bool:
+    """Whether a request to come back was made after the latest unsubscribe."""
+    for event in reversed(store.subscriber_events(sub_id)):
+        if event["event"] == RESUBSCRIBE_REQUESTED:
+            return True
+        if event["event"] == "unsubscribed":
+            return False
+    return False
+
+
 def confirm(store: Store, sub_id: int, now: str) -> Subscriber:
-    """The confirmation link was opened: pending becomes active (opening it twice is fine)."""
+    """The owner confirmed (a POST from the confirmation page): pending becomes active, and so
+    does an unsubscribed address that asked to come back since it unsubscribed. Confirming
+    twice is fine; a link older than the unsubscribe does nothing."""
     sub = store.get_subscriber(sub_id)
     if sub is None:
         raise SubscriberError("this subscription no longer exists; please subscribe again")
-    if sub.status == "pending":
+    if sub.status == "unsubscribed":
+        if not asked_to_come_back(store, sub_id):
+            raise SubscriberError(
+                f"{sub.email} unsubscribed after this link was sent; to come back, subscribe "
+                "again and confirm the new link"
+            )
+        changes = {"status": "active", "bounces": 0, "paused_until": None}
+        sub = store.update_subscriber(sub_id, changes, now, "active", "confirmed coming back")
+        store.lift_suppression(suppression_hash(sub.email))
+    elif sub.status == "pending":
         sub = store.update_subscriber(sub_id, {"status": "active"}, now, "active", "confirmed")
         store.lift_suppression(suppression_hash(sub.email))
     return sub
@@ -214,14 +309,34 @@ def erase(store: Store, email: str, now: str, cause: str = "asked to erase their
 
 
 def remove(store: Store, email: str, now: str, cause: str = "removed by operator") -> None:
+    """Delete a subscriber (the removal is logged). An unsubscribed one is erased instead,
+    keeping the one-way hash: forgetting the unsubscribe would let an import or `add` mail
+    the address again, and only its owner may undo an unsubscribe."""
     sub = find(store, email)
-    store.delete_subscriber(sub.id or 0, now, cause)
+    if sub.status == "unsubscribed":
+        store.erase_subscriber(sub.id or 0, suppression_hash(sub.email), now, cause)
+    else:
+        store.delete_subscriber(sub.id or 0, now, cause)
 
 
 @dataclass
 class ImportReport:
     added: int = 0
     existing: list[str] = field(default_factory=list)
+
+
+def defuse_cell(cell: str) -> str:
+    """A cell a spreadsheet will not run: one starting like a formula (or with our escape
+    quote) gets a leading quote, as OWASP advises. `restore_cell` undoes exactly this."""
+    return CSV_ESCAPE + cell if cell.startswith((*CSV_FORMULA_STARTS, CSV_ESCAPE)) else cell
+
+
+def restore_cell(cell: str) -> str:
+    """Undo `defuse_cell`: the quote goes only where the export would have put it (before a
+    formula character or another quote), so a hand-written leading quote stays."""
+    if cell.startswith(CSV_ESCAPE) and cell[1:].startswith((*CSV_FORMULA_STARTS, CSV_ESCAPE)):
+        return cell[1:]
+    return cell
 
 
 def _split(cell: str | None) -> list[str]:
@@ -234,8 +349,8 @@ def _row_to_subscriber(row: Mapping[str, str | None], default_status: str) -> Su
         text = (row.get(key) or "").strip()
         if not text:
             return default
-        if not (text.isascii() and text.isdigit()):
-            raise SubscriberError(f"{key} {text!r} is not a whole number")
+        if not (text.isascii() and text.isdigit() and len(text) <= 9):
+            raise SubscriberError(f"{key} {_show(text)} is not a whole number (up to 9 digits)")
         return int(text)
 
     return Subscriber(
@@ -274,8 +389,9 @@ def import_csv(
     errors: list[str] = []
     seen: set[str] = set()
     report = ImportReport()
-    for row in reader:
+    for raw in reader:
         line = reader.line_num
+        row = {k: restore_cell(v) if isinstance(v, str) else None for k, v in raw.items() if k}
         try:
             sub = validate(_row_to_subscriber(row, default_status), topics)
         except SubscriberError as ex:
@@ -284,8 +400,8 @@ def import_csv(
         key = sub.email.lower()
         if store.is_suppressed(suppression_hash(sub.email)):
             errors.append(
-                f"line {line}: {sub.email} asked for its data to be erased; only its owner "
-                "can subscribe it again"
+                f"line {line}: {sub.email} unsubscribed and its data was erased; only its "
+                "owner can subscribe it again"
             )
         elif key in seen:
             errors.append(f"line {line}: {sub.email} appears twice in the file")
@@ -302,24 +418,24 @@ def import_csv(
 
 
 def export_csv(store: Store, statuses: Sequence[str] | None = None) -> str:
-    """Every subscriber as CSV that `import_csv` reads back unchanged."""
+    """Every subscriber as CSV that `import_csv` reads back unchanged; no cell starts like a
+    spreadsheet formula (see `defuse_cell`)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for sub in store.iter_subscribers(statuses):
-        writer.writerow(
-            {
-                "email": sub.email,
-                "status": sub.status,
-                "queries": LIST_SEPARATOR.join(sub.queries),
-                "topics": LIST_SEPARATOR.join(sub.topics),
-                "cadence": sub.cadence,
-                "weekday": sub.weekday,
-                "hour": sub.hour,
-                "tz": sub.tz,
-                "max_papers": sub.max_papers,
-                "min_upvotes": "" if sub.min_upvotes is None else sub.min_upvotes,
-                "paused_until": sub.paused_until or "",
-            }
-        )
+        cells: dict[str, object] = {
+            "email": sub.email,
+            "status": sub.status,
+            "queries": LIST_SEPARATOR.join(sub.queries),
+            "topics": LIST_SEPARATOR.join(sub.topics),
+            "cadence": sub.cadence,
+            "weekday": sub.weekday,
+            "hour": sub.hour,
+            "tz": sub.tz,
+            "max_papers": sub.max_papers,
+            "min_upvotes": "" if sub.min_upvotes is None else sub.min_upvotes,
+            "paused_until": sub.paused_until or "",
+        }
+        writer.writerow({k: defuse_cell(str(v)) for k, v in cells.items()})
     return buffer.getvalue()

@@ -1,6 +1,7 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1 that records what it accepted and injects
 faults at the protocol level: a 421 greeting, 4xx/5xx on RCPT, 554 after DATA, a connection
-dropped at the end of DATA, a stall longer than the client's timeout."""
+dropped at the end of DATA (before or after queueing the message), a stall longer than the
+client's timeout. `smtputf8` says whether EHLO offers SMTPUTF8 (RFC 6531)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class Received:
     sender: str
     recipients: list[str]
     data: bytes
+    mail_options: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -27,14 +29,16 @@ class Faults:
     mail: deque[str] = field(default_factory=deque)  # replies to MAIL FROM
     rcpt: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
     data: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
-    # "drop" closes the connection without a reply; "stall" waits past the client's timeout
+    # "drop" closes the connection without a reply; "accept-drop" queues the message, then
+    # closes without a reply; "stall" waits past the client's timeout
 
 
 class Recorder:
-    def __init__(self, stall_seconds: float = 3.0) -> None:
+    def __init__(self, stall_seconds: float = 3.0, smtputf8: bool = True) -> None:
         self.received: list[Received] = []
         self.faults = Faults()
         self.stall_seconds = stall_seconds
+        self.smtputf8 = smtputf8
         self.connections = 0
 
     def to(self, address: str) -> list[Received]:
@@ -63,23 +67,34 @@ class Recorder:
             queue = self.faults.data.get(address)
             if queue:
                 fault = queue.popleft()
-                if fault == "drop":
+                if fault in ("drop", "accept-drop"):
+                    if fault == "accept-drop":
+                        self._keep(envelope)
                     server.transport.close()
                     return "250 never seen"
                 if fault == "stall":
                     await asyncio.sleep(self.stall_seconds)
                     return "451 too late"
                 return fault
-        self.received.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
-        )
+        self._keep(envelope)
         return "250 2.0.0 Ok: queued"
+
+    def _keep(self, envelope: Any) -> None:
+        self.received.append(
+            Received(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                bytes(envelope.original_content),
+                list(envelope.mail_options),
+            )
+        )
 
 
 class FaultySMTP(SMTP):
     async def _handle_client(self) -> None:
         recorder: Recorder = self.event_handler
         recorder.connections += 1
+        self.enable_SMTPUTF8 = recorder.smtputf8
         if recorder.faults.greet:
             await self.push(recorder.faults.greet.popleft())
             self.transport.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -86,3 +88,307 @@ def test_no_sql_outside_the_store(path: Path) -> None:
             assert node.func.attr not in ("execute", "executemany", "query"), (
                 f"{module_name(path)}:{node.lineno} runs SQL; put it in digest/store/"
             )
+
+
+# ---------------------------------------------------------------- imports between digest modules
+
+
+class Edge(NamedTuple):
+    """One import of a digest module by another: `names` are those taken from it."""
+
+    source: str
+    target: str
+    names: tuple[str, ...]
+
+
+def dotted(path: Path, package: Path = PACKAGE) -> str:
+    """The name Python gives the module: a package is named by its folder, not `__init__`."""
+    parts = path.relative_to(package.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules_of(package: Path) -> dict[str, Path]:
+    return {dotted(path, package): path for path in sorted(package.rglob("*.py"))}
+
+
+def edges(package: Path) -> Iterator[Edge]:
+    """Every import of a project module, anywhere in a file: at the top, in a function, under
+    TYPE_CHECKING. A lazy import is still a dependency, and the way circles hide."""
+    known = modules_of(package)
+    root = package.name
+    for me, path in known.items():
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    target = alias.name
+                    while target and target not in known:
+                        target = target.rpartition(".")[0]
+                    if target and target != me:
+                        yield Edge(me, target, ())
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = me.split(".")[: len(me.split(".")) - node.level + is_package]
+                    base = ".".join([*anchor, base] if base else anchor)
+                if base != root and not base.startswith(root + "."):
+                    continue
+                for alias in node.names:
+                    sub = f"{base}.{alias.name}"
+                    target, names = (sub, ()) if sub in known else (base, (alias.name,))
+                    if target != me:
+                        yield Edge(me, target, names)
+
+
+def find_cycle(package: Path) -> list[str]:
+    """One import circle between the package's modules, as a path back to its start; [] if none."""
+    graph: dict[str, set[str]] = {name: set() for name in modules_of(package)}
+    for edge in edges(package):
+        graph[edge.source].add(edge.target)
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(name: str) -> list[str]:
+        state[name] = 1
+        path.append(name)
+        for nxt in sorted(graph[name]):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[name] = 2
+        return []
+
+    for name in sorted(graph):
+        if name not in state and (found := visit(name)):
+            return found
+    return []
+
+
+def private_imports(package: Path) -> list[str]:
+    """`from digest.x import _name` (or `x._name` on an imported module) across modules: a
+    private name is free to change, so whoever reaches for it breaks silently."""
+    found = []
+    for edge in edges(package):
+        for name in edge.names:
+            if name.startswith("_") and not name.startswith("__"):
+                found.append(f"{edge.source} imports {name} from {edge.target}")
+    known = modules_of(package)
+    for me, path in known.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        bound = {
+            alias.asname or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+            for alias in node.names
+            if f"{node.module}.{alias.name}" in known
+        } | {
+            alias.asname
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+            if alias.asname and alias.name in known
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in bound
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                found.append(f"{me} uses {node.value.id}.{node.attr}")
+    return found
+
+
+# Stages in the order the data flows (DESIGN.md's path, CONVENTIONS.md's layering): a module
+# imports only from a lower rank or from its own package. A new module gets its place here.
+RANKS = {
+    "digest": 0,
+    "models": 0,
+    "errors": 0,
+    "config": 1,
+    "store": 2,
+    "query": 2,
+    "sources": 2,
+    "tokens": 2,
+    "schedule": 2,
+    "query_index": 3,  # temporary re-export of digest.query
+    "subscribers": 3,
+    "collect": 4,
+    "match": 5,
+    "render": 6,
+    "message": 7,
+    "pages": 7,
+    "send": 8,
+    "ops": 9,
+    "pipeline": 10,
+    "web": 11,
+    "cli": 12,
+    "__main__": 13,
+}
+
+
+def stage(name: str) -> str:
+    """`digest.render.cards` -> `render`: the place in the layout a module belongs to."""
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def later_stage_imports(package: Path) -> list[str]:
+    """Imports that point against the flow: sources -> send, match -> render, render -> send."""
+    found = []
+    for edge in edges(package):
+        mine, theirs = stage(edge.source), stage(edge.target)
+        if mine == theirs or mine not in RANKS or theirs not in RANKS:
+            continue
+        if RANKS[theirs] >= RANKS[mine]:
+            found.append(f"{edge.source} imports {edge.target}")
+    return found
+
+
+# Known violations in today's code, each to be removed by whoever moves the name it reaches for.
+# Listed one by one, so a new one still fails the test.
+PRIVATE_ALLOWED = {
+    "digest.render imports _Rendered from digest.render.cards",
+    "digest.render imports _environment from digest.render.inline",
+    "digest.render imports _protect from digest.render.inline",
+    "digest.render imports _restore from digest.render.inline",
+    "digest.render imports _split_card from digest.render.inline",
+    "digest.render imports _CSS_INCLUDE from digest.render.text",
+    "digest.render imports _OTHER_TEMPLATES from digest.render.text",
+    "digest.render imports _count from digest.render.text",
+    "digest.render imports _when from digest.render.text",
+    "digest.render.cards imports _ARXIV_ID from digest.render.text",
+    "digest.render.cards imports _TEXT from digest.render.text",
+    "digest.render.cards imports _TITLE from digest.render.text",
+    "digest.render.cards imports _count from digest.render.text",
+    "digest.render.cards imports _short_number from digest.render.text",
+    "digest.render.inline imports _CARD from digest.render.text",
+    "digest.render.inline imports _JINJA from digest.render.text",
+    "digest.render.inline imports _SENTINEL from digest.render.text",
+}
+LATER_STAGE_ALLOWED: set[str] = set()
+
+
+def test_no_import_cycle_between_digest_modules() -> None:
+    cycle = find_cycle(PACKAGE)
+    assert not cycle, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_private_name_is_imported_from_another_module() -> None:
+    new = sorted(set(private_imports(PACKAGE)) - PRIVATE_ALLOWED)
+    assert not new, "private names imported across modules:\n" + "\n".join(new)
+
+
+def test_every_module_has_a_place_in_the_stage_order() -> None:
+    unplaced = sorted({stage(name) for name in modules_of(PACKAGE)} - RANKS.keys())
+    assert not unplaced, f"give {unplaced} a rank in RANKS (tests/test_architecture.py)"
+
+
+def test_no_stage_imports_a_later_stage() -> None:
+    new = sorted(set(later_stage_imports(PACKAGE)) - LATER_STAGE_ALLOWED)
+    assert not new, "imports against the flow of the data:\n" + "\n".join(new)
+
+
+# ---------------------------------------------------------------- the checks themselves
+
+
+def make_package(root: Path, files: dict[str, str]) -> Path:
+    """A throwaway `digest` package with the given modules, for checking the checks."""
+    package = root / "digest"
+    for name, source in {"__init__.py": "", **files}.items():
+        path = package / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source, encoding="utf-8")
+    return package
+
+
+@pytest.mark.parametrize(
+    ("files", "cycle"),
+    [
+        (
+            {"a.py": "def f():\n    from digest import b\n", "b.py": "from digest.a import x\n"},
+            ["digest.a", "digest.b", "digest.a"],
+        ),
+        (
+            {
+                "a.py": "import typing\nif typing.TYPE_CHECKING:\n    import digest.b\n",
+                "b.py": "from digest.a import x\n",
+            },
+            ["digest.a", "digest.b", "digest.a"],
+        ),
+        (
+            {
+                "p/__init__.py": "from digest.p.x import v\n",
+                "p/x.py": "from .y import w\n",
+                "p/y.py": "from . import x\n",
+            },
+            ["digest.p.x", "digest.p.y", "digest.p.x"],
+        ),
+        (
+            {
+                "a.py": "from digest.p import x\n",
+                "p/__init__.py": "",
+                "p/x.py": "import digest.a\n",
+            },
+            ["digest.a", "digest.p.x", "digest.a"],
+        ),
+    ],
+    ids=["lazy-in-a-function", "under-type-checking", "relative", "through-a-package"],
+)
+def test_the_cycle_check_finds_a_circle_however_the_import_is_written(
+    tmp_path: Path, files: dict[str, str], cycle: list[str]
+) -> None:
+    assert find_cycle(make_package(tmp_path, files)) == cycle
+
+
+def test_a_package_re_exporting_its_modules_is_not_a_cycle(tmp_path: Path) -> None:
+    package = make_package(
+        tmp_path,
+        {
+            "q/__init__.py": "from digest.q.low import a\nfrom digest.q.high import b\n",
+            "q/low.py": "a = 1\n",
+            "q/high.py": "from digest.q.low import a\nb = a\n",
+            "user.py": "from digest.q import a, b\n",
+        },
+    )
+    assert find_cycle(package) == []
+
+
+def test_the_private_name_check_sees_imports_and_attribute_access(tmp_path: Path) -> None:
+    package = make_package(
+        tmp_path,
+        {
+            "a.py": "_secret = 1\n__version__ = '1'\npublic = 2\n",
+            "b.py": "from digest.a import _secret, __version__, public\n",
+            "c.py": "from digest import a\nvalue = a._secret + a.public\n",
+            "d.py": "_mine = 1\nvalue = _mine\n",
+        },
+    )
+    assert private_imports(package) == [
+        "digest.b imports _secret from digest.a",
+        "digest.c uses a._secret",
+    ]
+
+
+def test_the_stage_check_refuses_imports_against_the_flow(tmp_path: Path) -> None:
+    package = make_package(
+        tmp_path,
+        {
+            "sources/__init__.py": "",
+            "sources/hf.py": "from digest.send import send_all\nfrom digest.models import Paper\n",
+            "match.py": "import digest.render\nfrom digest import query\n",
+            "render.py": "from digest.match import Match\n",
+            "send.py": "",
+            "models.py": "",
+            "query.py": "",
+            "helper.py": "from digest.pipeline import run\n",
+            "pipeline.py": "",
+        },
+    )
+    assert sorted(later_stage_imports(package)) == [
+        "digest.match imports digest.render",
+        "digest.sources.hf imports digest.send",
+    ]

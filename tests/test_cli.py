@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner
 
 from digest.cli import app
-from tests.conftest import ARXIV_RSS, HF_JUNE, recording, write_config
+from tests.conftest import ARXIV_RSS, DATA, HF_JUNE, recording, write_config
 
 runner = CliRunner()
 PAPER_KEYS = {
@@ -59,7 +59,7 @@ def test_collect_prints_a_summary_and_names_the_failed_source(
 ) -> None:
     config = served_config(tmp_path, httpserver)
     result = runner.invoke(app, ["collect", "--config", str(config), "--date", "2026-06-12"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # one source failed, the others landed
     for word in ("source", "fetched", "new", "updated", "errors", "hf", "arxiv", "broken"):
         assert word in result.stdout
     assert "34 papers stored." in result.stdout
@@ -83,10 +83,12 @@ def test_papers_json_has_the_contract_keys(tmp_path: Path, httpserver: HTTPServe
     assert [json.loads(line)["id"] for line in found.stdout.splitlines()] == ["2609.26811"]
 
 
-def test_unknown_source_is_one_line_and_exit_1(tmp_path: Path, httpserver: HTTPServer) -> None:
+def test_unknown_source_is_one_line_and_refuses_with_exit_2(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
     config = served_config(tmp_path, httpserver)
     result = runner.invoke(app, ["collect", "--config", str(config), "--source", "nope"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.strip() == "Error: no source named 'nope' (known: hf, arxiv, broken)"
 
 
@@ -104,7 +106,7 @@ def test_python_m_digest_reports_a_bad_config_without_traceback(tmp_path: Path) 
         text=True,
         check=False,
     )
-    assert done.returncode == 1
+    assert done.returncode == 2  # refused to start: configuration
     assert done.stderr.strip().splitlines() == [
         f"Error: {config}: [smtp].port: expected int, got str 'x'"
     ]
@@ -137,3 +139,30 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         assert f"digest {' '.join(argv)}" in readme or (len(argv) == 2 and listed), (
             f"`digest {' '.join(argv)}` is not in README.md"
         )
+
+
+def test_an_internationalised_subscriber_added_by_the_operator_gets_the_digest(
+    tmp_path: Path,
+) -> None:
+    """`subscribers add 'user@münchen.de' --active` then `run`: it used to stop the whole
+    batch with a UnicodeEncodeError; now every subscriber's email lands in the outbox."""
+    config = write_config(
+        tmp_path,
+        f'[[sources]]\nname = "hf"\nkind = "hf"\nurl = "{DATA / HF_JUNE}"\n'
+        f'[outbox]\npath = "{tmp_path / "outbox"}"\n',
+    )
+    for address in ("ada@example.org", "user@münchen.de", "jörg@münchen.de", "zoe@example.org"):
+        added = runner.invoke(
+            app, ["subscribers", "add", address, "-t", "llm-agents", "--hour", "0", "--active",
+                  "-c", str(config)],
+        )  # fmt: skip
+        assert added.exit_code == 0, added.output
+    env = {"DIGEST_SECRET": "s" * 32}
+    result = runner.invoke(app, ["run", "--quiet", "-c", str(config)], env=env)
+    assert result.exit_code == 0, result.output
+    heads = [f.read_bytes().split(b"\r\n\r\n")[0] for f in (tmp_path / "outbox" / "new").iterdir()]
+    to = sorted(line for h in heads for line in h.split(b"\r\n") if line.startswith(b"To: "))
+    assert to == [
+        b"To: ada@example.org", "To: jörg@xn--mnchen-3ya.de".encode(),
+        b"To: user@xn--mnchen-3ya.de", b"To: zoe@example.org",
+    ]  # fmt: skip

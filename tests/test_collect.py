@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import resource
+import signal
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pytest_httpserver import HTTPServer
+from typer.testing import CliRunner
 from werkzeug import Request, Response
 
+from digest.cli import app
 from digest.collect import SourceReport, collect
+from digest.config import CollectConfig, SourceConfig
+from digest.errors import StoreError
+from digest.models import FetchResult
+from digest.sources import feed
 from digest.store import Store
-from tests.conftest import ARXIV_API, ARXIV_RSS, HF_JUNE, TAKARA, make_config, recording
+from tests.conftest import (
+    ARXIV_API,
+    ARXIV_RSS,
+    DATA,
+    HF_JUNE,
+    TAKARA,
+    app_config,
+    make_config,
+    recording,
+)
 
 NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
+runner = CliRunner()
 HF_PATH = "/api/daily_papers"
 
 
@@ -411,3 +436,277 @@ def test_sources_are_fetched_concurrently(
     )
     assert sorted(order) == ["arxiv:done", "hf:done"]
     assert list(reports) == ["hf", "arxiv"]
+
+
+# --- issue 11: isolation per item and per source, loud failures ---------------------------
+
+
+def test_anything_raised_while_storing_one_source_costs_that_source_only(
+    httpserver: HTTPServer, tmp_path: Path, store: Store
+) -> None:
+    store.db.execute(
+        "create trigger refuse_bad before insert on paper_sources when new.source = 'bad' "
+        "begin select raise(abort, 'refused by the test trigger'); end"
+    )
+    httpserver.expect_request(HF_PATH).respond_with_data(recording(HF_JUNE))
+    httpserver.expect_request("/bad").respond_with_data(recording(ARXIV_RSS))
+    reports = run(tmp_path, store, [hf_source(httpserver), rss_source(httpserver, "/bad", "bad")])
+    assert_isolated_failure(reports, "refused by the test trigger", store)
+    assert store.get_paper("2609.26811") is None  # the failed batch left nothing behind
+
+
+@pytest.mark.parametrize(
+    ("pragma", "cause"),
+    [("query_only = 1", "readonly"), ("max_page_count = 1", "full")],
+    ids=["read-only", "disk-full"],
+)
+def test_an_unwritable_database_stops_collect_once_naming_the_file(
+    httpserver: HTTPServer, tmp_path: Path, store: Store, pragma: str, cause: str
+) -> None:
+    httpserver.expect_request(HF_PATH).respond_with_data(recording(HF_JUNE))
+    httpserver.expect_request("/rss/cs.LG").respond_with_data(recording(ARXIV_RSS))
+    store.db.execute(f"pragma {pragma}")
+    with pytest.raises(StoreError) as info:
+        run(tmp_path, store, [hf_source(httpserver), rss_source(httpserver)])
+    message = str(info.value)
+    assert message.startswith(f"{store.path}: ") and cause in message and "\n" not in message
+    assert store.count_papers() == 0 and store.all_source_states() == []
+
+
+def served_cli_config(tmp_path: Path, server: HTTPServer, bad_body: bytes | None) -> Path:
+    """hf and arxiv healthy; `bad` answers bad_body (HTTP 500, no handler, when None)."""
+    server.expect_request(HF_PATH).respond_with_data(recording(HF_JUNE))
+    server.expect_request("/rss/cs.LG").respond_with_data(recording(ARXIV_RSS))
+    if bad_body is not None:
+        server.expect_request("/bad").respond_with_data(bad_body)
+    return app_config(
+        tmp_path,
+        [
+            ("hf", "hf", server.url_for(HF_PATH)),
+            ("arxiv", "arxiv", server.url_for("/rss/cs.LG")),
+            ("bad", "feed", server.url_for("/bad")),
+        ],
+        extra="[collect]\nretries = 0\n",
+    )
+
+
+def test_collect_exits_1_when_one_source_fails_and_the_others_land(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    config = served_cli_config(tmp_path, httpserver, None)
+    result = runner.invoke(app, ["collect", "--config", str(config), "--date", "2026-06-12"])
+    assert result.exit_code == 1, result.output
+    assert "34 papers stored." in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: bad: GET http://")
+    assert "HTTP 500" in lines[0] and "Traceback" not in result.output
+
+
+def test_collect_exits_1_and_warns_once_when_items_were_skipped(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    feed = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>B</title>'
+        b"<item><title>Fine</title><link>https://blog.example.org/1</link></item>"
+        b"<item><title>Odd</title><link>https://blog.example.org/2</link>"
+        b"<pubDate>Mon, 01 Jan 0000 00:00:00 GMT</pubDate></item>"
+        b"<item><title></title><link>https://blog.example.org/3</link></item>"
+        b"</channel></rss>"
+    )
+    config = served_cli_config(tmp_path, httpserver, feed)
+    result = runner.invoke(app, ["collect", "--config", str(config), "--date", "2026-06-12"])
+    assert result.exit_code == 1, result.output
+    assert "35 papers stored." in result.stdout
+    assert result.stderr.strip() == (
+        "Warning: bad: 2 items skipped: item 2: 'Odd': date 'Mon, 01 Jan 0000 00:00:00 GMT' "
+        "is not a date"
+    )
+    row = next(line for line in result.stdout.splitlines() if line.startswith("│ bad"))
+    assert "2 skipped" in row
+
+
+def test_collect_exits_0_only_when_everything_landed(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    config = served_cli_config(tmp_path, httpserver, recording(TAKARA))
+    result = runner.invoke(app, ["collect", "--config", str(config), "--date", "2026-06-12"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "" and "Exit codes" in runner.invoke(app, ["collect", "--help"]).stdout
+
+
+@pytest.mark.skipif(
+    "max_items" not in {f.name for f in fields(CollectConfig)},
+    reason="[collect].max_items is not a config key yet (config.py)",
+)
+def test_items_over_the_per_source_limit_are_cut_and_counted(
+    httpserver: HTTPServer, tmp_path: Path, store: Store
+) -> None:
+    httpserver.expect_request("/feed").respond_with_data(recording(TAKARA))
+    source = {"name": "takara", "kind": "feed", "url": httpserver.url_for("/feed")}
+    report = run(tmp_path, store, [source], sections={"collect": {"max_items": 20}})["takara"]
+    assert (report.fetched, report.skipped, store.count_papers()) == (20, 30, 20)
+    assert report.warning == "takara: 30 items skipped: 30 over the limit of 20 items per source"
+
+
+def huge_feed(items: int) -> bytes:
+    entries = "".join(
+        f"<item><title>Paper {n} on diffusion</title><link>https://blog.example.org/{n}</link>"
+        f"<description>Abstract {n}: {'words ' * 20}</description></item>"
+        for n in range(items)
+    )
+    return f'<rss version="2.0"><channel><title>Big</title>{entries}</channel></rss>'.encode()
+
+
+async def longest_stall(work: Awaitable[Any]) -> tuple[Any, float]:
+    """Run `work` while a probe ticks on the same loop; the longest the probe was held up is
+    how long the loop was blocked."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    stalls = [0.0]
+    while not task.done():
+        before = loop.time()
+        await asyncio.wait([task], timeout=0.02)  # a probe tick, not a wait for state
+        stalls.append(loop.time() - before - 0.02)
+    return task.result(), max(stalls)
+
+
+def test_parsing_a_huge_feed_does_not_block_the_event_loop(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/huge").respond_with_data(huge_feed(6000))
+    config = make_config(tmp_path, [{"name": "huge", "kind": "feed", "url": "/"}])
+    src = SourceConfig("huge", "feed", httpserver.url_for("/huge"))
+
+    async def fetch_and_parse() -> tuple[FetchResult, float]:
+        async with httpx.AsyncClient() as client:
+            work = feed.collect(src, client, config.collect, NOW.date(), None, None, Sleeps())
+            return await longest_stall(work)
+
+    started = time.perf_counter()
+    result, stall = asyncio.run(fetch_and_parse())
+    assert len(result.papers) == 6000
+    assert stall < 0.3 < time.perf_counter() - started, f"the event loop stalled {stall:.2f}s"
+
+
+def test_a_healthy_source_is_not_timed_out_while_a_huge_feed_is_parsed(
+    tmp_path: Path, store: Store
+) -> None:
+    """The healthy source answers once the huge feed is sent, so it is read while that feed is
+    parsed, which takes longer than the healthy source's timeout. (Whether the old code lost
+    this race varied; the test above measures the blocking itself.)"""
+    huge = huge_feed(6000)
+    sent = threading.Event()
+
+    def send_huge(request: Request) -> Response:
+        def body() -> Iterator[bytes]:
+            yield huge
+            sent.set()
+
+        return Response(body(), content_type="application/rss+xml")
+
+    def healthy(request: Request) -> Response:
+        assert sent.wait(10)
+        return Response(recording(ARXIV_RSS), content_type="application/rss+xml")
+
+    server = HTTPServer(threaded=True)
+    server.expect_request("/huge").respond_with_handler(send_huge)
+    server.expect_request("/rss").respond_with_handler(healthy)
+    server.start()
+    sources = [
+        {"name": "huge", "kind": "feed", "url": server.url_for("/huge")},
+        {"name": "arxiv", "kind": "arxiv", "url": server.url_for("/rss"), "timeout": 1.0},
+    ]
+    try:
+        reports = run(tmp_path, store, sources, sections={"collect": {"retries": 0}})
+    finally:
+        server.clear()
+        server.stop()
+    assert reports["huge"].error is None and reports["huge"].fetched == 6000
+    assert reports["arxiv"].error is None and reports["arxiv"].new == 4
+
+
+def test_a_redirect_within_the_configured_range_is_followed_and_links_resolve_there(
+    httpserver: HTTPServer, tmp_path: Path, store: Store
+) -> None:
+    doc = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>B</title>'
+        b"<item><title>Relative</title><link>posts/1</link></item>"
+        b'<item xml:base="https://other.example.org/dir/"><title>Based</title>'
+        b"<link>p/2</link></item></channel></rss>"
+    )
+    moved = httpserver.url_for("/blog/new/feed.xml").replace("localhost", "127.0.0.1")
+    httpserver.expect_request("/old").respond_with_data("", status=301, headers={"Location": moved})
+    httpserver.expect_request("/blog/new/feed.xml").respond_with_data(doc)
+    source = {"name": "blog", "kind": "feed", "url": httpserver.url_for("/old")}
+    assert run(tmp_path, store, [source])["blog"].ok
+    links = sorted(p.link for p in store.list_papers())
+    assert links == [moved.replace("feed.xml", "posts/1"), "https://other.example.org/dir/p/2"]
+    assert store.get_source_state("blog").last_url == httpserver.url_for("/old")
+
+
+def test_the_same_relative_link_in_two_feeds_is_two_papers(tmp_path: Path, store: Store) -> None:
+    doc = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>B</title>'
+        b"<item><title>{}</title><link>/posts/1</link></item></channel></rss>"
+    )
+    sources = []
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.xml").write_bytes(doc.replace(b"{}", name.encode()))
+        sources.append({"name": name, "kind": "feed", "url": str(tmp_path / f"{name}.xml")})
+    reports = run(tmp_path, store, sources)
+    assert all(r.ok for r in reports.values())
+    assert sorted(p.title for p in store.list_papers()) == ["one", "two"]
+    assert all(p.link is None for p in store.list_papers())
+
+
+def test_papers_output_keeps_terminal_escapes_from_feeds_off_the_screen(
+    tmp_path: Path,
+) -> None:
+    hostile = "Red\x1b[31m alert\x1b]0;pwned\x07 \x1b[2J\u202eevil\x9b1m [bold]x[/bold]"
+    doc = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>B</title>'
+        f"<item><title>{hostile}</title><link>https://blog.example.org/1</link></item>"
+        "</channel></rss>"
+    ).encode()
+    (tmp_path / "feed.xml").write_bytes(doc.replace(b"\x1b", b"&#27;").replace(b"\x07", b"&#7;"))
+    config = app_config(tmp_path, [("blog", "feed", str(tmp_path / "feed.xml"))])
+    assert runner.invoke(app, ["collect", "--config", str(config)]).exit_code == 0
+    shown = runner.invoke(app, ["papers", "--config", str(config)])
+    assert shown.exit_code == 0, shown.output
+    assert not any(ch in shown.stdout for ch in "\x1b\x07\x9b\u202e"), repr(shown.stdout)
+    assert "Red" in shown.stdout and "[bold]x[/bold]" in shown.stdout
+    as_json = runner.invoke(app, ["papers", "--config", str(config), "--json"])
+    assert "\x1b" not in as_json.stdout and "\x9b" not in as_json.stdout
+    assert "\\u001b[31m" in as_json.stdout and "\\u202e" in as_json.stdout
+    assert json.loads(as_json.stdout)["title"].startswith("Red\x1b[31m alert")
+
+
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_collect_on_a_full_disk_is_one_line_naming_the_database(tmp_path: Path) -> None:
+    """A real full disk for the process: no file may grow past 64 KB, so the first batch cannot
+    be written. One line naming the file, a non-zero exit, and no source blamed for it."""
+    db = tmp_path / "digest.db"
+    Store(db).close()
+    config = app_config(
+        tmp_path, [("hf", "hf", DATA / HF_JUNE), ("api", "arxiv", DATA / ARXIV_API)]
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "digest", "collect", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=_file_size_limit(65536),
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {db}: "), done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    with Store(db) as store:
+        assert store.count_papers() == 0 and store.all_source_states() == []

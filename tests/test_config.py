@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from digest.config import load_config
+from digest.config import _SECTIONS, _TOP_LEVEL_KEYS, SourceConfig, load_config
 from digest.errors import ConfigError
 from tests.conftest import write_config
 
@@ -74,3 +77,41 @@ def test_the_shipped_configs_load() -> None:
     assert all(Path(s.url).is_file() for s in demo.sources)
     example = load_config(root / "digest.example.toml", env={})
     assert example.mail.from_ == "Paper Digest <digest@example.org>"
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "+inf"])
+@pytest.mark.parametrize(
+    "key", ["[collect]\ntimeout", "[smtp]\nrate_per_second", "[alerts]\nfailure_rate"]
+)
+def test_non_finite_numbers_are_refused_naming_the_key(
+    tmp_path: Path, key: str, value: str
+) -> None:
+    """`timeout = inf` used to hang forever, `nan` to fail later with an unexpected error."""
+    path = write_config(tmp_path, f"{key} = {value}\n")
+    section, name = key.split("\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert f"{section}.{name}: expected a finite number, got {float(value)!r}" in str(info.value)
+
+
+def _accepted_keys() -> dict[str, set[str]]:
+    """Every key the config accepts, walked from the dataclasses themselves."""
+    keys = {name: {f.name.rstrip("_") for f in fields(cls)} for name, cls in _SECTIONS.items()}
+    keys["sources"] = {f.name for f in fields(SourceConfig)}
+    keys[""] = set(_TOP_LEVEL_KEYS)
+    return keys
+
+
+def test_the_example_config_names_every_key_the_config_accepts() -> None:
+    path = Path(__file__).parent.parent / "config" / "digest.example.toml"
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    load_config(path, env={})  # and it parses
+    # top-level keys are shown commented out: the shipped topics and templates are the default
+    commented = set(re.findall(r"^# (\w+) = ", text, flags=re.MULTILINE))
+    named = {section: set(data.get(section, {})) for section in _SECTIONS}
+    named["sources"] = {key for source in data["sources"] for key in source}
+    named[""] = {k for k in data if k not in _SECTIONS and k != "sources"} | commented
+    for section, keys in _accepted_keys().items():
+        missing = keys - named[section]
+        assert not missing, f"config/digest.example.toml lacks [{section}] {sorted(missing)}"

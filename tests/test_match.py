@@ -160,8 +160,26 @@ def test_preview_shows_ranked_explained_matches_and_sends_nothing(
         assert rows[0]["why"][0]["hits"] == [{"term": "agent*", "field": "title"}]
         assert rows[0]["score"] >= rows[1]["score"] >= rows[2]["score"]
     else:
-        assert "3 of 30 papers match (edition" in result.stdout
+        assert "8 of 30 papers match (edition" in result.stdout
+        assert "; showing the first 3 (--limit)." in result.stdout
         assert "agent* (title)" in result.stdout
+
+
+def test_preview_all_with_a_limit_counts_every_match_not_just_those_shown(
+    tmp_path: Path,
+) -> None:
+    runner = CliRunner()
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[[sources]]\nname = "hf"\nkind = "hf"\nurl = "{DATA / HF_JUNE}"\n', encoding="utf-8"
+    )
+    assert runner.invoke(app, ["collect", "-c", str(config)]).exit_code == 0
+    args = ["preview", "-c", str(config), "--all", "--query", "agent*", "--limit", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "12 of 30 papers match (all stored papers); showing the first 2 (--limit)."
+    assert [line[:4] for line in lines[1:] if line[:4].strip()[:1].isdigit()] == [" 1. ", " 2. "]
 
 
 def test_preview_for_a_subscriber_and_a_bad_query(tmp_path: Path) -> None:
@@ -174,6 +192,22 @@ def test_preview_for_a_subscriber_and_a_bad_query(tmp_path: Path) -> None:
     check = runner.invoke(app, ["query", "check", "diffusion AND (video"])
     assert check.exit_code == 1
     assert check.stderr.splitlines()[:2] == ["diffusion AND (video", "              ^"]
+
+
+def test_the_cap_reports_how_many_matched_before_it() -> None:
+    papers = [
+        Paper(id=f"p{n}", title=f"agent study {n}", upvotes=n, abstract="agents") for n in range(9)
+    ]
+    matcher = Matcher(papers, TOPICS, NOW)
+    capped = matcher.for_subscriber(person("a@example.org", queries=["agent"], max_papers=3))
+    assert (len(capped), capped.total) == (3, 9)
+    sent = ["p8", "p7", "p0", "elsewhere"]
+    both = person("b@example.org", queries=["agent", "study"], max_papers=4, min_upvotes=2)
+    found = matcher.for_subscriber(both, sent)
+    assert [m.paper.id for m in found] == ["p6", "p5", "p4", "p3"]
+    assert found.total == 5  # p2..p6: p0, p1 under the floor, p7 and p8 already sent
+    everything = matcher.for_subscriber(person("c@example.org", queries=["agent"], max_papers=50))
+    assert (len(everything), everything.total) == (9, 9)
 
 
 def test_matching_streams_subscribers_in_batches(tmp_path: Path, store: Store) -> None:

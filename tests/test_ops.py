@@ -4,6 +4,7 @@ processes that never take the same delivery."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -202,3 +203,41 @@ def test_claims_are_exclusive_across_processes(tmp_path: Path) -> None:
 def test_bad_run_and_send_options_are_usage_errors(args: list[str], message: str) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and message in result.output
+
+
+def test_doctor_checks_the_dkim_key_and_prints_the_record_to_publish(
+    tmp_path: Path, smtp: tuple[Recorder, int]
+) -> None:
+    _, port = smtp
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "1024"], check=True,
+                   capture_output=True)  # fmt: skip
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    mail = '[mail]\ndkim_selector = "d2026"\ndkim_domain = "example.org"\n'
+    path = write_config(tmp_path, port)
+    text = path.read_text().replace("[mail]\n", mail + f'dkim_key_file = "{key}"\n')
+    path.write_text(text)
+    runner = CliRunner()
+    good = runner.invoke(app, ["doctor", "--config", str(path)], env={"DIGEST_SECRET": SECRET})
+    assert good.exit_code == 0, good.output
+    record = base64.b64encode(public).decode()
+    expected = (
+        f'OK  dkim: signs; publish: d2026._domainkey.example.org TXT "v=DKIM1; k=rsa; p={record}"'
+    )
+    assert expected in good.stdout
+    key.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    bad = runner.invoke(app, ["doctor", "--config", str(path)], env={"DIGEST_SECRET": "s" * 20})
+    assert bad.exit_code == 1
+    assert "FAIL  dkim: [mail] DKIM key for example.org: not a PEM RSA private key" in bad.stdout
+    assert "FAIL  secret: DIGEST_SECRET has 20 chars; run, send and serve need 32+" in bad.stdout
+    assert "2 check(s) failed: secret, dkim" in bad.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "send", "serve", "doctor"])
+def test_help_documents_the_exit_codes(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Exit codes: 0 all done; 1 something failed" in " ".join(result.stdout.split())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import json
 import os
 import random
 import signal
@@ -31,7 +32,7 @@ from tests.smtp_server import Recorder
 
 ROOT = Path(__file__).parent.parent
 NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)  # a Friday
-SECRET = "test-secret-0123456789"
+SECRET = "test-secret-0123456789abcdefghijklmnop"
 
 
 def write_config(tmp_path: Path, smtp_port: int | None = None, **mail: str) -> Path:
@@ -161,7 +162,8 @@ def test_cli_run_writes_the_outbox_and_prints_one_line(tmp_path: Path) -> None:
     quiet = runner.invoke(app, ["run", "--config", str(config), "--quiet"], env=env)
     assert quiet.exit_code == 0 and quiet.stdout == ""
     no_secret = runner.invoke(app, ["send", "--config", str(config)])
-    assert no_secret.exit_code == 0  # nothing pending: no link to sign
+    assert no_secret.exit_code == 2  # refused before looking: a link could not be signed
+    assert no_secret.stderr.startswith("Error: DIGEST_SECRET is not set")
 
 
 def test_smtp_down_is_a_clear_failure(tmp_path: Path) -> None:
@@ -277,3 +279,265 @@ def test_unconfirmed_signups_are_purged_after_the_configured_days(tmp_path: Path
         assert store.get_subscriber("old@example.org") is None
         assert store.get_subscriber("new@example.org").status == "pending"
         assert store.subscriber_events(1)[-1]["cause"] == "never confirmed"
+
+
+IDN_PEOPLE = ["ada@example.org", "jörg@münchen.de", "zoe@example.org"]
+
+
+@pytest.mark.parametrize("offered", [True, False])
+def test_an_internationalised_address_costs_nobody_else_their_digest(
+    tmp_path: Path, smtp: tuple[Recorder, int], offered: bool
+) -> None:
+    """The middle subscriber's address needs SMTPUTF8: offered, all three are delivered;
+    not offered, that one waits (pending, with the reason) and the others go out."""
+    recorder, port = smtp
+    recorder.smtputf8 = offered
+    config = write_config(tmp_path, port)
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber(a, status="active", topics=["llm-agents"], hour=0) for a in IDN_PEOPLE],
+    )
+    report = run_pipeline(config)
+    got = sorted(r for m in recorder.received for r in m.recipients)
+    if offered:
+        assert got == ["ada@example.org", "jörg@xn--mnchen-3ya.de", "zoe@example.org"]
+        assert (report.send.sent, report.failed) == (3, False)
+        return
+    assert got == ["ada@example.org", "zoe@example.org"]
+    assert (report.send.sent, report.send.deferred, report.failed) == (2, 1, True)
+    with Store(tmp_path / "digest.db") as store:
+        row = store.delivery(2, "2026-06-12")
+    assert row["status"] == "pending" and "does not offer SMTPUTF8" in row["last_reply"]
+
+
+def test_an_internationalised_address_lands_in_the_outbox(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber(a, status="active", topics=["llm-agents"], hour=0) for a in IDN_PEOPLE],
+    )
+    assert run_pipeline(config).send.sent == 3
+    heads = [f.read_bytes().split(b"\r\n\r\n")[0] for f in (tmp_path / "outbox" / "new").iterdir()]
+    assert any("\r\nTo: jörg@xn--mnchen-3ya.de\r\n".encode() in h for h in heads)
+
+
+def _dkim_config(tmp_path: Path, port: int, key: bytes) -> Path:
+    (tmp_path / "dkim.pem").write_bytes(key)
+    mail = {"dkim_selector": "sel", "dkim_domain": "example.org",
+            "dkim_key_file": str(tmp_path / "dkim.pem")}  # fmt: skip
+    return write_config(tmp_path, port, **mail)
+
+
+def _rsa_key(tmp_path: Path) -> bytes:
+    path = tmp_path / "good.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(path), "1024"], check=True,
+                   capture_output=True)  # fmt: skip
+    return path.read_bytes()
+
+
+def test_our_broken_dkim_key_mid_run_keeps_the_edition_for_the_next_run(
+    tmp_path: Path, smtp: tuple[Recorder, int]
+) -> None:
+    """The library path has no preflight: a key that does not sign, met while building,
+    leaves every delivery pending and counted; fixed, the next run sends them all."""
+    recorder, port = smtp
+    config = _dkim_config(tmp_path, port, b"-----BEGIN RSA PRIVATE KEY-----\nnope\n")
+    people = [Subscriber(f"p{n}@example.org", status="active", topics=["llm-agents"], hour=0)
+              for n in range(3)]  # fmt: skip
+    add_people(tmp_path / "digest.db", people)
+    first = run_pipeline(config)
+    assert recorder.received == []
+    assert (first.send.sent, first.send.failed, first.send.deferred, first.failed) == (
+        0, 0, 3, True,
+    )  # fmt: skip
+    assert all("not built, kept for the next run" in f for f in first.send.failures)
+    with Store(tmp_path / "digest.db") as store:
+        assert store.delivery_counts() == {"pending": 3}
+    _dkim_config(tmp_path, port, _rsa_key(tmp_path))
+    second = run_pipeline(config, now=NOW.replace(hour=10))
+    assert second.send.sent == 3 and len(recorder.received) == 3
+    assert recorder.received[0].data.startswith(b"DKIM-Signature:")
+
+
+def test_a_missing_secret_mid_run_keeps_the_edition_for_the_next_run(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber("ada@example.org", status="active", topics=["llm-agents"], hour=0)],
+    )
+    loaded = load_config(config, env={})
+    with Store(loaded.database.path) as store:
+        pipeline = Pipeline(loaded, store, load_topics(loaded.topics_path), NOW)
+        report = asyncio.run(pipeline.run())
+        assert (report.send.failed, report.send.deferred) == (0, 1)
+        assert store.delivery(1, "2026-06-12")["status"] == "pending"
+    assert run_pipeline(config, now=NOW.replace(hour=10)).send.sent == 1
+
+
+def test_a_message_that_cannot_be_built_costs_only_its_delivery(
+    tmp_path: Path, smtp: tuple[Recorder, int]
+) -> None:
+    """An address no server can take (an invalid IDNA domain that reached the database):
+    that delivery fails with its reason and is counted; the others go out."""
+    recorder, port = smtp
+    config = write_config(tmp_path, port)
+    people = ["ada@example.org", "bad@-ñ.example", "zoe@example.org"]
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber(a, status="active", topics=["llm-agents"], hour=0) for a in people],
+    )
+    report = run_pipeline(config)
+    assert (report.send.sent, report.send.failed) == (2, 1)
+    assert report.send.failures[0].startswith("bad@-ñ.example: not built: ")
+    with Store(tmp_path / "digest.db") as store:
+        row = store.delivery(2, "2026-06-12")
+        assert row["status"] == "failed" and "internationalised domain" in row["last_reply"]
+        assert store.get_subscriber("bad@-ñ.example").bounces == 0
+    assert len(recorder.received) == 2
+
+
+def _refusals(tmp_path: Path) -> dict[str, tuple[dict[str, str], str]]:
+    good = {"DIGEST_SECRET": SECRET}
+    (tmp_path / "bad.pem").write_text("this is not a key\n")
+    (tmp_path / "tpl").mkdir()
+    return {
+        "no secret": ({}, "DIGEST_SECRET is not set"),
+        "short secret": ({"DIGEST_SECRET": "x" * 31}, "DIGEST_SECRET is 31 characters"),
+        "dkim not a key": (good, "DKIM key for example.org: not a PEM RSA private key"),
+        "no templates": (good, "templates"),
+    }
+
+
+@pytest.mark.parametrize("case", ["no secret", "short secret", "dkim not a key", "no templates"])
+@pytest.mark.parametrize("command", [["run", "--quiet"], ["send"], ["serve", "--port", "1"]])
+def test_run_send_and_serve_refuse_to_start_on_our_setup_mistakes(
+    tmp_path: Path, case: str, command: list[str]
+) -> None:
+    """One line, exit 2, and nothing touched: not even the database is created."""
+    env, message = _refusals(tmp_path)[case]
+    mail = {}
+    if case == "dkim not a key":
+        mail = {"dkim_selector": "s", "dkim_domain": "example.org",
+                "dkim_key_file": str(tmp_path / "bad.pem")}  # fmt: skip
+    config = write_config(tmp_path, **mail)
+    if case == "no templates":
+        config.write_text(f'templates_dir = "{tmp_path / "tpl"}"\n' + config.read_text())
+    result = CliRunner().invoke(app, [*command, "--config", str(config)], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: ") and message in line
+    assert not (tmp_path / "digest.db").exists()
+
+
+def test_every_failure_is_a_line_and_exit_1_also_when_quiet(
+    tmp_path: Path, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, port = smtp
+    config = app_config(
+        tmp_path,
+        [("hf", "hf", DATA / HF_JUNE), ("gone", "feed", tmp_path / "missing.xml")],
+        port,
+        smtp={"backoff": 0.0},
+    )
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber(a, status="active", topics=["llm-agents"], hour=0)
+         for a in ("ada@example.org", "bob@example.org")],
+    )  # fmt: skip
+    recorder.faults.rcpt["bob@example.org"].append("550 5.1.1 No such user")
+    result = CliRunner().invoke(
+        app, ["run", "--quiet", "--config", str(config)], env={"DIGEST_SECRET": SECRET}
+    )
+    assert result.exit_code == 1 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("Error: gone: ")
+    assert lines[1] == "Error: bob@example.org: 550 5.1.1 No such user"
+    assert recorder.to("ada@example.org")
+
+
+def test_a_read_only_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Root ignores file modes; the immutable attribute stops root too (ext4)."""
+    config = write_config(tmp_path)
+    add_people(tmp_path / "digest.db", [Subscriber("ada@example.org", status="active")])
+    db = tmp_path / "digest.db"
+    if subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode:
+        pytest.skip("no immutable attribute on this filesystem")
+    try:
+        result = CliRunner().invoke(
+            app, ["run", "--quiet", "--config", str(config)], env={"DIGEST_SECRET": SECRET}
+        )
+    finally:
+        subprocess.run(["chattr", "-i", str(db)], check=True)
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: {db}: attempt to write a readonly database")
+    assert "read-only: make both writable" in line
+
+
+LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+from digest.cli import main
+sys.argv = ["digest", *sys.argv[2:]]
+main()
+"""
+
+
+def test_a_full_disk_during_collect_is_one_line_exit_2_and_nothing_half_written(
+    tmp_path: Path,
+) -> None:
+    """RLIMIT_FSIZE refuses writes past the database's current size, as a full disk would."""
+    config = write_config(tmp_path)
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber("ada@example.org", status="active", topics=["llm-agents"], hour=0)],
+    )
+    limit = str((tmp_path / "digest.db").stat().st_size + 8192)
+    done = subprocess.run(
+        [sys.executable, "-c", LIMITED, limit, "run", "--quiet", "--config", str(config)],
+        capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"Error: {tmp_path / 'digest.db'}: ") and "run again" in line
+    with Store(tmp_path / "digest.db") as store:
+        assert store.integrity() == "ok"
+        # each source's batch is one transaction: whole sources or none (hf 30, arxiv 4)
+        assert store.count_papers() in (0, 4, 30, 34) and store.delivery_counts() == {}
+    assert run_pipeline(config).send.sent == 1  # with room again, the day is not lost
+
+
+def test_feed_text_reaches_the_terminal_without_control_characters(tmp_path: Path) -> None:
+    hostile = json.loads((DATA / HF_JUNE).read_text())
+    hostile[0]["paper"]["title"] = "Agents \x1b[2J\x1b]0;pwned\x07 evil\x9b31m title"
+    feed = tmp_path / "hostile.json"
+    feed.write_text(json.dumps(hostile))
+    config = app_config(tmp_path, [("hf", "hf", feed)], None)
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber("ada@example.org", status="active", queries=["agents"], hour=0)],
+    )
+    CliRunner().invoke(app, ["collect", "--config", str(config)])
+    result = CliRunner().invoke(
+        app, ["run", "--dry-run", "--config", str(config)], env={"DIGEST_SECRET": SECRET}
+    )
+    assert result.exit_code == 0, result.output
+    assert "Agents  evil31m title" in result.stdout
+    assert not any(c in result.output for c in "\x1b\x07\x9b")
+
+
+def test_skipped_feed_items_make_the_run_exit_1_with_a_line(tmp_path: Path) -> None:
+    items = json.loads((DATA / HF_JUNE).read_text())
+    items[1]["paper"]["authors"] = "not a list"
+    feed = tmp_path / "one-bad-item.json"
+    feed.write_text(json.dumps(items))
+    config = app_config(tmp_path, [("hf", "hf", feed)], None)
+    result = CliRunner().invoke(
+        app, ["run", "--quiet", "--config", str(config)], env={"DIGEST_SECRET": SECRET}
+    )
+    assert result.exit_code == 1 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: hf: 1 items skipped")

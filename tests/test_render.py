@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import re
 import shutil
-from datetime import UTC, date, datetime
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from email import message_from_bytes
+from email import policy as email_policy
 from pathlib import Path
 
 import cssutils
@@ -18,6 +23,7 @@ from digest.config import Config, load_config, load_topics, parse_config
 from digest.errors import RenderError
 from digest.match import Match, Matcher
 from digest.models import Paper, Subscriber
+from digest.pipeline import Pipeline, RunReport
 from digest.render import (
     RenderedEmail,
     Renderer,
@@ -28,7 +34,10 @@ from digest.render import (
     subject_for,
 )
 from digest.sources import arxiv, hf
-from tests.conftest import ARXIV_API, ARXIV_RSS, DATA, HF_JUNE, recording
+from digest.store import Store
+from digest.subscribers import MAX_PAPERS_LIMIT
+from tests.conftest import ARXIV_API, ARXIV_RSS, DATA, HF_JUNE, app_config, recording
+from tests.smtp_server import Recorder
 
 NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
 DAY = NOW.date()
@@ -122,7 +131,7 @@ def test_the_html_parses_and_every_paper_has_its_titled_link(
             m.paper.title.split()
         )
     assert doc.find(".//title").text == email.subject
-    assert "10 papers matched out of 54 new" in doc.find_class("summary")[0].text
+    assert doc.find_class("summary")[0].text == "10 of 32 matches from 54 new papers"
     assert doc.find_class("address")[0].text.startswith("Paper Digest, 1 Example Street")
 
 
@@ -524,3 +533,260 @@ def test_preview_writes_the_subscribers_email_and_needs_the_secret(tmp_path: Pat
     assert (
         "None of the 30 new papers matched" in next((tmp_path / "out").glob("*c@*.txt")).read_text()
     )
+
+
+def test_a_capped_digest_says_how_many_matched_and_links_to_the_rest(
+    renderer: Renderer, papers: list[Paper]
+) -> None:
+    sub = Subscriber("cap@example.org", id=4, topics=["llm-agents"], max_papers=3)
+    matches = matches_for(papers, sub)
+    assert (len(matches), matches.total) == (3, 9)
+    email = renderer.digest(sub, matches, EDITION, DAY, len(papers), LINKS)
+    doc = tree(email.html)
+    assert doc.find_class("summary")[0].text == "3 of 9 matches from 54 new papers"
+    (more,) = doc.find_class("more")
+    assert more.text_content() == (
+        "6 more papers matched but did not fit your limit of 3. "
+        "Raise your limit on the preferences page."
+    )
+    assert [a.get("href") for a in more.iter("a")] == [LINKS["manage"]]
+    assert "\n3 of 9 matches from 54 new papers\n" in email.text
+    assert (
+        "6 more papers matched but did not fit your limit of 3.\n"
+        f"Raise your limit on the preferences page:\n  {LINKS['manage']}\n"
+    ) in email.text
+    everything = Subscriber("all@example.org", id=5, topics=["llm-agents"], max_papers=20)
+    whole = renderer.digest(
+        everything, matches_for(papers, everything), EDITION, DAY, len(papers), LINKS
+    )
+    assert tree(whole.html).find_class("summary")[0].text == "9 matches from 54 new papers"
+    assert not tree(whole.html).find_class("more") and "more papers matched" not in whole.text
+    unknown = renderer.digest(sub, list(matches), EDITION, DAY, None, LINKS)
+    assert tree(unknown.html).find_class("summary")[0].text == "3 matching papers"
+    none = renderer.nothing_new(sub, EDITION, DAY, None, None, LINKS)
+    assert none is not None and "None of the new papers matched what you follow" in none.text
+
+
+def _pipeline_day(config_path: Path, now: datetime, **kw: bool) -> RunReport:
+    config = load_config(config_path, env={"DIGEST_SECRET": "s" * 40})
+    with Store(config.database.path) as store:
+        return asyncio.run(Pipeline(config, store, TOPICS, now).run(**kw))
+
+
+def _plain(data: bytes) -> str:
+    message = message_from_bytes(data, policy=email_policy.default)
+    body = message.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content()).replace("\r\n", "\n")
+
+
+def test_the_sent_email_states_its_own_editions_counts_even_when_sent_a_day_late(
+    tmp_path: Path, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, port = smtp
+    config = app_config(tmp_path, [("hf", "hf", DATA / HF_JUNE)], port)
+    people = [
+        Subscriber("now@example.org", status="active", topics=["llm-agents"], max_papers=3, hour=0),
+        Subscriber("late@example.org", status="active", topics=["llm-agents"], max_papers=3),
+    ]
+    with Store(tmp_path / "digest.db") as store:
+        store.add_subscribers_bulk(people[:1], NOW.isoformat(), "test")
+    _pipeline_day(config, NOW)
+    (sent_now,) = [_plain(r.data) for r in recorder.received]
+    assert "\n3 of 8 matches from 30 new papers\n" in sent_now
+    assert "5 more papers matched but did not fit your limit of 3." in sent_now
+
+    recorder.received.clear()
+    later = tmp_path / "later"
+    later.mkdir()
+    deferred = app_config(later, [("hf", "hf", DATA / HF_JUNE)], port)
+    with Store(later / "digest.db") as store:
+        store.add_subscribers_bulk(people[1:], NOW.isoformat(), "test")
+    _pipeline_day(deferred, NOW, send=False)  # planned on the 12th, not sent
+    _pipeline_day(deferred, NOW + timedelta(days=1))  # the 13th: nothing new that day
+    (late,) = [_plain(r.data) for r in recorder.received if r.recipients == ["late@example.org"]]
+    summary = late.splitlines()[1]
+    assert "Friday 12 June 2026" in late.splitlines()[0]
+    assert summary == "3 of 8 matches from 30 new papers", summary
+    assert not re.search(r"\b0 new", late)
+
+
+REAL_LINKS = {  # as long as the signed tokens digest makes
+    "unsubscribe": "https://digest.example.org/u/"
+    + "WzEsIjIzYTNiZDU0OWZjMiJd.aw1HOQ.C3EM_Rmsh6" * 3,
+    "manage": "https://digest.example.org/manage/"
+    + "WzEsIjIzYTNiZDU0OWZjMiJd.aw1HOQ.C3EM_Rmsh6" * 3,
+}
+
+
+def largest_digest(renderer: Renderer, papers: list[Paper]) -> tuple[list[Match], RenderedEmail]:
+    """The most papers a subscriber may ask for, each with a long real abstract, an AI
+    summary, code and a project page: the heaviest email digest can send."""
+    by_length = sorted(papers, key=lambda p: -len(p.abstract))
+    heavy = []
+    for n in range(MAX_PAPERS_LIMIT * 2):
+        real = by_length[n % 20]
+        arxiv_id = f"2606.{90000 + n}"
+        heavy.append(
+            dataclasses.replace(
+                real,
+                id=arxiv_id,
+                arxiv_id=arxiv_id,
+                pdf_url=None,
+                title=f"{real.title} ({n})",
+                ai_summary=real.ai_summary or by_length[0].abstract[:600],
+                github_repo=real.github_repo or f"https://github.com/example-lab/{arxiv_id}",
+                github_stars=1234,
+                project_page=real.project_page or f"https://example-lab.github.io/{arxiv_id}/",
+                upvotes=500 - n,
+            )
+        )
+    sub = Subscriber(
+        "largest@example.org",
+        id=8,
+        topics=["llm-agents", "reasoning"],
+        queries=["model OR learning OR data OR method"],
+        max_papers=MAX_PAPERS_LIMIT,
+    )
+    matches = Matcher(heavy, TOPICS, NOW).for_subscriber(sub)
+    assert len(matches) == MAX_PAPERS_LIMIT and matches.total > MAX_PAPERS_LIMIT
+    return matches, renderer.digest(sub, matches, EDITION, DAY, len(heavy), REAL_LINKS)
+
+
+def test_the_largest_allowed_digest_stays_under_gmails_clipping_size_with_its_footer(
+    renderer: Renderer, papers: list[Paper]
+) -> None:
+    matches, email = largest_digest(renderer, papers)
+    assert len(email.html.encode()) < 102_400
+    doc = tree(email.html)
+    titles = [a.text_content() for a in doc.find_class("title-link")]
+    titles += [a.text_content() for a in doc.find_class("compact-title")]
+    assert len(titles) == len(matches) == MAX_PAPERS_LIMIT
+    (footer,) = doc.find_class("footer")
+    assert [a.get("href") for a in footer.iter("a")] == [
+        REAL_LINKS["manage"],
+        REAL_LINKS["unsubscribe"],
+    ]
+    assert doc.find_class("address")[0].text.startswith("Paper Digest, 1 Example Street")
+    assert len(doc.find_class("abstract")) == 5  # the first few in full, the rest compact
+    ours = renderer.digest(
+        Subscriber("largest@example.org", id=8, max_papers=MAX_PAPERS_LIMIT),
+        matches[:10],
+        EDITION,
+        DAY,
+        10,
+        REAL_LINKS,
+    )
+    assert len(tree(ours.html).find_class("abstract")) == 10  # a usual digest: all in full
+
+
+_URL = re.compile(r"https?://[^\s<>\"]+")
+
+
+def text_urls(text: str) -> Counter[str]:
+    return Counter(u.rstrip(".,;:)") for u in _URL.findall(text))
+
+
+def html_urls(html: str) -> Counter[str]:
+    """What a spam filter counts in the HTML part: every link, and URLs written in the text."""
+    doc = tree(html)
+    found = Counter(hrefs(html))
+    for node in doc.xpath("//body//text()"):
+        found.update(text_urls(str(node)))
+    return found
+
+
+def test_the_html_and_text_parts_carry_the_same_links_each_as_often(
+    renderer: Renderer, papers: list[Paper]
+) -> None:
+    emails = all_emails(renderer, papers)
+    del emails["confirm"]  # its own template (a separate change) shows its one link twice
+    capped = Subscriber("cap@example.org", id=4, topics=["llm-agents"], max_papers=3)
+    emails["capped"] = renderer.digest(capped, matches_for(papers, capped), EDITION, DAY, 54, LINKS)
+    emails["largest"] = largest_digest(renderer, papers)[1]
+    for name, rendered in emails.items():
+        html, text = html_urls(rendered.html), text_urls(rendered.text)
+        assert html == text, f"{name}: {html - text} only in html, {text - html} only in text"
+    abstract = "https://arxiv.org/abs/2606.13681"
+    assert html_urls(emails["topics-and-queries"].html)[abstract] == 1
+
+
+HIDING = re.compile(
+    r"display:\s*none|visibility:\s*hidden|opacity:\s*0(?:\.0*)?(?:;|$)|font-size:\s*[01]px"
+    r"|max-height:\s*0(?:px)?(?:;|$)|line-height:\s*[01]px"
+)
+
+
+def declared(style: str, prop: str) -> str | None:
+    found = re.findall(rf"(?:^|;)\s*{prop}\s*:\s*([^;]+)", style)
+    return found[-1].strip().lower() if found else None
+
+
+def test_no_text_is_hidden_or_coloured_like_its_background(
+    renderer: Renderer, papers: list[Paper]
+) -> None:
+    """What SpamAssassin's HTML_FONT_LOW_CONTRAST looks for (the browser test measures real
+    contrast in both colour schemes); this one reads the inlined styles themselves."""
+    for name, rendered in all_emails(renderer, papers).items():
+        doc = tree(rendered.html)
+        assert not doc.find_class("preheader") or name == "confirm", name
+        for el in doc.iter():
+            if not isinstance(el.tag, str):
+                continue
+            style = el.get("style") or ""
+            assert not HIDING.search(style), f"{name}: hidden {el.tag} {style}"
+            color = declared(style, "color")
+            if color is None or not " ".join(el.text_content().split()):
+                continue
+            background = None
+            for ancestor in (el, *el.iterancestors()):
+                background = declared(ancestor.get("style") or "", "background-color")
+                if background:
+                    break
+            assert color != (background or "#ffffff"), f"{name}: {el.tag} {color} on itself"
+
+
+SUBJECT_PAPERS = [
+    Paper(
+        id="2601.00001",
+        arxiv_id="2601.00001",
+        title="Kinematic motion forecasting and trajectory prediction with diffusion",
+        abstract="A robot agent learns manipulation with a world-model.",
+        authors=["Geoffrey Hinton"],
+        categories=["cs.RO"],
+        upvotes=30,
+    ),
+    Paper(id="2601.00002", arxiv_id="2601.00002", title="Robot locomotion"),
+]
+
+
+@pytest.mark.parametrize(
+    ("queries", "topics", "expected"),
+    [
+        (['kinematic OR "motion forecasting" OR "trajectory prediction"'], [],
+         "1 new paper: kinematic, motion forecasting… - Fri 12 Jun"),
+        (['title:diffusion author:"Geoffrey Hinton" -survey'], [],
+         "1 new paper: diffusion, Geoffrey Hinton - Fri 12 Jun"),
+        (["agent* AND (robot OR manipulation) NOT simulation"], [],
+         "1 new paper: agent, robot, manipulation - Fri 12 Jun"),
+        (["cat:cs.RO AND abstract:(world-model) AND upvotes>=20"], [],
+         "1 new paper: cs.RO, world-model, 20+ upvotes - Fri 12 Jun"),
+        (['("trajectory prediction")'], ["robotics"],
+         "2 new papers: Robotics, trajectory prediction - Fri 12 Jun"),
+    ],
+)  # fmt: skip
+def test_the_subject_names_topics_and_queries_without_query_syntax(
+    renderer: Renderer, queries: list[str], topics: list[str], expected: str
+) -> None:
+    sub = Subscriber("s@example.org", id=1, queries=queries, topics=topics)
+    if topics:  # the second paper only under the topic, the first only under the query
+        sub = Subscriber("s@example.org", id=1, queries=queries, topics=topics)
+        matcher = Matcher(SUBJECT_PAPERS, TOPICS, NOW)
+        by_query = Subscriber("q@example.org", queries=queries)
+        by_topic = Subscriber("t@example.org", topics=topics)
+        matches = [matcher.for_subscriber(by_topic)[-1], matcher.for_subscriber(by_query)[0]]
+    else:
+        matches = Matcher(SUBJECT_PAPERS[:1], TOPICS, NOW).for_subscriber(sub)
+    email = renderer.digest(sub, matches, EDITION, DAY, 2, LINKS)
+    assert email.subject == expected
+    assert not re.search(r'["*():]|\b(OR|AND|NOT)\b', email.subject.split(": ", 1)[1])

@@ -91,7 +91,16 @@ def emails() -> dict[str, str]:
     confirm = renderer.confirm(
         "reader@example.org", "https://digest.example.org/c/" + "T" * 120, ["robotics"]
     )
-    return {"digest": digest.html, "confirm": confirm.html}
+    many = Subscriber("many@example.org", id=8, queries=["model OR learning OR agent*"])
+    many.max_papers = 14  # compact cards past the tenth, and a line about the rest
+    long = renderer.digest(
+        many, Matcher(papers, topics, NOW).for_subscriber(many), "2026-06-12", NOW.date(), 32, LINKS
+    )
+    assert "more papers matched" in long.text and "compact" in long.html
+    noted = Renderer(parse_config({"mail": {"no_matches": "note"}}, None, {}), topics)
+    note = noted.nothing_new(sub, "2026-06-13", NOW.date(), 0, "weekend", LINKS)
+    assert note is not None
+    return {"digest": digest.html, "confirm": confirm.html, "long": long.html, "note": note.html}
 
 
 WIDEST = """() => Math.max(...[...document.querySelectorAll('body *')]
@@ -106,7 +115,7 @@ def luminance(rgb: str) -> float:
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", [375, 800])
-@pytest.mark.parametrize("kind", ["digest", "confirm"])
+@pytest.mark.parametrize("kind", ["digest", "confirm", "long"])
 def test_the_email_fits_the_screen_in_light_and_dark(
     page: Any, emails: dict[str, str], kind: str, width: int, scheme: str
 ) -> None:
@@ -125,3 +134,43 @@ def test_the_email_fits_the_screen_in_light_and_dark(
         assert card > 0.9 and body > 0.9
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{kind}-{width}-{scheme}.png"), full_page=True)
+
+
+CONTRASTS = """() => {
+  const rgb = c => c.match(/[\\d.]+/g).map(Number);
+  const channel = v => (v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  const lum = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const background = el => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c;
+    }
+    return rgb(getComputedStyle(document.documentElement).backgroundColor);
+  };
+  const out = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const [hi, lo] = [lum(rgb(getComputedStyle(el).color)), lum(background(el))]
+      .sort((a, b) => b - a);
+    out.push([el.tagName + "." + el.className, el.textContent.trim().slice(0, 40),
+              (hi + 0.05) / (lo + 0.05)]);
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("kind", ["digest", "confirm", "long", "note"])
+def test_every_text_meets_wcag_aa_contrast_in_light_and_dark(
+    page: Any, emails: dict[str, str], kind: str, scheme: str
+) -> None:
+    """Each element holding text, hidden ones included (a preheader coloured like its
+    background is what SpamAssassin's HTML_FONT_LOW_CONTRAST flags), against the background
+    actually painted behind it: at least 4.5:1 (WCAG AA)."""
+    page.set_viewport_size({"width": 800, "height": 900})
+    page.emulate_media(color_scheme=scheme)
+    page.set_content(emails[kind])
+    measured = page.evaluate(CONTRASTS)
+    assert len(measured) > 5
+    low = [(where, text, round(ratio, 2)) for where, text, ratio in measured if ratio < 4.5]
+    assert low == []

@@ -5,9 +5,11 @@ sent twice."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import email.policy
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from digest.config import SmtpConfig
-from digest.errors import SendError
-from digest.message import Dkim, Outgoing, build_message, message_id_for
+from digest.errors import ConfigError, SendError
+from digest.message import Dkim, Outgoing, build_message, check_dkim, message_id_for
 from digest.models import Subscriber
 from digest.send import Job, OutboxTransport, RateLimit, Sender, SendStats, SmtpPool
 from digest.store import Store
@@ -353,3 +355,185 @@ def test_a_5xx_on_our_side_defers_and_bounces_nobody(
         row = store.delivery(n, EDITION)
         assert row["status"] == "pending" and row["last_reply"].startswith("553")
     assert {s.bounces for s in store.iter_subscribers()} == {0}
+
+
+def plan_people(store: Store, addresses: list[str]) -> list[Job]:
+    people = [Subscriber(a, status="active", queries=["x"]) for a in addresses]
+    store.add_subscribers_bulk(people, NOW.isoformat(), "test")
+    store.plan_deliveries(
+        [{"subscriber_id": s.id, "email": s.email, "edition": EDITION, "status": "pending",
+          "papers": [], "message_id": message_id_for(s.id or 0, EDITION, SENDER)}
+         for s in store.iter_subscribers()],
+        NOW.isoformat(),
+    )  # fmt: skip
+    return jobs(store)
+
+
+IDN = ["ada@example.org", "user@münchen.de", "jörg@münchen.de", "zoe@example.org"]
+
+
+def test_internationalised_addresses_travel_as_idna_and_smtputf8(
+    smtp: tuple[Recorder, int], store: Store
+) -> None:
+    recorder, port = smtp
+    stats = send_all(store, smtp_config(port, concurrency=1), plan_people(store, IDN))
+    assert (stats.sent, stats.failed, stats.deferred) == (4, 0, 0)
+    assert [r.recipients for r in recorder.received] == [
+        ["ada@example.org"], ["user@xn--mnchen-3ya.de"], ["jörg@xn--mnchen-3ya.de"],
+        ["zoe@example.org"],
+    ]  # fmt: skip
+    plain, utf8 = recorder.received[1], recorder.received[2]
+    assert "SMTPUTF8" not in plain.mail_options and "SMTPUTF8" in utf8.mail_options
+    assert b"\r\nTo: user@xn--mnchen-3ya.de\r\n" in plain.data and plain.data.isascii()
+    assert "\r\nTo: jörg@xn--mnchen-3ya.de\r\n".encode() in utf8.data
+    msg = email.message_from_bytes(utf8.data, policy=email.policy.SMTPUTF8)
+    assert msg["To"] == "jörg@xn--mnchen-3ya.de"
+
+
+def test_without_smtputf8_only_the_non_ascii_local_part_waits_with_a_clear_reason(
+    smtp: tuple[Recorder, int], store: Store
+) -> None:
+    """Our relay's limit, not the subscriber's fault: deferred (pending), never a bounce."""
+    recorder, port = smtp
+    recorder.smtputf8 = False
+    stats = send_all(store, smtp_config(port, concurrency=1), plan_people(store, IDN))
+    assert (stats.sent, stats.failed, stats.deferred, stats.retried) == (3, 0, 1, 0)
+    assert len(recorder.received) == 3 and recorder.to("jörg@xn--mnchen-3ya.de") == []
+    row = store.delivery(3, EDITION)
+    assert row["status"] == "pending" and row["next_attempt_at"] == "2026-11-24T08:30:00+00:00"
+    assert row["last_reply"].startswith("server does not offer SMTPUTF8")
+    assert stats.failures == [
+        "jörg@münchen.de: will retry later: server does not offer SMTPUTF8 "
+        "(needed for a non-ASCII local part)"
+    ]
+    assert store.get_subscriber("jörg@münchen.de").bounces == 0
+
+
+def test_an_address_no_server_can_take_fails_alone() -> None:
+    with pytest.raises(SendError, match="not a valid internationalised domain"):
+        message("a@-ñ.example", 1)
+
+
+@pytest.mark.parametrize("fault", ["drop", "accept-drop", "stall"])
+def test_a_reply_lost_after_data_is_resent_flagged_and_counted(
+    smtp: tuple[Recorder, int], store: Store, fault: str
+) -> None:
+    """The server may have queued the message before the reply was lost: the resend is a
+    possible duplicate, flagged on the delivery and counted, like a resend after a crash."""
+    recorder, port = smtp
+    recorder.faults.data["p1@example.org"].append(fault)
+    stats = send_all(store, smtp_config(port), plan(store, 3))
+    assert (stats.sent, stats.failed, stats.possible_duplicates) == (3, 0, 1)
+    copies = len(recorder.to("p1@example.org"))
+    assert copies == (2 if fault == "accept-drop" else 1)
+    flagged = {
+        r["email"]: r["possible_duplicate"] for r in store.db.query("select * from deliveries")
+    }
+    assert flagged == {"p0@example.org": 0, "p1@example.org": 1, "p2@example.org": 0}
+
+
+def test_a_refusal_before_data_is_no_possible_duplicate(
+    smtp: tuple[Recorder, int], store: Store
+) -> None:
+    recorder, port = smtp
+    recorder.faults.rcpt["p1@example.org"].append("451 4.3.0 try later")
+    stats = send_all(store, smtp_config(port), plan(store, 2))
+    assert (stats.sent, stats.possible_duplicates) == (2, 0)
+
+
+def test_a_dkim_key_that_does_not_sign_is_our_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="does not sign"):
+        build_message(
+            sender=SENDER, to="a@example.org", subject="s", text="t", html=None,
+            message_id="<x@example.org>", date=NOW, dkim=Dkim("sel", "example.org", b"no key"),
+        )  # fmt: skip
+
+
+def test_dkim_dns_record_is_the_public_half_of_the_key(tmp_path: Path) -> None:
+    key_path = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key_path), "1024"], check=True,
+                   capture_output=True)  # fmt: skip
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key_path), "-pubout", "-outform", "DER"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    record = check_dkim(Dkim("sel", "example.org", key_path.read_bytes()))
+    expected = base64.b64encode(public).decode()
+    assert record == f'sel._domainkey.example.org TXT "v=DKIM1; k=rsa; p={expected}"'
+
+
+OUTBOX_FULL = """
+import asyncio, resource, signal, sys
+from datetime import UTC, datetime
+from digest.message import build_message
+from digest.send import OutboxTransport
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+outbox = OutboxTransport(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+big = build_message(sender="d@example.org", to="a@example.org", subject="s", text="x" * 20000,
+                    html=None, message_id="<big@example.org>", date=datetime.now(UTC))
+small = build_message(sender="d@example.org", to="b@example.org", subject="s", text="ok",
+                      html=None, message_id="<small@example.org>", date=datetime.now(UTC))
+for m in (big, small):
+    result = asyncio.run(outbox.send(m))
+    print(result.ok, result.reply)
+"""
+
+
+def test_a_full_disk_costs_the_outbox_message_and_leaves_no_tmp_file(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE makes writes past 4 KB fail with EFBIG, as a full disk would (root ignores
+    file modes, so this is the honest way to refuse a write here)."""
+    done = subprocess.run(
+        [sys.executable, "-c", OUTBOX_FULL, str(tmp_path / "outbox")],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent,
+    )  # fmt: skip
+    big, small = done.stdout.splitlines()
+    assert big.startswith("False outbox ") and "File too large" in big
+    assert small.startswith("True 250 written")
+    assert list((tmp_path / "outbox" / "tmp").iterdir()) == []
+    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 1
+
+
+def test_an_outbox_path_that_is_a_file_is_a_configuration_error(tmp_path: Path) -> None:
+    (tmp_path / "outbox").write_text("not a folder")
+    with pytest.raises(ConfigError, match=r"\[outbox\].path .*outbox: cannot be used"):
+        OutboxTransport(tmp_path / "outbox")
+
+
+def test_our_side_failing_for_many_runs_never_fails_a_delivery(
+    smtp: tuple[Recorder, int], store: Store
+) -> None:
+    """give_up_after counts replies about the address only: a relay refusing our MAIL FROM
+    for as long as it takes leaves the edition pending for the run after the fix."""
+    recorder, port = smtp
+    recorder.faults.mail.extend(["553 5.7.1 Sender address rejected"] * 6)
+    config = smtp_config(port, max_attempts=1, concurrency=1, give_up_after=2)
+    items = plan(store, 1)
+    for _ in range(3):
+        stats = send_all(store, config, jobs_at(store, "2026-11-25T00:00:00+00:00"))
+        assert (stats.failed, stats.deferred) == (0, len(items))
+    assert store.delivery(1, EDITION)["status"] == "pending"
+    recorder.faults.mail.clear()
+    assert send_all(store, config, jobs_at(store, "2026-11-25T00:00:00+00:00")).sent == 1
+
+
+def test_a_4xx_about_the_address_fails_after_give_up_after(
+    smtp: tuple[Recorder, int], store: Store
+) -> None:
+    recorder, port = smtp
+    recorder.faults.rcpt["p0@example.org"].extend(["452 4.2.2 Mailbox full"] * 6)
+    config = smtp_config(port, max_attempts=1, concurrency=1, give_up_after=2)
+    plan(store, 1)
+    first = send_all(store, config, jobs_at(store, "2026-11-25T00:00:00+00:00"))
+    second = send_all(store, config, jobs_at(store, "2026-11-25T00:00:00+00:00"))
+    assert (first.deferred, second.failed) == (1, 1)
+    assert store.delivery(1, EDITION)["status"] == "failed"
+
+
+def jobs_at(store: Store, now: str) -> list[Job]:
+    rows = store.due_deliveries(now, limit=10_000)
+    return [
+        Job(r["id"], r["subscriber_id"], r["email"], r["edition"], tuple(r["papers"]),
+            message(r["email"], r["subscriber_id"]), r["attempts"], bool(r["possible_duplicate"]))
+        for r in rows
+    ]  # fmt: skip

@@ -171,3 +171,96 @@ def test_hf_bad_bodies_are_one_clear_error(body: bytes, message: str) -> None:
 
 def test_hf_empty_day_is_not_an_error() -> None:
     assert hf.parse(json.dumps([]).encode(), "hf") == []
+
+
+# --- issue 11: hostile and unusual items ------------------------------------------------
+
+
+def test_hf_malformed_items_are_skipped_counted_and_the_rest_kept() -> None:
+    data = json.loads(recording(HF_JULY))
+    data[0]["paper"]["authors"] = "Jane Doe"
+    data[1]["paper"]["ai_keywords"] = 7
+    data[2]["paper"]["authors"] = None  # null is an absent list, not a fault
+    data.append("not an item")
+    batch = hf.parse_batch(json.dumps(data).encode(), "hf")
+    assert len(batch.papers) == 3 and batch.skipped == 3
+    assert batch.reasons == [
+        f"item 1: {data[0]['paper']['id']}: authors is a string, expected a list",
+        f"item 2: {data[1]['paper']['id']}: ai_keywords is a number, expected a list",
+        "item 6: is a string, expected an object",
+    ]
+    assert by_id(batch.papers)[data[2]["paper"]["id"]].authors == []
+
+
+ATOM_EMPTY_SUMMARY = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Lab</title>
+<entry><title>Full text only</title><id>urn:lab:1</id><link href="https://lab.example.org/1"/>
+<summary></summary><content type="html">&lt;p&gt;The whole&amp;nbsp;abstract.&lt;/p&gt;</content>
+</entry></feed>"""
+
+
+def test_atom_entry_with_an_empty_summary_takes_its_content() -> None:
+    (paper,) = feed.parse(ATOM_EMPTY_SUMMARY, "lab")
+    assert paper.abstract == "The whole abstract."
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        b"<description>Text&amp;nbsp;with&amp;amp;leftovers&amp;#8212;yes</description>",
+        b"<description><![CDATA[Text&nbsp;with&amp;leftovers&#8212;yes]]></description>",
+    ],
+    ids=["double-escaped", "cdata"],
+)
+def test_leftover_entities_in_abstracts_are_decoded(description: bytes) -> None:
+    doc = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>B</title><item>'
+        b"<title>T</title><link>https://blog.example.org/1</link>"
+        + description
+        + b"</item></channel></rss>"
+    )
+    (paper,) = feed.parse(doc, "blog")
+    assert paper.abstract == "Text with&leftovers\u2014yes"
+
+
+def test_hf_summary_with_a_literal_nbsp_is_decoded() -> None:
+    data = json.loads(recording(HF_JULY))
+    data[0]["paper"]["summary"] = "Fast&nbsp;and small"
+    assert hf.parse(json.dumps(data).encode(), "hf")[0].abstract == "Fast and small"
+
+
+RELATIVE = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>B</title>
+<item><title>Relative</title><link>/posts/1</link></item>
+<item xml:base="https://mirror.example.org/a/"><title>Based</title><link>b/2</link></item>
+</channel></rss>"""
+
+
+def test_relative_links_resolve_against_the_document_url_and_xml_base() -> None:
+    papers = feed.parse(RELATIVE, "blog", "https://blog.example.org/feeds/all.xml")
+    assert [p.link for p in papers] == [
+        "https://blog.example.org/posts/1",
+        "https://mirror.example.org/a/b/2",
+    ]
+
+
+def test_a_link_that_stays_relative_is_keyed_by_its_source() -> None:
+    one, two = feed.parse(RELATIVE, "one")[0], feed.parse(RELATIVE, "two")[0]
+    assert one.link is None and two.link is None
+    assert one.id != two.id and one.id == feed.parse(RELATIVE, "one")[0].id
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be", "utf-32", "utf-32-be"])
+def test_wide_encodings_with_a_bom_are_decoded(codec: str) -> None:
+    text = recording(ARXIV_RSS).decode().replace("version='1.0'", "version='1.0' encoding='x'")
+    raw = text.encode(codec)
+    if not codec.endswith("-be"):
+        assert raw[:2] == b"\xff\xfe"
+    else:
+        raw = ("\ufeff" + text).encode(codec)
+    assert [p.id for p in arxiv.parse(raw, "arxiv")][:2] == ["2609.26811", "2609.26820"]
+
+
+def test_entities_declared_in_a_utf16_feed_are_still_refused() -> None:
+    bomb = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa">]><rss version="2.0"></rss>'
+    with pytest.raises(SourceError, match="declares XML entities"):
+        feed.parse(bomb.decode().encode("utf-16"), "bad")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+import pytest
+
+from digest.errors import StoreError
 from digest.models import Paper
 from digest.store import Store, migrations
 
@@ -73,3 +77,43 @@ def test_counts_from_a_later_source_refresh_but_text_stays_arxivs(store: Store) 
     assert (paper.title, paper.abstract, paper.version) == ("arXiv title", "arXiv abstract", 2)
     assert paper.upvotes == 9 and paper.ai_keywords == ["k"] and paper.categories == ["cs.CV"]
     assert paper.sources == ["arxiv", "hf"]
+
+
+def test_a_full_database_is_one_storage_error_and_the_batch_is_not_half_written(
+    store: Store,
+) -> None:
+    """SQLite's own page cap gives the same SQLITE_FULL a full disk gives."""
+    pages = store.db.execute("pragma page_count").fetchone()[0]
+    store.db.execute(f"pragma max_page_count = {pages + 2}")
+    rows = [
+        {"subscriber_id": n, "email": f"p{n}@example.org", "edition": "2026-06-12",
+         "status": "pending", "papers": ["x" * 200] * 20, "message_id": f"<{n}@example.org>"}
+        for n in range(500)
+    ]  # fmt: skip
+    with pytest.raises(StoreError) as info:
+        store.plan_deliveries(rows, NOW)
+    message = str(info.value)
+    assert message.startswith(f"{store.path}: database or disk is full: the disk is full")
+    assert "\n" not in message
+    assert store.delivery_counts() == {}
+
+
+def test_a_read_only_database_file_is_one_storage_error_with_what_to_do(tmp_path: Path) -> None:
+    """Root ignores file modes; the immutable attribute (ext4) stops root too."""
+    path = tmp_path / "digest.db"
+    Store(path).close()
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("no immutable attribute on this filesystem")
+    try:
+        with pytest.raises(StoreError) as info, Store(path) as store:
+            store.plan_deliveries(
+                [{"subscriber_id": 1, "email": "a@example.org", "edition": "2026-06-12",
+                  "status": "pending", "papers": [], "message_id": "<1@example.org>"}],
+                NOW,
+            )  # fmt: skip
+        assert str(info.value) == (
+            f"{path}: attempt to write a readonly database: the database (or its folder) is "
+            "read-only: make both writable for this user"
+        )
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)

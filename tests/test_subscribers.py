@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -184,7 +185,9 @@ def test_topics_file_errors_name_the_topic(tmp_path: Path) -> None:
 def test_an_import_cannot_bring_back_an_erased_address(store: Store) -> None:
     add(store)
     subs.erase(store, "ada@example.org", LATER)
-    with pytest.raises(SubscriberError, match=r"line 2: Ada@example\.org asked for its data"):
+    with pytest.raises(
+        SubscriberError, match=r"line 2: Ada@example\.org unsubscribed and its data was erased"
+    ):
         subs.import_csv(store, TOPICS, "email,topics\nAda@example.org,robotics\n", LATER)
     assert store.count_subscribers() == {}
 
@@ -230,3 +233,127 @@ def test_an_operator_added_pending_subscriber_gets_a_confirmation(tmp_path: Path
         app, ["subscribers", "invite", "ada@example.org", "-c", str(config)], env=env
     )
     assert again.exit_code == 0 and len(list((tmp_path / "outbox" / "new").iterdir())) == 2
+
+
+def test_cli_add_and_import_take_internationalised_addresses_normalised(tmp_path: Path) -> None:
+    runner = CliRunner()
+    added = runner.invoke(
+        app, ["subscribers", "add", "user@M\u00fcnchen.de", "-t", "robotics", "--active"]
+    )
+    assert added.exit_code == 0, added.output
+    same = runner.invoke(
+        app, ["subscribers", "add", "user@xn--mnchen-3ya.de", "-t", "robotics", "--active"]
+    )
+    assert same.exit_code == 1 and "already a subscriber" in same.stderr
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text("email,topics\nj\u00f6rg@example.org,robotics\n", encoding="utf-8")
+    imported = runner.invoke(app, ["subscribers", "import", str(csv_path), "--active"])
+    assert imported.exit_code == 0, imported.output
+    listed = runner.invoke(app, ["subscribers", "list", "--json"])
+    emails = [json.loads(line)["email"] for line in listed.stdout.splitlines()]
+    assert emails == ["user@m\u00fcnchen.de", "j\u00f6rg@example.org"]
+
+
+@pytest.mark.parametrize(
+    ("queries", "message"),
+    [
+        ([f"word{n}" for n in range(subs.MAX_QUERIES + 1)],
+         f"21 queries; at most {subs.MAX_QUERIES} queries per subscriber"),
+        (["x" * 500], f"has 500 characters; at most {subs.MAX_QUERY_LENGTH} characters per query"),
+    ],
+)  # fmt: skip
+def test_query_limits_hold_for_the_cli_and_an_import(
+    store: Store, tmp_path: Path, queries: list[str], message: str
+) -> None:
+    runner = CliRunner()
+    flags = [arg for q in queries for arg in ("-q", q)]
+    result = runner.invoke(app, ["subscribers", "add", "ada@example.org", "--active", *flags])
+    assert result.exit_code == 1 and message in result.stderr
+    cell = subs.LIST_SEPARATOR.join(queries)
+    with pytest.raises(SubscriberError, match=f"line 2: ada@example.org: .*{message}"):
+        subs.import_csv(store, TOPICS, f"email,queries\nada@example.org,{cell}\n", NOW)
+    assert store.count_subscribers() == {}
+
+
+def test_csv_export_defuses_formulas_and_import_gives_back_the_same_values(store: Store) -> None:
+    queries = ['=HYPERLINK("http://evil.example")', "-survey diffusion", "@SUM(1)"]
+    add(store, "=cmd@example.org", queries=queries)
+    add(store, "+1@example.org", queries=["'quoted", "+diffusion"])
+    add(store, "plain@example.org", queries=["''twice", "\tdiffusion"])
+    text = subs.export_csv(store)
+    for line in text.splitlines()[1:]:
+        for cell in next(csv.reader([line])):
+            assert not cell.startswith(subs.CSV_FORMULA_STARTS), cell
+    assert text.splitlines()[1].startswith("'=cmd@example.org,pending,\"'=HYPERLINK")
+    with Store(Path(store.path).with_name("copy.db")) as other:
+        subs.import_csv(other, TOPICS, text, LATER)
+        assert subs.export_csv(other) == text
+        copies = {s.email: s.queries for s in other.iter_subscribers()}
+    assert copies == {
+        "=cmd@example.org": queries,
+        "+1@example.org": ["'quoted", "+diffusion"],
+        "plain@example.org": ["''twice", "diffusion"],
+    }
+
+
+def test_a_hand_written_leading_quote_survives_an_import(store: Store) -> None:
+    subs.import_csv(store, TOPICS, "email,queries\nada@example.org,'quoted words\n", NOW)
+    assert subs.find(store, "ada@example.org").queries == ["'quoted words"]
+
+
+def test_an_unsubscribe_survives_a_signup_the_purge_and_an_import(store: Store) -> None:
+    sub = add(store, status="active")
+    subs.set_status(store, "ada@example.org", "unsubscribed", NOW, "one-click")
+    again, send = subs.signup(
+        store, TOPICS, Subscriber("ada@example.org", topics=["robotics"]), NOW
+    )
+    assert send and again.status == "unsubscribed"
+    assert store.purge_pending("2999-01-01", LATER) == 0
+    report = subs.import_csv(
+        store, TOPICS, "email,status,topics\nada@example.org,active,robotics\n", LATER
+    )
+    assert report.existing == ["ada@example.org"]
+    assert subs.find(store, "ada@example.org").status == "unsubscribed"
+    events = [e["event"] for e in store.subscriber_events(sub.id)]
+    assert events[-1] == subs.RESUBSCRIBE_REQUESTED and "unsubscribed" in events
+    assert subs.confirm(store, sub.id, LATER).status == "active"
+
+
+def test_an_erased_address_signed_up_again_is_made_active_only_by_its_owner(
+    store: Store,
+) -> None:
+    add(store, status="active")
+    subs.erase(store, "ada@example.org", NOW)
+    pending, _ = subs.signup(store, TOPICS, Subscriber("ada@example.org", topics=["robotics"]), NOW)
+    with pytest.raises(SubscriberError, match="only its owner can make it active"):
+        subs.set_status(store, "ada@example.org", "active", LATER, "resumed by operator")
+    assert store.purge_pending("2999-01-01", LATER) == 1  # never confirmed: the row goes,
+    assert store.is_suppressed(subs.suppression_hash("ada@example.org"))  # the hash stays
+    with pytest.raises(SubscriberError, match="its data was erased"):
+        subs.import_csv(store, TOPICS, "email,topics\nada@example.org,robotics\n", LATER)
+    assert pending.status == "pending"
+
+
+def test_oversized_numbers_and_time_zones_are_one_short_line(store: Store) -> None:
+    with pytest.raises(SubscriberError) as info:
+        add(store, "a@example.org", tz="Europe/" + "x" * 5000)
+    assert "unknown time zone" in str(info.value) and len(str(info.value)) < 200
+    with pytest.raises(SubscriberError, match=r"hour \(a number far out of range\) is not between"):
+        add(store, "a@example.org", hour=10**5000)
+    with pytest.raises(SubscriberError, match=r"line 2: hour '9999.*' is not a whole number"):
+        subs.import_csv(store, TOPICS, "email,queries,hour\na@example.org,x," + "9" * 5000, NOW)
+
+
+def test_removing_an_unsubscribed_address_keeps_it_from_being_imported_again(
+    store: Store,
+) -> None:
+    add(store, status="active")
+    subs.set_status(store, "ada@example.org", "unsubscribed", NOW, "one-click")
+    subs.remove(store, "ada@example.org", LATER)
+    assert store.get_subscriber("ada@example.org") is None
+    with pytest.raises(SubscriberError, match="only its owner can subscribe it again"):
+        subs.import_csv(
+            store, TOPICS, "email,status,topics\nada@example.org,active,robotics\n", LATER
+        )
+    with pytest.raises(SubscriberError, match="only its owner can subscribe it again"):
+        add(store, status="active")

@@ -99,6 +99,14 @@ def link_in(msg: email.message.EmailMessage, path: str) -> str:
     return found.group(0)[len(BASE) :]
 
 
+def confirm_by_clicking(site: Site, msg: email.message.EmailMessage) -> httpx.Response:
+    """What a person does: open the link (a page with a button), then press the button."""
+    path = link_in(msg, "/c/")
+    page = site.run(site.client.get(path))
+    assert page.status_code == 200 and f'action="{path}"' in page.text, page.text
+    return site.run(site.client.post(path))
+
+
 def add_active(site: Site, address: str = "ada@example.org") -> Subscriber:
     with site.store() as store:
         return subs.add(
@@ -117,11 +125,11 @@ def test_double_opt_in_from_form_to_confirmation(site: Site) -> None:
     with site.store() as store:
         sub = store.get_subscriber("ada@example.org")
         assert sub.status == "pending" and sub.queries == ['"world model"', "title:diffusion"]
-    confirmed = site.run(site.client.get(link_in(confirmation, "/c/")))
+    confirmed = confirm_by_clicking(site, confirmation)
     assert confirmed.status_code == 200 and "You are subscribed" in confirmed.text
     assert "LLM agents" in confirmed.text and "/manage/" in confirmed.text
-    again = site.run(site.client.get(link_in(confirmation, "/c/")))
-    assert again.status_code == 200
+    again = site.run(site.client.post(link_in(confirmation, "/c/")))
+    assert again.status_code == 200 and "You are subscribed" in again.text
     with site.store() as store:
         assert store.get_subscriber("ada@example.org").status == "active"
 
@@ -183,9 +191,9 @@ def test_unsubscribe_get_never_unsubscribes_and_post_does(site: Site) -> None:
     # coming back takes a new double opt-in: the token is in every old email's headers
     back = site.run(site.client.post(f"/r/{token}"))
     assert back.status_code == 200 and "Check your inbox" in back.text
-    with site.store() as store:
-        assert store.get_subscriber(sub.id).status == "pending"
-    site.run(site.client.get(link_in(site.emails()[-1], "/c/")))
+    with site.store() as store:  # still unsubscribed until she confirms
+        assert store.get_subscriber(sub.id).status == "unsubscribed"
+    confirm_by_clicking(site, site.emails()[-1])
     with site.store() as store:
         assert store.get_subscriber(sub.id).status == "active"
 
@@ -299,12 +307,12 @@ def test_delete_my_data_erases_and_suppresses(site: Site) -> None:
         assert store.get_subscriber("ada@example.org") is None
         assert store.subscriber_events(sub.id) == []
         assert store.sent_counts(sub.id) == (0, 0)
-        with pytest.raises(SubscriberError, match="asked for its data to be erased"):
+        with pytest.raises(SubscriberError, match="its data was erased"):
             subs.add(store, TOPICS, Subscriber("ada@example.org", topics=["robotics"]), "now")
     gone = site.run(site.client.get(path))
     assert gone.status_code == 400
     site.run(site.subscribe("ada@example.org"))  # subscribing anew is always possible
-    site.run(site.client.get(link_in(site.emails()[-1], "/c/")))
+    confirm_by_clicking(site, site.emails()[-1])
     with site.store() as store:
         assert store.get_subscriber("ada@example.org").status == "active"
         assert not store.is_suppressed(subs.suppression_hash("ada@example.org"))
@@ -322,7 +330,8 @@ def test_a_failed_confirmation_is_recorded_not_shown(tmp_path: Path) -> None:
         events = store.subscriber_events(1)
         assert events[-1]["event"] == "confirmation failed"
     odd = site.run(site.subscribe("bob@example.org", hour="\u00b2"))
-    assert odd.status_code == 200  # a non-ASCII digit is not a number: the default stands
+    assert odd.status_code == 422  # a non-ASCII digit is not a number: said, not guessed
+    assert "hour: give a whole number" in odd.text
     loop.run_until_complete(site.client.aclose())
     loop.close()
 
@@ -439,3 +448,177 @@ def test_a_forged_forwarded_for_does_not_dodge_the_ip_limit(tmp_path: Path) -> N
     assert site.run(site.subscribe("other@example.org")).status_code == 200
     loop.run_until_complete(site.client.aclose())
     loop.close()
+
+
+def test_a_head_or_get_on_the_confirmation_link_never_confirms(site: Site) -> None:
+    """Mail scanners open links (HEAD or GET): only the page's button (a POST) confirms."""
+    site.run(site.subscribe("ada@example.org"))
+    path = link_in(site.emails()[0], "/c/")
+    head = site.run(site.client.head(path))
+    page = site.run(site.client.get(path))
+    assert head.status_code == page.status_code == 200
+    assert "Confirm your subscription" in page.text and 'method="post"' in page.text
+    assert page.headers["cache-control"] == "no-store"
+    with site.store() as store:
+        assert store.get_subscriber("ada@example.org").status == "pending"
+    done = site.run(site.client.post(path))
+    assert done.status_code == 200 and "You are subscribed" in done.text
+    with site.store() as store:
+        assert store.get_subscriber("ada@example.org").status == "active"
+
+
+def test_the_confirmation_email_names_topics_and_counts_queries_but_never_repeats_them(
+    site: Site,
+) -> None:
+    """Anyone can type any address into the form: whatever the email repeats is text a
+    stranger could make us send to that mailbox."""
+    spam = '"cheap pills at evil example"'
+    site.run(site.subscribe("ada@example.org", queries=f"{spam}\ntitle:diffusion"))
+    (confirmation,) = site.emails()
+    text = confirmation.get_body(("plain",)).get_content()
+    html = confirmation.get_body(("html",)).get_content()
+    for part in (text, html):
+        assert "LLM agents" in part and "2 search queries of your own" in part
+        assert "cheap pills" not in part and "title:diffusion" not in part
+
+
+@pytest.mark.parametrize(
+    ("queries", "message"),
+    [
+        ("\n".join(f"word{n}" for n in range(subs.MAX_QUERIES + 1)),
+         f"at most {subs.MAX_QUERIES} queries per subscriber"),
+        ("x" * (subs.MAX_QUERY_LENGTH + 1), f"at most {subs.MAX_QUERY_LENGTH} characters"),
+    ],
+)  # fmt: skip
+def test_queries_are_limited_in_number_and_length_with_a_message_naming_the_limit(
+    site: Site, queries: str, message: str
+) -> None:
+    response = site.run(site.subscribe("ada@example.org", queries=queries))
+    assert response.status_code == 422 and message in response.text
+    assert site.emails() == []
+    with site.store() as store:
+        assert store.get_subscriber("ada@example.org") is None
+
+
+def _one_click(site: Site, sub: Subscriber) -> None:
+    token = site.tokens.make("unsubscribe", sub.id, sub.email)
+    response = site.run(
+        site.client.post(
+            f"/u/{token}",
+            content=b"List-Unsubscribe=One-Click",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+    )
+    assert response.status_code == 200
+
+
+def test_signing_up_an_unsubscribed_address_keeps_the_unsubscribe_until_its_owner_confirms(
+    site: Site,
+) -> None:
+    """Before: the signup made the row pending, the purge of unconfirmed signups deleted it
+    with its unsubscribe and history, and an import could then make it active again."""
+    sub = add_active(site)
+    _one_click(site, sub)
+    again = site.run(site.subscribe("ada@example.org", topic=["robotics", "diffusion"]))
+    unknown = site.run(site.subscribe("bob@example.org"))
+    assert again.status_code == unknown.status_code == 200
+    assert again.text.replace("ada@", "X@") == unknown.text.replace("bob@", "X@")
+    with site.store() as store:
+        assert store.get_subscriber(sub.id).status == "unsubscribed"
+        assert store.purge_pending("2999-01-01T00:00:00+00:00", "2999-01-01T00:00:00+00:00") == 1
+        assert store.get_subscriber("bob@example.org") is None  # the purge still works
+        kept = store.get_subscriber(sub.id)
+        assert kept is not None and kept.status == "unsubscribed"
+        assert "unsubscribed" in [e["event"] for e in store.subscriber_events(sub.id)]
+        report = subs.import_csv(
+            store, TOPICS, "email,topics,status\nada@example.org,robotics,active\n", "later"
+        )
+        assert report.existing == ["ada@example.org"]
+        assert store.get_subscriber(sub.id).status == "unsubscribed"
+        with pytest.raises(SubscriberError, match="cannot go from unsubscribed to pending"):
+            subs.set_status(store, "ada@example.org", "pending", "later", "operator")
+    ada_mail = [m for m in site.emails() if m["To"] == "ada@example.org"]
+    confirm_by_clicking(site, ada_mail[-1])  # her own confirmed action brings her back
+    with site.store() as store:
+        back = store.get_subscriber(sub.id)
+        assert back.status == "active" and back.topics == ["robotics", "diffusion"]
+
+
+def test_a_confirmation_link_from_before_an_unsubscribe_does_not_undo_it(site: Site) -> None:
+    site.run(site.subscribe("ada@example.org"))
+    (confirmation,) = site.emails()
+    confirm_by_clicking(site, confirmation)
+    with site.store() as store:
+        sub = store.get_subscriber("ada@example.org")
+    _one_click(site, sub)
+    path = link_in(confirmation, "/c/")
+    page = site.run(site.client.get(path))
+    stale = site.run(site.client.post(path))
+    assert page.status_code == stale.status_code == 410
+    assert "does not work any more" in stale.text
+    with site.store() as store:
+        assert store.get_subscriber(sub.id).status == "unsubscribed"
+
+
+def test_the_form_takes_internationalised_addresses_and_stores_them_normalised(
+    site: Site,
+) -> None:
+    for typed in ("user@M\u00fcnchen.de", "j\u00f6rg@example.org", "user@xn--mnchen-3ya.de"):
+        response = site.run(site.subscribe(typed))
+        assert response.status_code == 200 and "Check your inbox" in response.text
+    with site.store() as store:
+        stored = [s.email for s in store.iter_subscribers()]
+    assert stored == ["user@m\u00fcnchen.de", "j\u00f6rg@example.org"]  # punycode is the same
+    page = site.run(site.client.get("/"))
+    assert 'type="email"' not in page.text  # browsers refuse a non-ASCII local part there
+
+
+def test_a_confirmation_that_cannot_be_sent_is_counted_logged_and_recorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A relay without SMTPUTF8 cannot take a non-ASCII local part: that one confirmation
+    fails, loudly; the next signup's goes out."""
+    from tests.smtp_server import Recorder, start
+
+    recorder = Recorder(smtputf8=False)
+    server = start(recorder)
+    config = parse_config(
+        {
+            "database": {"path": str(tmp_path / "digest.db")},
+            "mail": {"from": "Paper Digest <digest@example.org>", "postal_address": "1 Rue"},
+            "smtp": {"host": "127.0.0.1", "port": server.port, "security": "none",
+                     "rate_per_second": 0, "timeout": 5},
+            "web": {"base_url": BASE},
+        },
+        tmp_path / "digest.toml",
+        {"DIGEST_SECRET": SECRET},
+    )  # fmt: skip
+    app = create_app(config, TOPICS)
+
+    async def go() -> list[int]:
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 4000))
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            statuses = []
+            for address in ("j\u00f6rg@example.org", "ada@example.org"):
+                await client.get("/")
+                form = {
+                    "csrf": client.cookies["digest_csrf"],
+                    "email": address,
+                    "topic": "robotics",
+                    "hour": "8",
+                    "tz": "UTC",
+                    "max_papers": "10",
+                }
+                statuses.append((await client.post("/subscribe", data=form)).status_code)
+            return statuses
+
+    try:
+        assert asyncio.run(go()) == [200, 200]
+    finally:
+        server.stop()
+    assert [r.recipients for r in recorder.received] == [["ada@example.org"]]
+    assert app.state.web.confirmations_failed == 1
+    assert "confirmation to j\u00f6rg@example.org failed" in caplog.text
+    with Store(config.database.path) as store:
+        events = store.subscriber_events(1)
+    assert events[-1]["event"] == "confirmation failed" and events[-1]["cause"]

@@ -122,6 +122,10 @@ def test_subscribe_confirm_manage_unsubscribe_in_a_browser(
 
         (confirmation,) = recorder.received
         page.goto(_link(confirmation.data, re.escape(base) + r"/c/\S+"))
+        assert page.inner_text("h1") == "Confirm your subscription"
+        assert _subscriber(config_path)["status"] == "pending"  # opening the link is not enough
+        page.screenshot(path=ARTIFACTS / "4-confirm.png", full_page=True)
+        page.click("button[type=submit]")
         assert page.inner_text("h1") == "You are subscribed"
         page.screenshot(path=ARTIFACTS / "4-confirmed.png", full_page=True)
         assert _subscriber(config_path)["status"] == "active"
@@ -152,4 +156,71 @@ def test_subscribe_confirm_manage_unsubscribe_in_a_browser(
         dark.goto(base + "/")
         assert dark.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         dark.screenshot(path=ARTIFACTS / "8-subscribe-phone-dark.png", full_page=True)
+        # an internationalised address goes through the browser's own form checks too
+        dark.fill("#email", "j\u00f6rg@m\u00fcnchen.de")
+        dark.check("input[name=topic][value=robotics]")
+        dark.click("#subscribe button[type=submit]")
+        assert dark.inner_text("h1") == "Check your inbox"
         browser.close()
+
+
+CONTRAST_JS = """() => {
+  const parse = (c) => { const p = c.match(/[\\d.]+/g).map(Number);
+                         return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+  const lum = (c) => { const f = (v) => { v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const background = (el) => { for (; el; el = el.parentElement) {
+      const c = parse(getComputedStyle(el).backgroundColor); if (c.a > 0) return c; }
+    return parse(getComputedStyle(document.documentElement).backgroundColor); };
+  const found = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (el.tagName === "OPTION") continue;
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.getClientRects().length) continue;
+    const a = lum(parse(getComputedStyle(el).color)), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    found.push([el.tagName + " " + el.textContent.trim().slice(0, 30), ratio]);
+  }
+  return found;
+}"""
+
+
+def test_every_text_on_the_pages_meets_wcag_aa_in_both_schemes(
+    site: tuple[str, Recorder, Path],
+) -> None:
+    """White button text on the dark scheme's light accent measured about 2.3:1."""
+    from digest import subscribers as subs
+    from digest.models import Subscriber
+    from digest.tokens import Tokens
+
+    base, _, config_path = site
+    config = load_config(config_path, env={})
+    with Store(config.database.path) as store:
+        ada = subs.add(
+            store,
+            load_topics(config.topics_path),
+            Subscriber("ada@example.org", status="active", topics=["robotics"]),
+            "now",
+        )
+        bob = subs.add(store, load_topics(config.topics_path),
+                       Subscriber("bob@example.org", topics=["robotics"]), "now")  # fmt: skip
+    tokens = Tokens(SECRET)
+    paths = [
+        "/",
+        f"/u/{tokens.make('unsubscribe', ada.id or 0, ada.email)}",
+        f"/c/{tokens.make('confirm', bob.id or 0, bob.email)}",
+        f"/manage/{tokens.make('manage', ada.id or 0, ada.email)}",
+        "/u/not-a-token",
+    ]
+    low: list[str] = []
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        for scheme in ("light", "dark"):
+            page = browser.new_page(color_scheme=scheme)
+            for path in paths:
+                page.goto(base + path)
+                low += [f"{scheme} {path[:12]} {what}: {ratio:.2f}"
+                        for what, ratio in page.evaluate(CONTRAST_JS) if ratio < 4.5]  # fmt: skip
+        browser.close()
+    assert low == []

@@ -1,12 +1,16 @@
 """The typer app and what every command shares: config loading, errors, consoles.
 
-A DigestError becomes one red line on stderr and exit 1, never a traceback (the process may
-hold SMTP credentials, so locals are never shown either).
+A DigestError becomes one red line on stderr, never a traceback (the process may hold SMTP
+credentials, so locals are never shown either). Exit codes: 0 all done; 1 something failed and
+the rest went out; 2 refused to start (configuration, secret, key, database: ConfigError and
+StoreError). Text that may come from feeds or addresses is stripped of control characters
+before it reaches a terminal.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -18,7 +22,7 @@ from rich.markup import escape
 
 from digest import __version__
 from digest.config import Config, load_config, load_topics
-from digest.errors import DigestError
+from digest.errors import ConfigError, DigestError, StoreError
 from digest.models import Topic
 from digest.store import Store
 
@@ -40,17 +44,37 @@ ConfigOption = Annotated[
 ]
 
 
+EXIT_CODES = (
+    "Exit codes: 0 all done; 1 something failed and the rest went out (one line each on "
+    "stderr, also with --quiet); 2 refused to start (configuration, secret, key, database)."
+)
+# ANSI/VT escape sequences (CSI, OSC and two-byte ones), then any other C0/C1 control
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """Feed titles, errors quoting a feed, addresses: shown, never obeyed by the terminal."""
+    text = _ESCAPES.sub("", text)
+    return _CONTROLS.sub("", text.replace("\r\n", " ").replace("\r", " "))
+
+
 def error_line(message: str) -> None:
-    err.print(f"[red]Error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    one = " ".join(terminal_safe(message).split("\n"))
+    err.print(f"[red]Error:[/red] {escape(one)}", highlight=False, soft_wrap=True)
 
 
 def fails_cleanly(func: F) -> F:
-    """Turn the library's own errors into one line on stderr and exit 1."""
+    """Turn the library's own errors into one line on stderr: exit 2 when the setup refuses
+    (configuration, database), else 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except (ConfigError, StoreError) as ex:
+            error_line(str(ex))
+            raise typer.Exit(2) from None
         except DigestError as ex:
             error_line(str(ex))
             raise typer.Exit(1) from None

@@ -6,6 +6,7 @@ import asyncio
 import sys
 from contextlib import nullcontext
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,18 +15,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from digest.cli.app import (
+    EXIT_CODES,
     ConfigOption,
     app,
     err,
     error_line,
     fails_cleanly,
-    open_store,
     open_topics,
     out,
+    terminal_safe,
 )
+from digest.config import Config, load_config
+from digest.models import Topic
+from digest.ops import preflight
 from digest.pipeline import Pipeline, RunReport
 from digest.schedule import RunLock
 from digest.send import Job, SendStats
+from digest.store import Store
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")]
 
@@ -44,27 +50,34 @@ def _shard(value: str | None) -> tuple[int, int] | None:
 
 def _stats_table(stats: SendStats, seconds: float) -> Table:
     table = Table(title="send", title_justify="left")
-    for column in ("sent", "skipped", "retried", "deferred", "failed", "time", "emails/s"):
+    columns = ("sent", "skipped", "retried", "deferred", "failed", "errors", "possible dup.")
+    for column in (*columns, "time", "emails/s"):
         table.add_column(column, justify="right")
     rate = stats.sent / seconds if seconds else 0.0
     table.add_row(
         str(stats.sent), str(stats.skipped), str(stats.retried), str(stats.deferred),
-        str(stats.failed), f"{seconds:.1f}s", f"{rate:.1f}",
+        str(stats.failed), str(stats.errors), str(stats.possible_duplicates),
+        f"{seconds:.1f}s", f"{rate:.1f}",
     )  # fmt: skip
     return table
 
 
+MAX_LINES = 20
+
+
 def _finish(report: RunReport, quiet: bool, interactive: bool) -> None:
-    """Cron gets one line (or nothing with --quiet); people get tables. Failures go to
-    stderr and make the exit status non-zero."""
+    """Cron gets one line (or nothing with --quiet); people get tables. Every failure is one
+    line on stderr, also under --quiet, and makes the exit status 1."""
     stats = report.send
-    problems = list(report.source_errors) + stats.failures[:20]
+    problems = list(report.source_errors) + report.skip_lines + stats.failures
     if interactive and not quiet:
         out.print(_stats_table(stats, report.seconds))
     if not quiet:
-        out.print(escape(report.summary()), highlight=False, soft_wrap=True)
-    for problem in problems:
+        out.print(escape(terminal_safe(report.summary())), highlight=False, soft_wrap=True)
+    for problem in problems[:MAX_LINES]:
         error_line(problem)
+    if len(problems) > MAX_LINES:
+        error_line(f"... and {len(problems) - MAX_LINES} more (digest stats)")
     stalled = stats.sent == 0 and (stats.deferred > 0 or stats.failed > 0 or stats.errors > 0)
     all_sources_failed = bool(report.collected) and all(r.error for r in report.collected)
     if stalled or all_sources_failed:
@@ -73,7 +86,18 @@ def _finish(report: RunReport, quiet: bool, interactive: bool) -> None:
             if stalled
             else "every source failed: check the network and the source URLs"
         )
+    if report.failed or stalled or all_sources_failed:
         raise typer.Exit(1)
+
+
+def _ready(config_path: Path | None, check: bool = True) -> tuple[Config, dict[str, Topic], Store]:
+    """Config, preflight, then the database: a setup mistake refuses to start (exit 2) before
+    anything is touched."""
+    cfg = load_config(config_path)
+    topics = open_topics(cfg)
+    if check:
+        preflight(cfg, topics)
+    return cfg, topics, Store(cfg.database.path)
 
 
 def _progress(interactive: bool) -> tuple[Progress, int]:
@@ -91,7 +115,7 @@ def _progress(interactive: bool) -> tuple[Progress, int]:
     return bar, task
 
 
-@app.command("run")
+@app.command("run", epilog=EXIT_CODES)
 @fails_cleanly
 def run_command(
     edition: Annotated[
@@ -107,21 +131,26 @@ def run_command(
     quiet: QuietOpt = False,
     config: ConfigOption = None,
 ) -> None:
-    """The daily job for cron: collect, match, render, send. Safe to run hourly and twice."""
+    """The daily job for cron: collect, match, render, send. Safe to run hourly and twice.
+
+    Refuses to start (exit 2) without DIGEST_SECRET (32+ characters), with a DKIM key that
+    does not sign, or templates that do not load. Exit 1 when a source failed, feed items were
+    skipped or a delivery failed or was deferred; the rest went out.
+    """
     now = datetime.now(UTC)
     if edition:
         try:
             now = datetime.fromisoformat(edition).replace(tzinfo=UTC, hour=23, minute=59)
         except ValueError:
             raise typer.BadParameter(f"{edition!r} is not a date", param_hint="--edition") from None
-    cfg, store = open_store(config)
+    cfg, topics, store = _ready(config, check=not dry_run)
     interactive = err.is_terminal and not quiet
     with store, RunLock(store.path):
-        pipeline = Pipeline(cfg, store, open_topics(cfg), now, clock=lambda: datetime.now(UTC))
+        pipeline = Pipeline(cfg, store, topics, now, clock=lambda: datetime.now(UTC))
         bar, task = _progress(interactive and not dry_run)
 
         def done(job: Job, status: str) -> None:
-            bar.update(task, advance=1, last=f"{status} {job.email}")
+            bar.update(task, advance=1, last=terminal_safe(f"{status} {job.email}"))
 
         with bar:
             report = asyncio.run(
@@ -131,7 +160,8 @@ def run_command(
             )
     if dry_run:
         for email, key, titles in report.plan.preview:
-            sys.stdout.write(f"{email}\t{key}\t{len(titles)} papers\t{' | '.join(titles)}\n")
+            line = f"{email}\t{key}\t{len(titles)} papers\t{' | '.join(titles)}"
+            sys.stdout.write(terminal_safe(line) + "\n")
         out.print(
             f"dry run: {len(report.plan.preview)} due, {report.plan.no_matches} without "
             f"matches, {report.plan.not_due} not due yet, {report.plan.already} already "
@@ -142,7 +172,7 @@ def run_command(
     _finish(report, quiet, interactive)
 
 
-@app.command("send")
+@app.command("send", epilog=EXIT_CODES)
 @fails_cleanly
 def send_command(
     shard: Annotated[
@@ -151,20 +181,24 @@ def send_command(
     quiet: QuietOpt = False,
     config: ConfigOption = None,
 ) -> None:
-    """Send what is planned and pending (retries included); plans nothing new."""
+    """Send what is planned and pending (retries included); plans nothing new.
+
+    Refuses to start (exit 2) on the same setup mistakes as `run`; exit 1 when a delivery
+    failed or was deferred.
+    """
     parts = _shard(shard)
-    cfg, store = open_store(config)
+    cfg, topics, store = _ready(config)
     interactive = err.is_terminal and not quiet
     now = datetime.now(UTC)
     shard_lock = RunLock(f"{store.path}.shard{parts[0]}of{parts[1]}") if parts else nullcontext()
     with store, RunLock(store.path, shared=parts is not None), shard_lock:
-        pipeline = Pipeline(cfg, store, open_topics(cfg), now, clock=lambda: datetime.now(UTC))
+        pipeline = Pipeline(cfg, store, topics, now, clock=lambda: datetime.now(UTC))
         report = RunReport(edition=now.date().isoformat())
         report.recovered = store.recover_interrupted(now.isoformat(), parts)
         bar, task = _progress(interactive)
 
         def done(job: Job, status: str) -> None:
-            bar.update(task, advance=1, last=f"{status} {job.email}")
+            bar.update(task, advance=1, last=terminal_safe(f"{status} {job.email}"))
 
         started = datetime.now(UTC)
         with bar:

@@ -134,7 +134,11 @@ def preview_command(
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         return
     scope = "all stored papers" if all_papers else f"edition {current.name}"
-    out.print(f"{len(matches)} of {len(papers)} papers match ({scope}).", highlight=False)
+    line = f"{matches.total:,} of {len(papers):,} papers match ({scope})"
+    if matches.total > len(matches):
+        limit_name = "--limit" if subscriber is None else "their max papers"
+        line += f"; showing the first {len(matches):,} ({limit_name})"
+    out.print(line + ".", highlight=False)
     for n, m in enumerate(matches, 1):
         line = Text(f"{n:>2}. ")
         line.append(_highlighted(m.paper.title, m, "title"))

@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from rich.markup import escape as _escape
 from rich.table import Table
 from rich.text import Text
 
 from digest.cli.app import (
+    EXIT_CODES,
     ConfigOption,
     app,
     error_line,
@@ -21,25 +22,35 @@ from digest.cli.app import (
     open_store,
     open_topics,
     out,
+    terminal_safe,
 )
 from digest.config import load_config
-from digest.ops import doctor, stats
-from digest.tokens import Tokens
+from digest.ops import doctor, preflight, stats
 
 
-@app.command("serve")
+def escape(text: str) -> str:
+    """For rich: markup escaped, and control characters from feeds or replies dropped."""
+    return _escape(terminal_safe(text))
+
+
+@app.command("serve", epilog=EXIT_CODES)
 @fails_cleanly
 def serve_command(
     host: Annotated[str | None, typer.Option(help="Address to listen on ([web].host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port ([web].port).")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run the web app: subscribe, confirm, unsubscribe, preferences."""
+    """Run the web app: subscribe, confirm, unsubscribe, preferences.
+
+    Refuses to start (exit 2) without DIGEST_SECRET (32+ characters), with a DKIM key that
+    does not sign or templates that do not load.
+    """
     from digest.web import serve
 
     cfg = load_config(config)
-    Tokens(cfg.secret, cfg.old_secrets)  # fail now, in one line, if DIGEST_SECRET is missing
-    serve(cfg, open_topics(cfg), host or cfg.web.host, port or cfg.web.port)
+    topics = open_topics(cfg)
+    preflight(cfg, topics)
+    serve(cfg, topics, host or cfg.web.host, port or cfg.web.port)
 
 
 @app.command("stats")
@@ -88,17 +99,24 @@ def stats_command(
         out.print(failures)
 
 
-@app.command("doctor")
+DOCTOR_EXIT_CODES = (
+    "Exit codes: 0 all done; 1 something failed: a check failed (warnings pass); "
+    "2 refused to start: the config does not load."
+)
+
+
+@app.command("doctor", epilog=DOCTOR_EXIT_CODES)
 @fails_cleanly
 def doctor_command(config: ConfigOption = None) -> None:
-    """Check the config, database, SMTP server (EHLO only), secret and public URL."""
+    """Check the config, database, SMTP server (EHLO only), secret, DKIM key (and the DNS
+    record to publish for it) and public URL. Exit 1 when a check fails."""
     cfg = load_config(config)
     checks = doctor(cfg)
     styles = {"ok": "green", "warn": "yellow", "fail": "bold red"}
     for check in checks:
         line = Text(f"{check.verdict.upper():>4}  ", style=styles[check.verdict])
-        line.append(f"{check.name}: {check.detail}", style="default")
-        out.print(line)
+        line.append(terminal_safe(f"{check.name}: {check.detail}"), style="default")
+        out.print(line, soft_wrap=True)
     failed = [c for c in checks if c.verdict == "fail"]
     if failed:
         error_line(f"{len(failed)} check(s) failed: {', '.join(c.name for c in failed)}")

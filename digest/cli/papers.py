@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -25,6 +26,29 @@ from digest.cli.app import (
 )
 from digest.collect import SourceReport, collect, selected_sources
 
+# ANSI/VT escape sequences (CSI, OSC, other ESC forms), then any control or bidi-override
+# character left: feed text must not move the cursor, retitle the terminal or reorder a line.
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window title, hyperlinks
+    r"|\x1b[@-Z\\-_]?"  # any other ESC form
+)
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def for_terminal(text: str) -> str:
+    """Text from a feed as a terminal may show it: escapes dropped, controls made spaces, and
+    rich markup escaped."""
+    return escape(_CONTROLS.sub(" ", _ESCAPES.sub("", text)))
+
+
+def json_line(row: object) -> str:
+    """One JSON object on one line, the text kept; the characters JSON leaves raw but a
+    terminal or a line-splitting reader would act on (C1, U+2028, bidi overrides) escaped."""
+    text = json.dumps(row, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
 
 @app.command("collect")
 @fails_cleanly
@@ -38,7 +62,13 @@ def collect_command(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Fetch new papers from every source into the database."""
+    """Fetch new papers from every source into the database.
+
+    Exit codes: 0 every source landed whole; 1 something was lost while the rest was stored (a
+    source failed, or items were skipped as malformed or over [collect].max_items: one line
+    each on stderr); 2 refused to start, or the database cannot be written (one line naming
+    the file).
+    """
     cfg, store = open_store(config)
     with store:
         names = [s.name for s in selected_sources(cfg, source)]
@@ -68,27 +98,42 @@ def collect_command(
                 progress=advance,
             )
         _print_reports(reports, store.count_papers())
-    failed = [r for r in reports if r.error]
-    for report in failed:
-        error_line(report.error or "")
-    if failed and len(failed) == len(reports):
+    for report in reports:
+        if report.error:
+            error_line(_plain(report.error))
+        elif report.warning:
+            err.print(
+                f"[yellow]Warning:[/yellow] {for_terminal(report.warning)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if not all(r.ok for r in reports):
         raise typer.Exit(1)
+
+
+def _plain(text: str) -> str:
+    """Controls out, markup kept literal: error_line escapes markup itself."""
+    return _CONTROLS.sub(" ", _ESCAPES.sub("", text))
 
 
 def _print_reports(reports: list[SourceReport], total: int) -> None:
     table = Table(title="collect", title_justify="left")
-    for column in ("source", "fetched", "new", "updated", "errors", "time"):
+    for column in ("source", "fetched", "new", "updated", "skipped", "errors", "time"):
         table.add_column(column, justify="left" if column == "source" else "right")
     table.add_column("note")
     for r in reports:
+        note = "failed (see below)" if r.error else for_terminal(r.note or "")
+        if r.skipped and not r.error:
+            note = f"{r.skipped} skipped (see below)" + (f"; {note}" if note else "")
         table.add_row(
-            r.source,
+            for_terminal(r.source),
             str(r.fetched),
             str(r.new),
             str(r.updated),
+            str(r.skipped),
             "1" if r.error else "0",
             f"{r.seconds:.2f}s",
-            "failed (see below)" if r.error else escape(r.note or ""),
+            note,
         )
     out.print(table)
     out.print(f"{total} papers stored.")
@@ -111,7 +156,7 @@ def papers_command(
             row = asdict(paper)
             for key in ("source", "raw_id"):
                 row.pop(key)
-            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_line(row) + "\n")
         return
     table = Table(show_lines=False)
     table.add_column("id", no_wrap=True)
@@ -124,7 +169,8 @@ def papers_command(
             f" +{len(p.authors) - 2}" if len(p.authors) > 2 else ""
         )
         upvotes = "" if p.upvotes is None else str(p.upvotes)
-        table.add_row(*(escape(c) for c in (p.id, p.title, authors, upvotes, ",".join(p.sources))))
+        cells = (p.id, p.title, authors, upvotes, ",".join(p.sources))
+        table.add_row(*(for_terminal(c) for c in cells))
     out.print(table)
     if not papers:
         out.print("No papers match." if search else "No papers yet: run `digest collect`.")

@@ -41,6 +41,9 @@ from digest.render.text import (
     _OTHER_TEMPLATES,
     CARD_CACHE,
     CAUSES,
+    FULL_CARDS,
+    FULL_CARDS_LONG,
+    LONG_EMAIL,
     MAX_LABEL,
     MAX_SUBJECT,
     RenderedEmail,
@@ -49,10 +52,12 @@ from digest.render.text import (
     and_list,
     authors_line,
     clean,
+    readable_query,
     safe_url,
     shorten,
     snippet,
     subject_for,
+    summary_line,
 )
 
 
@@ -80,6 +85,7 @@ class Renderer:
         self.cards_rendered = 0
         self._cards: dict[tuple[object, ...], _Rendered] = {}
         self._papers: dict[tuple[str, str | None], PaperView] = {}
+        self._groups: dict[tuple[str, tuple[str, ...]], tuple[tuple[str, str], str]] = {}
         folder = templates_dir(config)
         self.raw = _environment(FileSystemLoader(folder))
         processed: dict[str, str] = {}
@@ -112,9 +118,9 @@ class Renderer:
         protected, swaps = _protect(source, name)
         return _restore(inline_css(protected), swaps, name)
 
-    def _card(self, match: Match) -> _Rendered:
+    def _card(self, match: Match, compact: bool) -> _Rendered:
         paper = match.paper
-        key = (match.key, match.terms, paper.updated_at)
+        key = (match.key, match.terms, paper.updated_at, compact)
         found = self._cards.get(key)
         if found is None:
             view = self._papers.get((paper.id, paper.updated_at))
@@ -123,18 +129,29 @@ class Renderer:
                     del self._papers[next(iter(self._papers))]
                 view = view_paper(paper, self.thumbnails)
                 self._papers[(paper.id, paper.updated_at)] = view
-            card = build_card(match, self.thumbnails, view)
+            card = build_card(match, self.thumbnails, view, compact=compact)
             try:
                 html = Markup(self._t["email/digest.card.html.j2"].render(card=card))
                 text = self._t["email/digest.card.txt.j2"].render(card=card)
             except TemplateError as ex:
                 raise RenderError(f"email/digest card: {ex}") from ex
-            first = match.reasons[0] if match.reasons else Reason("query", "", "", ())
-            found = _Rendered(html, text, card.paper.title, (first.kind, first.name), first.label)
+            group, label = self._group_of(match)
+            found = _Rendered(html, text, card.paper.title, group, label)
             if len(self._cards) >= CARD_CACHE:
                 del self._cards[next(iter(self._cards))]
             self._cards[key] = found
             self.cards_rendered += 1
+        return found
+
+    def _group_of(self, match: Match) -> tuple[tuple[str, str], str]:
+        """The paper's first reason ((kind, name), label): its card goes under it."""
+        found = self._groups.get(match.key)
+        if found is None:
+            first = match.reasons[0] if match.reasons else Reason("query", "", "", ())
+            found = ((first.kind, first.name), first.label)
+            if len(self._groups) >= CARD_CACHE:
+                del self._groups[next(iter(self._groups))]
+            self._groups[match.key] = found
         return found
 
     def interests(self, sub: Subscriber) -> list[str]:
@@ -144,19 +161,17 @@ class Renderer:
 
     def _grouped(
         self, sub: Subscriber, matches: Sequence[Match]
-    ) -> list[tuple[str, list[tuple[Match, _Rendered]]]]:
-        """Each paper under its first reason (its cached card knows which), groups in the
-        subscriber's order: topics, then queries."""
-        groups: dict[tuple[str, str], tuple[str, list[tuple[Match, _Rendered]]]] = {}
+    ) -> list[tuple[tuple[str, str], str, list[Match]]]:
+        """Each paper under its first reason, groups in the subscriber's order: topics, then
+        queries; as ((kind, name), label, matches)."""
+        groups: dict[tuple[str, str], tuple[str, list[Match]]] = {}
         for m in matches:
-            card = self._card(m)
-            groups.setdefault(card.group, (card.label, []))[1].append((m, card))
-        if len(groups) == 1:
-            return list(groups.values())
+            group, label = self._group_of(m)
+            groups.setdefault(group, (label, []))[1].append(m)
         order = {("topic", t): i for i, t in enumerate(sub.topics)}
         order.update({("query", q): len(order) + i for i, q in enumerate(sub.queries)})
         ranked = sorted(groups.items(), key=lambda kv: order.get(kv[0], len(order)))
-        return [value for _, value in ranked]
+        return [(group, label, members) for group, (label, members) in ranked]
 
     def _context(
         self, sub: Subscriber, edition_name: str, edition_date: date, links: Mapping[str, str]
@@ -181,36 +196,55 @@ class Renderer:
         matches: Sequence[Match],
         edition_name: str,
         edition_date: date,
-        new_papers: int,
+        new_papers: int | None,
         links: Mapping[str, str],
         *,
+        matched: int | None = None,
         naive: bool = False,
     ) -> RenderedEmail:
-        """One subscriber's digest. `naive` renders card by card and inlines the whole email
-        (the reference the fast path must equal)."""
+        """One subscriber's digest. `matched` counts the matches before the subscriber's cap
+        (default: the matches' own `total`); `new_papers` is the edition's count. A count
+        that is None is unknown, and the email does not state it. `naive` renders card by
+        card and inlines the whole email (the reference the fast path must equal)."""
         if not matches:
             raise RenderError(f"{sub.email}: no matches to render (use nothing_new)")
+        shown = len(matches)
+        total = matched if matched is not None else getattr(matches, "total", None)
         grouped = self._grouped(sub, matches)
         labelled = len(sub.topics) + len(sub.queries) > 1
-        html_groups, text_groups, titles = [], [], []
-        for label, members in grouped:
-            html_cards: list[Any]
-            text_cards: list[Any]
-            if naive:
-                cards = [build_card(m, self.thumbnails) for m, _ in members]
-                html_cards = text_cards = cards
-            else:
-                html_cards, text_cards = [r.html for _, r in members], [r.text for _, r in members]
-            titles += [r.title for _, r in members]
+        html_groups, text_groups = [], []
+        full = FULL_CARDS if shown <= LONG_EMAIL else FULL_CARDS_LONG
+        position = 0
+        for _, label, members in grouped:
+            html_cards: list[Any] = []
+            text_cards: list[Any] = []
+            for m in members:
+                compact = position >= full
+                position += 1
+                if naive:
+                    card = build_card(m, self.thumbnails, compact=compact)
+                    html_cards.append(card)
+                    text_cards.append(card)
+                else:
+                    rendered = self._card(m, compact)
+                    html_cards.append(rendered.html)
+                    text_cards.append(rendered.text)
             name = shorten(clean(label), MAX_LABEL) if labelled else None
             html_groups.append(Group(name, _count(len(members), "paper"), html_cards))
             text_groups.append(Group(name, _count(len(members), "paper"), text_cards))
-        names = [label for label, _ in grouped]
-        subject = subject_for(len(matches), names, edition_name, edition_date)
+        names = [
+            label if kind == "topic" else readable_query(name) for (kind, name), label, _ in grouped
+        ]
+        subject = subject_for(shown, names, edition_name, edition_date)
         ctx = self._context(sub, edition_name, edition_date, links)
         ctx["subject"] = subject
-        ctx["summary"] = f"{_count(len(matches), 'paper')} matched out of {new_papers:,} new"
-        ctx["preheader"] = shorten(" · ".join(titles), 150)
+        ctx["summary"] = summary_line(shown, total, new_papers)
+        ctx["more"] = (
+            f"{_count(total - shown, 'more paper')} matched but did not fit your limit of "
+            f"{sub.max_papers}."
+            if total is not None and total > shown
+            else ""
+        )
         return self._render("digest", ctx, html_groups, text_groups, naive)
 
     def _render(
@@ -236,14 +270,15 @@ class Renderer:
         sub: Subscriber,
         edition_name: str,
         edition_date: date,
-        new_papers: int,
+        new_papers: int | None,
         cause: str | None,
         links: Mapping[str, str],
         *,
         naive: bool = False,
     ) -> RenderedEmail | None:
         """None under the `skip` policy; else a short note saying why when the cause is known:
-        `weekend`, `holiday`, or any other text (e.g. which source failed)."""
+        `weekend`, `holiday`, or any other text (e.g. which source failed). `new_papers` is
+        None when the edition's count is unknown (then it is not stated)."""
         if self.config.mail.no_matches != "note":
             return None
         ctx = self._context(sub, edition_name, edition_date, links)
@@ -254,16 +289,17 @@ class Renderer:
             MAX_SUBJECT,
         )
         ctx["summary"] = f"Nothing new for you {when}"
-        first = (
-            f"None of the {new_papers:,} new papers matched what you follow {when}."
-            if new_papers
-            else f"No new papers arrived {when}."
-        )
+        if new_papers is None:
+            first = f"None of the new papers matched what you follow {when}."
+        elif new_papers:
+            first = f"None of the {new_papers:,} new papers matched what you follow {when}."
+        else:
+            first = f"No new papers arrived {when}."
         why = CAUSES.get(cause or "") or (
             f"Why: {shorten(clean(cause), 300).rstrip('.')}." if cause else ""
         )
         ctx["note"] = [first, why] if why else [first]
-        ctx["preheader"] = " ".join(ctx["note"])
+        ctx["more"] = ""
         return self._render("digest", ctx, [], [], naive)
 
     def confirm(
@@ -299,9 +335,11 @@ __all__ = [
     "authors_line",
     "inline_css",
     "paper_links",
+    "readable_query",
     "safe_url",
     "snippet",
     "subject_for",
+    "summary_line",
     "templates_dir",
     "why_lines",
 ]

@@ -18,9 +18,12 @@ from digest.render.text import (
     _ARXIV_ID,
     _TEXT,
     _TITLE,
+    MAX_COMPACT_AUTHORS,
+    MAX_COMPACT_TITLE,
     MAX_LABEL,
     MAX_SUMMARY,
     MAX_TITLE,
+    MAX_WHY,
     _count,
     _short_number,
     abstract_snippet,
@@ -30,6 +33,8 @@ from digest.render.text import (
     segments,
     shorten,
 )
+
+COMPACT_LINKS = ("PDF", "Code")  # a compact card's links besides its title's
 
 
 def why_lines(reasons: Sequence[Reason]) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -60,7 +65,10 @@ def paper_links(paper: Paper) -> tuple[str | None, list[tuple[str, str]]]:
         (f"Code{stars}", code),
         ("Project page", safe_url(paper.project_page)),
     ]
-    kept = [(label, url) for label, url in links if url]
+    kept: list[tuple[str, str]] = []
+    for label, url in links:
+        if url and all(url != seen for _, seen in kept):  # one URL, one link: spam filters count
+            kept.append((label, url))
     return abstract or pdf, kept
 
 
@@ -111,7 +119,13 @@ def view_paper(paper: Paper, thumbnails: bool = False) -> PaperView:
 
 @dataclass(frozen=True, slots=True)
 class Card:
-    """A paper's card for one set of reasons: the paper's part plus highlights and why."""
+    """A paper's card for one set of reasons: the paper's part plus highlights and why.
+
+    `links` are the HTML links under the title (the title's own URL left out: it is the
+    title's link), `text_links` the text part's, the title's URL included: both parts carry
+    the same URLs, each once, so spam filters see no odd link count. A `compact` card (past
+    the first few of a long email) shows title, authors, why and fewer links, no abstract,
+    so the largest allowed digest stays under Gmail's clipping size."""
 
     paper: PaperView
     title: list[tuple[str, bool]]
@@ -119,6 +133,12 @@ class Card:
     why: list[tuple[str, list[tuple[str, str]]]]
     text_abstract: str
     text_why: str
+    compact: bool
+    why_line: str
+    short_title: str
+    short_authors: str
+    links: list[tuple[str, str]]
+    text_links: list[tuple[str, str]]
 
 
 def _hitting(match: Match, field: str) -> list[Term]:
@@ -131,17 +151,31 @@ def _hitting(match: Match, field: str) -> list[Term]:
 _display = functools.lru_cache(maxsize=4096)(display)
 
 
-def build_card(match: Match, thumbnails: bool = False, view: PaperView | None = None) -> Card:
+def build_card(
+    match: Match,
+    thumbnails: bool = False,
+    view: PaperView | None = None,
+    *,
+    compact: bool = False,
+) -> Card:
     """A paper's card for one set of reasons; `view` is the paper's part, if already known."""
     view = view or view_paper(match.paper, thumbnails)
-    title_terms, abstract_terms = _hitting(match, "title"), _hitting(match, "abstract")
-    body, spans = abstract_snippet(view.abstract, abstract_terms)
-    title_spans = highlight_spans(view.title, title_terms, "title") if title_terms else []
     why = why_lines(match.reasons)
     text_why = "; also ".join(
         label + (": " + ", ".join(f"{t} ({w})" if w else t for t, w in ts) if ts else "")
         for label, ts in why
     )
+    links = [(label, url) for label, url in view.links if url != view.url]
+    body = ""
+    spans: list[tuple[int, int]] = []
+    title_spans: list[tuple[int, int]] = []
+    if compact:
+        links = [(label, url) for label, url in links if label.startswith(COMPACT_LINKS)]
+    else:
+        title_terms, abstract_terms = _hitting(match, "title"), _hitting(match, "abstract")
+        body, spans = abstract_snippet(view.abstract, abstract_terms)
+        title_spans = highlight_spans(view.title, title_terms, "title") if title_terms else []
+    shown = {url for _, url in links}
     return Card(
         paper=view,
         title=segments(view.title, title_spans),
@@ -149,6 +183,12 @@ def build_card(match: Match, thumbnails: bool = False, view: PaperView | None = 
         why=why,
         text_abstract=_TEXT.fill(body),
         text_why=_TEXT.fill(f"Why: {text_why}"),
+        compact=compact,
+        why_line=shorten(f"Why: {text_why}", MAX_WHY) if compact else "",
+        short_title=shorten(view.title, MAX_COMPACT_TITLE),
+        short_authors=shorten(view.authors, MAX_COMPACT_AUTHORS),
+        links=links,
+        text_links=[(lb, url) for lb, url in view.links if url == view.url or url in shown],
     )
 
 

@@ -11,7 +11,8 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
-from digest.query import Term, highlight_spans
+from digest.errors import QueryError
+from digest.query import Term, Upvotes, highlight_spans, parse, terms_of
 
 MAX_TITLE = 300
 
@@ -28,6 +29,9 @@ MAX_SUMMARY = 600
 MAX_LABEL = 120
 
 
+MAX_WHY = 160  # a compact card's one "Why:" line
+
+
 MAX_SUBJECT = 100
 
 
@@ -38,6 +42,23 @@ WRAP = 76
 
 
 CARD_CACHE = 10_000
+
+
+# Past the first FULL_CARDS papers (FULL_CARDS_LONG in an email of more than LONG_EMAIL), a
+# compact card: the largest allowed digest (100 papers) stays under Gmail's ~102 KB clipping.
+FULL_CARDS = 10
+
+
+LONG_EMAIL = 40
+
+
+FULL_CARDS_LONG = 5
+
+
+MAX_COMPACT_TITLE = 160
+
+
+MAX_COMPACT_AUTHORS = 100
 
 
 CAUSES = {
@@ -65,6 +86,9 @@ _ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z][a-z.-]*(\.[A-Z]{2})?/\d{7}")
 
 
 _SPACE = re.compile(r"\s+")
+
+
+_OPERATORS = re.compile(r"\b(?:AND|OR|NOT)\b|\b[A-Za-z]+:|[\"()*]|(?<!\w)-|[<>=]+\d*")
 
 
 _HIDDEN = dict.fromkeys(
@@ -226,7 +250,7 @@ def subject_for(count: int, names: Sequence[str], edition_name: str, edition_dat
     head = f"{_count(count, 'new paper')}"
     shown: list[str] = []
     budget = SUBJECT_TARGET - len(head) - len(when) - 5
-    cleaned = [shorten(clean(n), 40) for n in names]
+    cleaned = [shorten(clean(n), 40) for n in names if clean(n)]
     for n, name in enumerate(cleaned):
         rest = len(cleaned) - n - 1
         if len(", ".join([*shown, name])) > budget - (len(f" and {rest} more") if rest else 0):
@@ -237,3 +261,36 @@ def subject_for(count: int, names: Sequence[str], edition_name: str, edition_dat
         listed = f"{listed} and {len(cleaned) - len(shown)} more" if shown else ""
     subject = f"{head}: {listed} - {when}" if listed else f"{head} - {when}"
     return shorten(clean(subject), MAX_SUBJECT)
+
+
+def readable_query(text: str) -> str:
+    """A query as a person would say it, for subject lines: its positive words and phrases,
+    without operators, field prefixes, quotes or wildcards
+    (`kinematic OR "motion forecasting"` reads `kinematic, motion forecasting`)."""
+    try:
+        terms = terms_of(parse(text))
+    except QueryError:
+        return ", ".join(clean(_OPERATORS.sub(" ", text)).split())
+    parts: dict[str, str] = {}
+    for term in terms:
+        if isinstance(term, Upvotes):
+            shown = f"{term.value}+ upvotes" if term.op in (">=", ">") else ""
+        elif term.field == "source":
+            shown = ""
+        else:
+            shown = clean(_OPERATORS.sub(" ", term.text or " ".join(term.words))).rstrip(".")
+        if shown:
+            parts.setdefault(shown.lower(), shown)
+    return ", ".join(parts.values())
+
+
+def summary_line(shown: int, matched: int | None, new_papers: int | None) -> str:
+    """`10 of 18 matches from 212 new papers`: what the cap left out is never hidden, and a
+    count that is not known (None) is not stated."""
+    if matched is None:
+        head = _count(shown, "matching paper")
+    elif matched > shown:
+        head = f"{shown:,} of {matched:,} matches"
+    else:
+        head = f"{shown:,} match{'' if shown == 1 else 'es'}"
+    return f"{head} from {_count(new_papers, 'new paper')}" if new_papers is not None else head

@@ -7,6 +7,7 @@ version lives in the id, not the link; the abstract carries an `arXiv:... Announ
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 from datetime import date
@@ -17,7 +18,18 @@ import httpx
 from digest.config import CollectConfig, SourceConfig
 from digest.errors import SourceError
 from digest.models import FetchResult, Paper
-from digest.sources.common import clean_text, entry_date, parse_feed, refuse_unsafe, split_arxiv_id
+from digest.sources.common import (
+    Batch,
+    ItemError,
+    SourceResult,
+    as_utf8,
+    clean_text,
+    entry_date,
+    parse_feed,
+    parse_items,
+    refuse_unsafe,
+    split_arxiv_id,
+)
 from digest.sources.http import Body, Sleep, fetch
 
 _PREFIX = re.compile(
@@ -75,12 +87,15 @@ def split_authors(entry: Any) -> list[str]:
     return names
 
 
-def parse_entry(entry: Any, source: str) -> Paper | None:
+def parse_entry(entry: Any, source: str) -> Paper:
+    """One entry -> a Paper, or ItemError (no arXiv id, no title, an unusable date...)."""
     raw_id = clean_text(entry.get("id") or entry.get("link"))
     ids = split_arxiv_id(raw_id) or split_arxiv_id(clean_text(entry.get("link")))
     title = clean_text(entry.get("title"))
-    if ids is None or not title:
-        return None
+    if ids is None:
+        raise ItemError(f"{raw_id[:80]!r} is not an arXiv id")
+    if not title:
+        raise ItemError(f"{ids[0]}: has no title")
     arxiv_id, version = ids
     summary = str(entry.get("summary") or "")
     announce = entry.get("arxiv_announce_type")
@@ -107,7 +122,7 @@ def parse_entry(entry: Any, source: str) -> Paper | None:
         authors=split_authors(entry),
         categories=list(dict.fromkeys(categories)),
         announce_type=clean_text(announce).lower() or None,
-        published=entry_date(entry),
+        published=_date(entry, arxiv_id),
         link=f"https://arxiv.org/abs/{arxiv_id}",
         pdf_url=pdf or f"https://arxiv.org/pdf/{arxiv_id}{suffix}",
         doi=clean_text(entry.get("arxiv_doi")) or None,
@@ -118,14 +133,31 @@ def parse_entry(entry: Any, source: str) -> Paper | None:
     )
 
 
-def parse(content: bytes, source: str, url: str = "") -> list[Paper]:
-    """An arXiv RSS, Atom or API document -> Papers. Malformed XML is an error, not a guess."""
+def _date(entry: Any, arxiv_id: str) -> str | None:
+    try:
+        return entry_date(entry)
+    except ItemError as ex:
+        raise ItemError(f"{arxiv_id}: {ex}") from None
+
+
+def parse_batch(content: bytes, source: str, url: str = "") -> Batch:
+    """An arXiv RSS, Atom or API document -> papers and skipped entries. Malformed XML is an
+    error, not a guess; so is a document none of whose entries is an arXiv paper."""
+    content = as_utf8(source, url or source, content)
     refuse_unsafe(source, url or source, content)
     feed = parse_feed(source, url or source, content, strict=True)
-    papers = [p for e in feed.entries if (p := parse_entry(e, source)) is not None]
-    if feed.entries and not papers:
-        raise SourceError(f"{source}: {url} has entries but none with an arXiv id; is it arXiv?")
-    return papers
+    batch = parse_items(feed.entries, parse_entry, source)
+    if feed.entries and not batch.papers:
+        raise SourceError(
+            f"{source}: {url} has entries but none with an arXiv id; is it arXiv? "
+            f"({batch.reasons[0]})"
+        )
+    return batch
+
+
+def parse(content: bytes, source: str, url: str = "") -> list[Paper]:
+    """Only the papers: for callers that do not report skipped items (benchmarks, tools)."""
+    return parse_batch(content, source, url).papers
 
 
 def with_date_range(url: str, since: date, until: date) -> str:
@@ -155,7 +187,7 @@ async def collect(
         client, src.name, url, settings, cached=cached, timeout=src.timeout, sleep=sleep
     )
     if body.not_modified:
-        return FetchResult(
+        return SourceResult(
             src.name,
             url=body.url,
             etag=body.etag,
@@ -163,8 +195,17 @@ async def collect(
             not_modified=True,
             note="not modified since last run",
         )
-    papers = parse(body.content, src.name, body.url)
+    batch = await asyncio.to_thread(parse_batch, body.content, src.name, body.final_url)
     note = None
-    if not papers:
+    if not batch.papers and not batch.skipped:
         note = "feed is empty (arXiv announces nothing on weekends and holidays)"
-    return FetchResult(src.name, papers, body.url, body.etag, body.last_modified, note=note)
+    return SourceResult(
+        src.name,
+        batch.papers,
+        body.url,
+        body.etag,
+        body.last_modified,
+        note=note,
+        skipped=batch.skipped,
+        skip_reasons=batch.reasons,
+    )

@@ -1,10 +1,14 @@
-"""What every source parser needs: safe feed parsing, arXiv ids, plain text from feed markup."""
+"""What every source parser needs: safe feed parsing, arXiv ids, plain text from feed markup,
+and the per-item guard that makes one bad item cost that item, never its source."""
 
 from __future__ import annotations
 
 import calendar
 import hashlib
+import html
 import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
@@ -12,6 +16,93 @@ from typing import Any
 import feedparser
 
 from digest.errors import SourceError
+from digest.models import FetchResult, Paper
+
+INT64_MAX = 2**63 - 1
+_COUNTS = ("version", "upvotes", "num_comments", "github_stars")
+_MAX_DIGITS = 18
+REASONS_KEPT = 10
+
+
+class ItemError(ValueError):
+    """One item of a source cannot be used; the message says why. Costs that item only."""
+
+
+@dataclass
+class Batch:
+    """A parsed body: the usable papers, and how many items were skipped and why (the first few)."""
+
+    papers: list[Paper] = field(default_factory=list)
+    skipped: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.skipped += count
+        if len(self.reasons) < REASONS_KEPT:
+            self.reasons.append(reason)
+
+    def extend(self, other: Batch) -> None:
+        self.papers.extend(other.papers)
+        self.skipped += other.skipped
+        self.reasons.extend(other.reasons[: REASONS_KEPT - len(self.reasons)])
+
+
+@dataclass(slots=True)
+class SourceResult(FetchResult):
+    """A FetchResult that also says which items were skipped, so the run can say so."""
+
+    skipped: int = 0
+    skip_reasons: list[str] = field(default_factory=list)
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages about hostile input."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number" if isinstance(value, int | float) else "a value")
+
+
+def parse_items(items: Iterable[Any], parse_one: Callable[[Any, str], Paper], source: str) -> Batch:
+    """Each item under its own guard: a bad one is counted with its reason, the rest are kept.
+    Every paper is also checked to fit the store (SQLite integers are 64-bit)."""
+    batch = Batch()
+    for number, item in enumerate(items, 1):
+        try:
+            paper = parse_one(item, source)
+            check_storable(paper)
+        except ItemError as ex:
+            batch.skip(f"item {number}: {ex}")
+        except Exception as ex:  # hostile data meeting a parser's blind spot costs one item
+            batch.skip(f"item {number}: unexpected {type(ex).__name__}: {ex}"[:300])
+        else:
+            batch.papers.append(paper)
+    return batch
+
+
+def check_storable(paper: Paper) -> None:
+    """Counts and versions are non-negative 64-bit integers, or the item is refused."""
+    for name in _COUNTS:
+        value = getattr(paper, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ItemError(f"{paper.id}: {name} is {json_type(value)}, expected an integer")
+        if not 0 <= value <= INT64_MAX:
+            raise ItemError(f"{paper.id}: {name} {short_number(value)} is out of range")
+
+
+def short_number(value: int) -> str:
+    text = str(value)
+    return text if len(text) <= 20 else f"{text[:12]}... ({len(text)} digits)"
+
+
+def count_from_text(digits: str, what: str) -> int:
+    """An integer from a string of digits, refusing absurd lengths before converting."""
+    if len(digits) > _MAX_DIGITS:
+        raise ItemError(f"{what} {digits[:12]}... ({len(digits)} digits) is out of range")
+    return int(digits)
+
 
 ARXIV_ID = re.compile(r"(\d{4}\.\d{4,5})(?:v(\d+))?$|([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?$")
 _ARXIV_IN_URL = re.compile(
@@ -19,6 +110,7 @@ _ARXIV_IN_URL = re.compile(
     r"((?:\d{4}\.\d{4,5})|(?:[a-z\-]+(?:\.[A-Z]{2})?/\d{7}))(?:v(\d+))?(?:\.pdf)?/?(?:[?#].*)?$"
 )
 _SPACE = re.compile(r"\s+")
+_ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
 _HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>])", re.I | re.S)
 
 
@@ -28,13 +120,22 @@ def split_arxiv_id(raw: str) -> tuple[str, int | None] | None:
     tail = raw.strip().rsplit(":", 1)[-1] if raw.startswith("oai:") else raw.strip()
     found = _ARXIV_IN_URL.search(tail)
     if found:
-        return found.group(1), int(found.group(2)) if found.group(2) else None
+        return found.group(1), _version(found.group(1), found.group(2))
     found = ARXIV_ID.search(tail)
     if not found:
         return None
     if found.group(1):
-        return found.group(1), int(found.group(2)) if found.group(2) else None
-    return found.group(3), int(found.group(4)) if found.group(4) else None
+        return found.group(1), _version(found.group(1), found.group(2))
+    return found.group(3), _version(found.group(3), found.group(4))
+
+
+def _version(arxiv_id: str, digits: str | None) -> int | None:
+    """Raises ItemError for an absurd version (v99999999999999999999999): that item is bad."""
+    if not digits:
+        return None
+    if len(digits) > _MAX_DIGITS:
+        raise ItemError(f"{arxiv_id}: version v{short_number(int(digits[:40]))} is out of range")
+    return int(digits)
 
 
 def link_key(link: str) -> str:
@@ -43,8 +144,12 @@ def link_key(link: str) -> str:
 
 
 def clean_text(value: Any) -> str:
-    """Collapse whitespace; `<` and `&` stay as they are (escaping is the renderer's job)."""
-    return _SPACE.sub(" ", str(value or "")).strip()
+    """Collapse whitespace and decode entities left over from double escaping (`&amp;nbsp;`);
+    `<` and `&` stay as they are (escaping is the renderer's job)."""
+    text = str(value or "")
+    if "&" in text:
+        text = _ENTITY.sub(lambda m: html.unescape(m.group()), text)
+    return _SPACE.sub(" ", text).strip()
 
 
 class _TextExtractor(HTMLParser):
@@ -89,16 +194,46 @@ def refuse_unsafe(name: str, url: str, content: bytes, content_type: str = "") -
         )
 
 
+_WIDE = (
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\xfe\xff", "utf-16-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00<\x00?", "utf-16-be"),
+    (b"<\x00?\x00", "utf-16-le"),
+)
+_DECLARED = re.compile(r"^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*([\"'])[^\"']*\2", re.S)
+
+
+def as_utf8(name: str, url: str, content: bytes) -> bytes:
+    """UTF-16 and UTF-32 documents (with a BOM, or starting `<` in either) become UTF-8, so the
+    safety checks and the parser see the same characters the server meant."""
+    for mark, codec in _WIDE:
+        if content.startswith(mark):
+            try:
+                text = content.decode(codec)
+            except UnicodeDecodeError as ex:
+                raise SourceError(f"{name}: {url} starts like {codec} but is not: {ex}") from ex
+            text = _DECLARED.sub(r"\1", text.lstrip("\ufeff"), count=1)
+            return text.encode("utf-8")
+    return content
+
+
 def parse_feed(name: str, url: str, content: bytes, strict: bool) -> Any:
-    """feedparser on bytes, never a URL; `strict` turns malformed XML into an error."""
+    """feedparser on bytes, never a URL; `strict` turns malformed XML into an error. An http(s)
+    `url` is the document's address, against which relative links are resolved."""
     if not content.strip():
         raise SourceError(f"{name}: {url} returned an empty body; expected a feed")
     start = content.lstrip()[:1]
     if start != b"<" and not content.startswith(b"\xef\xbb\xbf"):
-        raise SourceError(
-            f"{name}: {url} is not an RSS or Atom feed (it starts with {start.decode('latin-1')!r})"
-        )
-    parsed = feedparser.parse(content, sanitize_html=False, resolve_relative_uris=False)
+        shown = start.decode("latin-1")
+        raise SourceError(f"{name}: {url} is not an RSS or Atom feed (it starts with {shown!r})")
+    headers = {"content-location": url} if url.startswith(("http://", "https://")) else None
+    parsed = feedparser.parse(
+        content, sanitize_html=False, resolve_relative_uris=False, response_headers=headers
+    )
     problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
     benign = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
     if problem is not None and not isinstance(problem, benign):
@@ -114,9 +249,20 @@ def parse_feed(name: str, url: str, content: bytes, strict: bool) -> Any:
 
 
 def entry_date(entry: Any) -> str | None:
-    """An entry's publication time as ISO 8601 UTC, from whichever date it carries."""
-    for key in ("published_parsed", "updated_parsed"):
-        value = entry.get(key)
+    """An entry's publication time as ISO 8601 UTC. A date given but unusable (year 0, a date
+    no format reads) makes the item bad: storing it undated would misplace it."""
+    problem = None
+    for key in ("published", "updated"):
+        # dict.get: feedparser's own get maps a missing `updated` to `published`, with a warning
+        raw = clean_text(dict.get(entry, key))[:40]
+        value = dict.get(entry, f"{key}_parsed")
         if value:
-            return datetime.fromtimestamp(calendar.timegm(value), UTC).isoformat()
+            try:
+                return datetime.fromtimestamp(calendar.timegm(value), UTC).isoformat()
+            except (ValueError, OverflowError, OSError) as ex:
+                problem = problem or f"date {raw!r} is out of range ({ex})"
+        elif raw:
+            problem = problem or f"date {raw!r} is not a date"
+    if problem:
+        raise ItemError(problem)
     return None

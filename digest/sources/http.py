@@ -2,13 +2,21 @@
 
 feedparser and json never see a URL: they get bytes this module read under these limits.
 A `url` that is not http(s) is a local file (recordings for the demo and tests).
+
+The cap holds on the bytes we keep, after decompression: bodies are read raw and inflated here,
+never more than the cap, one known encoding at most (stacked encodings multiply). Redirects
+are followed here too, so a redirect into a loopback, private or link-local address can be
+refused before any connection is made to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import random
+import socket
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +29,9 @@ from digest.errors import SourceError
 
 Sleep = Callable[[float], Awaitable[None]]
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+MAX_REDIRECTS = 10
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,12 @@ class Body:
     etag: str | None = None
     last_modified: str | None = None
     not_modified: bool = False
+    location: str = ""
+
+    @property
+    def final_url(self) -> str:
+        """The document's own address after redirects: the base for its relative links."""
+        return self.location or self.url
 
 
 def is_local(url: str) -> bool:
@@ -69,6 +86,151 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+class _Inflater:
+    """Decompresses one encoding without ever producing more than `cap` bytes in total."""
+
+    def __init__(self, encoding: str, cap: int) -> None:
+        self.encoding = encoding
+        self.cap = cap
+        self.total = 0
+        self.started = False
+        self.inflater = zlib.decompressobj(_WBITS[encoding]) if encoding in _WBITS else None
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self.inflater is None:
+            self.total += len(data)
+            return [data] if self.total <= self.cap else []
+        out: list[bytes] = []
+        pending = data
+        while pending and not self.inflater.eof and self.total <= self.cap:
+            try:
+                chunk = self.inflater.decompress(pending, self.cap - self.total + 1)
+            except zlib.error:
+                if self.encoding != "deflate" or self.started:
+                    raise
+                self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, no header
+                self.started = True
+                continue
+            self.started = True
+            self.total += len(chunk)
+            out.append(chunk)
+            pending = self.inflater.unconsumed_tail
+        return out
+
+    def finish(self) -> list[bytes]:
+        """What the decompressor still holds once the body has ended, within the cap."""
+        if self.inflater is None or self.total > self.cap:
+            return []
+        rest = self.inflater.flush(self.cap - self.total + 1)
+        self.total += len(rest)
+        return [rest]
+
+    @property
+    def over(self) -> bool:
+        return self.total > self.cap
+
+
+def _encoding(name: str, url: str, response: httpx.Response) -> str:
+    codings = [
+        c.strip().lower()
+        for c in response.headers.get_list("content-encoding", split_commas=True)
+        if c.strip() and c.strip().lower() != "identity"
+    ]
+    if len(codings) > 1:
+        raise SourceError(
+            f"{name}: GET {url}: refused stacked Content-Encoding {', '.join(codings)} "
+            "(each layer multiplies the size; we accept one of gzip or deflate)"
+        )
+    if codings and codings[0] not in _WBITS:
+        raise SourceError(
+            f"{name}: GET {url}: refused Content-Encoding {codings[0]!r} "
+            "(we ask for and accept gzip or deflate only)"
+        )
+    return codings[0] if codings else "identity"
+
+
+async def _read_capped(name: str, url: str, response: httpx.Response, cap: int) -> bytes:
+    """The body, decompressed as it arrives; stops as soon as the cap is passed."""
+    encoding = _encoding(name, url, response)
+    inflater = _Inflater(encoding, cap)
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        async for raw in response.aiter_raw():
+            received += len(raw)
+            if received > cap:
+                raise SourceError(
+                    f"{name}: GET {url} sent more than {cap:,} bytes; "
+                    "stopped reading (raise [collect].max_bytes if this is expected)"
+                )
+            chunks.extend(inflater.feed(raw))
+            if inflater.over:
+                break
+        else:
+            chunks.extend(inflater.finish())
+        if inflater.over:
+            raise SourceError(
+                f"{name}: GET {url}: body over {cap:,} bytes after decompression "
+                f"({encoding}); stopped reading (raise [collect].max_bytes if this is expected)"
+            )
+    except zlib.error as ex:
+        raise SourceError(f"{name}: GET {url}: the {encoding} body is corrupt: {ex}") from ex
+    return b"".join(chunks)
+
+
+def address_range(host: str) -> str:
+    """loopback, link-local, private (any other non-global address) or public."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        name = host.lower().rstrip(".")
+        return "loopback" if name == "localhost" or name.endswith(".localhost") else "public"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local"
+    return "public" if ip.is_global else "private"
+
+
+async def _host_range(host: str) -> str:
+    """The range a host is in; a name is resolved first, and is as internal as its worst address
+    (a name that does not resolve fails at connection anyway)."""
+    kind = address_range(host)
+    if kind != "public" or _is_ip(host):
+        return kind
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return "public"
+    kinds = {address_range(str(info[4][0])) for info in infos}
+    return next((k for k in ("link-local", "private", "loopback") if k in kinds), "public")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+async def _redirect_target(name: str, current: httpx.URL, location: str, allowed: str) -> httpx.URL:
+    """Where a redirect leads, if we may go: http(s) only, and never into a loopback, private or
+    link-local range other than the configured URL's own (a feed must not reach internal pages)."""
+    target = current.join(location)
+    if target.scheme not in ("http", "https") or not target.host:
+        raise SourceError(f"{name}: GET {current} redirects to {str(target)[:200]}: not http(s)")
+    kind = await _host_range(target.host)
+    if kind != "public" and kind != allowed:
+        raise SourceError(
+            f"{name}: GET {current} redirects to {target.host} ({kind} address); refused: "
+            "a feed may not lead into an internal network (configure that URL directly if meant)"
+        )
+    return target
+
+
 async def _get_once(
     client: httpx.AsyncClient,
     name: str,
@@ -78,24 +240,27 @@ async def _get_once(
     timeout: float,
 ) -> tuple[httpx.Response, bytes]:
     async with asyncio.timeout(timeout):
-        async with client.stream("GET", url, headers=headers, timeout=timeout) as response:
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > settings.max_bytes:
-                raise SourceError(
-                    f"{name}: GET {url} announces {int(declared):,} bytes, over the "
-                    f"{settings.max_bytes:,}-byte cap; refused without reading it"
-                )
-            chunks: list[bytes] = []
-            total = 0
-            async for chunk in response.aiter_bytes():
-                total += len(chunk)
-                if total > settings.max_bytes:
+        current = httpx.URL(url)
+        allowed: str | None = None  # the configured URL's range, looked up at the first redirect
+        for _ in range(MAX_REDIRECTS + 1):
+            async with client.stream(
+                "GET", current, headers=headers, timeout=timeout, follow_redirects=False
+            ) as response:
+                location = response.headers.get("location")
+                if response.status_code in REDIRECT_STATUSES and location:
+                    allowed = allowed or await _host_range(httpx.URL(url).host)
+                    current = await _redirect_target(name, current, location, allowed)
+                    continue
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > settings.max_bytes:
                     raise SourceError(
-                        f"{name}: GET {url} sent more than {settings.max_bytes:,} bytes; "
-                        "stopped reading (raise [collect].max_bytes if this is expected)"
+                        f"{name}: GET {current} announces {int(declared):,} bytes, over the "
+                        f"{settings.max_bytes:,}-byte cap; refused without reading it"
                     )
-                chunks.append(chunk)
-            return response, b"".join(chunks)
+                return response, await _read_capped(
+                    name, str(current), response, settings.max_bytes
+                )
+        raise SourceError(f"{name}: GET {url} redirected more than {MAX_REDIRECTS} times")
 
 
 async def fetch(
@@ -145,6 +310,7 @@ async def fetch(
             if 200 <= status < 300:
                 return Body(
                     url=full_url,
+                    location=str(response.url),
                     content=content,
                     content_type=response.headers.get("content-type", ""),
                     etag=response.headers.get("etag"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Self
 
@@ -16,6 +16,26 @@ from digest.errors import StoreError
 from digest.store.schema import migrations
 
 BUSY_TIMEOUT_MS = 10_000
+
+
+_STORAGE_FAULTS = {
+    "readonly": "the database (or its folder) is read-only: make both writable for this user",
+    "read-only": "the database (or its folder) is read-only: make both writable for this user",
+    "disk is full": "the disk is full: free space, then run again (nothing was half-written)",
+    "disk i/o": "the disk failed a read or write (full, removed or failing): check it, then run "
+    "again (nothing was half-written)",
+    "unable to open": "the file or its folder cannot be opened: check the path and permissions",
+}
+
+
+def storage_error(path: str, ex: sqlite3.Error) -> Exception:
+    """A storage fault as one line naming the file and what to do; anything else unchanged
+    (a bug in a statement stays a bug)."""
+    text = str(ex).lower()
+    for needle, advice in _STORAGE_FAULTS.items():
+        if needle in text:
+            return StoreError(f"{path}: {ex}: {advice}")
+    return ex
 
 
 class StoreBase:
@@ -35,7 +55,12 @@ class StoreBase:
             self.db = sqlite_utils.Database(conn)
             with self.write():
                 migrations.apply(self.db)
+        except StoreError:
+            raise
         except (sqlite3.Error, OSError) as ex:
+            error = storage_error(self.path, ex) if isinstance(ex, sqlite3.Error) else ex
+            if isinstance(error, StoreError):
+                raise StoreError(f"cannot open database: {error}") from ex
             raise StoreError(f"{self.path}: cannot open database: {ex}") from ex
 
     def close(self) -> None:
@@ -55,14 +80,21 @@ class StoreBase:
             with self.db.atomic():
                 yield self.db
             return
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self.db
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as ex:
+            error = storage_error(self.path, ex)
+            if error is ex:
+                raise
+            raise error from ex
 
     def schema_version(self) -> int:
         return len(migrations.applied(self.db))

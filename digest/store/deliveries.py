@@ -35,8 +35,8 @@ class DeliveriesMixin(StoreBase):
         with self.write():
             cursor = self.db.conn.executemany(
                 "insert or ignore into deliveries (subscriber_id, email, edition, status, papers,"
-                " attempts, last_reply, message_id, possible_duplicate, created_at, updated_at)"
-                " values (?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?)",
+                " attempts, last_reply, message_id, possible_duplicate, created_at, updated_at,"
+                " matched, new_papers) values (?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?, ?)",
                 [
                     (
                         r["subscriber_id"],
@@ -48,6 +48,8 @@ class DeliveriesMixin(StoreBase):
                         r["message_id"],
                         now,
                         now,
+                        r.get("matched"),
+                        r.get("new_papers"),
                     )
                     for r in rows
                 ],
@@ -126,6 +128,25 @@ class DeliveriesMixin(StoreBase):
                 "update deliveries set status = 'pending', last_reply = ?, next_attempt_at = ?,"
                 " updated_at = ? where id = ?",
                 [reply, next_attempt_at, now, delivery_id],
+            )
+
+    def flag_possible_duplicate(self, delivery_id: int, now: str) -> None:
+        """The reply to the end of DATA was lost: the server may have queued the message, so
+        the resend is flagged, like one after a crash."""
+        with self.write():
+            self.db.execute(
+                "update deliveries set possible_duplicate = 1, updated_at = ? where id = ?",
+                [now, delivery_id],
+            )
+
+    def mark_unbuilt(self, delivery_id: int, reason: str, now: str) -> None:
+        """Our side could not build the message (secret, DKIM key, templates): the delivery
+        stays pending and due, so the next run after the fix sends it."""
+        with self.write():
+            self.db.execute(
+                "update deliveries set status = 'pending', last_reply = ?, updated_at = ?"
+                " where id = ?",
+                [reason, now, delivery_id],
             )
 
     def mark_skipped(self, delivery_id: int, reason: str, now: str) -> None:

@@ -182,3 +182,11 @@ def m006_subscriber_ids_never_reused(db: sqlite_utils.Database) -> None:
     db.execute("alter table subscribers_new rename to subscribers")
     db.execute("create unique index subscribers_email on subscribers (email collate nocase)")
     db.execute("create index idx_subscribers_status on subscribers (status)")
+
+
+@migrations()
+def m007_delivery_counts(db: sqlite_utils.Database) -> None:
+    # What the email says ("10 of 18 matches from 54 new papers") is fixed when it is planned,
+    # so a delivery sent on a later day or by another worker states its own edition's numbers.
+    db["deliveries"].add_column("matched", int)
+    db["deliveries"].add_column("new_papers", int)

@@ -3,15 +3,24 @@ rate limits. Starlette middleware, no routes."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict, deque
-from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("digest.web")
+ERROR_PAGE = (
+    b"<!DOCTYPE html><html lang=en><meta charset=utf-8><title>Something went wrong</title>"
+    b"<h1>Something went wrong</h1><p>Our fault, not yours. Please try again later.</p></html>"
+)
 
 
 class SecurityHeaders:
-    """Headers every page carries; token pages are also never cached."""
+    """Headers every page carries, error pages included; token pages are also never cached.
+
+    It also answers an unexpected exception itself (a plain 500 page, logged in one line with
+    its traceback): Starlette's own 500 is sent outside every middleware, without headers."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -22,7 +31,7 @@ class SecurityHeaders:
             return
         token_page = scope["path"].startswith(("/c/", "/u/", "/manage/"))
 
-        async def with_headers(message: dict[str, Any]) -> None:
+        async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += [
@@ -38,9 +47,23 @@ class SecurityHeaders:
                 if token_page:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
+                started.append(True)
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        started: list[bool] = []
+        try:
+            await self.app(scope, receive, with_headers)
+        except Exception:
+            log.exception("%s %s failed", scope.get("method"), scope["path"][:200])
+            if started:
+                raise
+            await with_headers(
+                {"type": "http.response.start", "status": 500, "headers": [
+                    (b"content-type", b"text/html; charset=utf-8"),
+                    (b"content-length", str(len(ERROR_PAGE)).encode()),
+                ]}
+            )  # fmt: skip
+            await send({"type": "http.response.body", "body": ERROR_PAGE})
 
 
 class RateLimiter:

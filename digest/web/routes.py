@@ -3,35 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
-from zoneinfo import available_timezones
 
 from starlette.background import BackgroundTask
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from digest import subscribers as subs
 from digest.config import Config
-from digest.errors import DigestError, QueryError, SubscriberError, TokenError
-from digest.models import WEEKDAYS, Subscriber, Topic
+from digest.errors import SubscriberError, TokenError
+from digest.models import Subscriber, Topic
 from digest.pages import Pages
 from digest.pipeline import send_confirmation
-from digest.query import parse
 from digest.render import Renderer
 from digest.send import Transport
 from digest.store import Store
 from digest.tokens import TokenExpired, Tokens, subscriber_links
+from digest.web.forms import CSRF_COOKIE, csrf_for, csrf_ok, field, form_context, read_preferences
 from digest.web.guard import RateLimiter
 
-CSRF_COOKIE = "digest_csrf"
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
-ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
 Clock = Callable[[], datetime]
+log = logging.getLogger("digest.web")
 
 
 class Web:
@@ -55,6 +52,7 @@ class Web:
         self.limits = RateLimiter()
         self.store: Store | None = None
         self.stylesheet = self.pages.stylesheet()
+        self.confirmations_failed = 0
 
     # plumbing -------------------------------------------------------------------
 
@@ -81,20 +79,12 @@ class Web:
                 return forwarded.split(",")[-1].strip()
         return request.client.host if request.client else "unknown"
 
-    def csrf_for(self, request: Request) -> str:
-        return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-
     def with_csrf(self, response: Response, token: str) -> Response:
         secure = self.config.web.base_url.startswith("https://")
         response.set_cookie(
             CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/"
         )
         return response
-
-    def csrf_ok(self, request: Request, form: FormData) -> bool:
-        cookie = request.cookies.get(CSRF_COOKIE, "")
-        sent = str(form.get("csrf", ""))
-        return bool(cookie) and secrets.compare_digest(cookie, sent)
 
     def bad_token(self, ex: TokenError) -> HTMLResponse:
         if isinstance(ex, TokenExpired):
@@ -118,104 +108,61 @@ class Web:
             raise TokenError(f"this {purpose} link is not valid any more")
         return sub
 
-    def form_context(
-        self, sub: Subscriber, errors: dict[str, str] | None = None, queries_text: str = ""
-    ) -> dict[str, Any]:
-        return {
-            "topics": list(self.topics.values()),
-            "chosen_topics": sub.topics,
-            "queries_text": queries_text or "\n".join(sub.queries),
-            "cadence": sub.cadence,
-            "weekday": sub.weekday,
-            "weekdays": WEEKDAYS,
-            "hour": sub.hour,
-            "tz": sub.tz,
-            "max_papers": sub.max_papers,
-            "zones": ZONES,
-            "errors": errors or {},
-        }
-
-    def read_preferences(self, form: FormData, base: Subscriber) -> tuple[Subscriber, dict]:
-        """The form's preferences over `base`; errors by field, each query checked with a caret."""
-        errors: dict[str, str] = {}
-        queries = [q.strip() for q in str(form.get("queries", "")).splitlines() if q.strip()]
-        for query in queries:
-            try:
-                parse(query)
-            except QueryError as ex:
-                errors["queries"] = ex.caret()
-                break
-
-        def number(name: str, default: int) -> int:
-            value = str(form.get(name, "")).strip()
-            return int(value) if value.isascii() and value.isdigit() else default
-
-        sub = Subscriber(
-            email=base.email,
-            id=base.id,
-            status=base.status,
-            queries=queries,
-            topics=[str(t) for t in form.getlist("topic")],
-            cadence=str(form.get("cadence", base.cadence)),
-            weekday=str(form.get("weekday", base.weekday)),
-            hour=number("hour", base.hour),
-            tz=str(form.get("tz", base.tz)).strip() or "UTC",
-            max_papers=number("max_papers", base.max_papers),
-            min_upvotes=base.min_upvotes,
-        )
-        if not errors:
-            try:
-                subs.validate(sub, self.topics)
-            except SubscriberError as ex:
-                errors["other"] = str(ex).split(": ", 1)[-1]
-        return sub, errors
-
     async def confirm_quietly(self, sub: Subscriber) -> None:
         """Sent after the response, so the page and its timing are the same whether or not
-        an address is known; a failure is recorded on the subscriber, never shown."""
+        an address is known. Any failure (a refused address, a message that cannot be built
+        for it, a dead relay) is counted, logged in one line and recorded on the subscriber;
+        it is never shown, and never escapes into the server."""
+        shown = subs.for_confirmation(sub)  # topic names and a count: never the queries' text
         try:
             await asyncio.wait_for(
                 send_confirmation(
-                    self.config, self.renderer, self.tokens, sub, self.clock(), self.transport
+                    self.config, self.renderer, self.tokens, shown, self.clock(), self.transport
                 ),
                 self.config.smtp.timeout * 3,
             )
-        except (DigestError, TimeoutError, OSError) as ex:
-            self.db().record_event(
-                sub.id or 0, sub.email, self.now(), "confirmation failed", str(ex)[:300]
-            )
+        except Exception as ex:  # isolation: one address costs one email, never the server
+            self.confirmations_failed += 1
+            reason = f"{type(ex).__name__}: {ex}"[:300]
+            log.warning("confirmation to %s failed: %s", sub.email, reason)
+            try:
+                self.db().record_event(
+                    sub.id or 0, sub.email, self.now(), "confirmation failed", reason
+                )
+            except Exception as store_ex:
+                log.error("confirmation failure for %s not recorded: %s", sub.email, store_ex)
 
     # routes ---------------------------------------------------------------------
 
     async def home(self, request: Request) -> Response:
-        csrf = self.csrf_for(request)
+        csrf = csrf_for(request)
         blank = Subscriber(email="")
         response = self.page(
-            "subscribe", title="Subscribe", csrf=csrf, email="", **self.form_context(blank)
+            "subscribe", title="Subscribe", csrf=csrf, email="", **form_context(self.topics, blank)
         )
         return self.with_csrf(response, csrf)
 
     async def subscribe(self, request: Request) -> Response:
         form = await request.form()
-        csrf = self.csrf_for(request)
-        if not self.csrf_ok(request, form):
+        csrf = csrf_for(request)
+        if not csrf_ok(request, form):
             return self.with_csrf(
                 self.message("Please try again", "The form had expired. It has been reloaded.",
                              status=403, link={"href": "/", "label": "Back to the form"}),
                 csrf,
             )  # fmt: skip
-        raw_email = str(form.get("email", "")).strip()
+        raw_email = field(form, "email").strip()
         errors: dict[str, str] = {}
         try:
             email = subs.normalize_email(raw_email)
         except SubscriberError:
             email = raw_email
             errors["email"] = "This does not look like an email address."
-        sub, more = self.read_preferences(form, Subscriber(email=email))
+        sub, more = read_preferences(self.topics, form, Subscriber(email=email))
         errors.update(more)
         if errors:
-            queries_text = str(form.get("queries", ""))
-            context = self.form_context(sub, errors, queries_text)
+            queries_text = field(form, "queries")
+            context = form_context(self.topics, sub, errors, queries_text)
             response = self.page(
                 "subscribe", 422, title="Subscribe", csrf=csrf, email=raw_email, **context
             )
@@ -242,13 +189,47 @@ class Web:
             f"The link works for {self.config.web.confirm_hours} hours.",
         )
 
-    async def confirm(self, request: Request) -> Response:
+    async def confirm_page(self, request: Request) -> Response:
+        """A GET (or HEAD) never confirms: mail scanners open links. It shows a button."""
         token = request.path_params["token"]
         try:
             sub = self.subscriber_from("confirm", token, self.config.web.confirm_hours * 3600)
         except TokenError as ex:
             return self.bad_token(ex)
-        sub = subs.confirm(self.db(), sub.id or 0, self.now())
+        if sub.status in ("active", "paused"):
+            return self.subscribed_page(sub)
+        if sub.status == "unsubscribed" and not subs.asked_to_come_back(self.db(), sub.id or 0):
+            return self.stale_confirmation()
+        return self.message(
+            "Confirm your subscription",
+            f"Start sending {self.brand} to {sub.email}?",
+            button={"action": f"/c/{token}", "label": "Confirm my subscription",
+                    "style": "primary", "fields": []},
+        )  # fmt: skip
+
+    async def confirm(self, request: Request) -> Response:
+        """POST from the confirmation page: the owner's deliberate action."""
+        token = request.path_params["token"]
+        try:
+            sub = self.subscriber_from("confirm", token, self.config.web.confirm_hours * 3600)
+        except TokenError as ex:
+            return self.bad_token(ex)
+        try:
+            sub = subs.confirm(self.db(), sub.id or 0, self.now())
+        except SubscriberError:
+            return self.stale_confirmation()
+        return self.subscribed_page(sub)
+
+    def stale_confirmation(self) -> HTMLResponse:
+        return self.message(
+            "This link does not work any more",
+            "The address was unsubscribed after this link was sent. To come back, subscribe "
+            "again and confirm with the new link.",
+            status=410,
+            link={"href": "/", "label": "Subscribe again"},
+        )
+
+    def subscribed_page(self, sub: Subscriber) -> HTMLResponse:
         links = subscriber_links(self.tokens, self.config.web.base_url, sub.id or 0, sub.email)
         interests = [self.topics[t].title for t in sub.topics if t in self.topics] + sub.queries
         when = f"every {sub.weekday}" if sub.cadence == "weekly" else "every day"
@@ -315,9 +296,8 @@ class Web:
             return self.bad_token(ex)
         response = self.check_inbox(sub.email)
         if sub.status == "unsubscribed":
-            sub = self.db().update_subscriber(
-                sub.id or 0, {"status": "pending"}, self.now(), "pending", "asked to come back"
-            )
+            cause = "asked to come back from the unsubscribe page"
+            sub = subs.ask_to_come_back(self.db(), sub, {}, self.now(), cause)
             per_address = self.config.web.confirmations_per_address_per_day
             if self.limits.allow(f"address:{sub.email.lower()}", per_address, 86400.0):
                 response.background = BackgroundTask(self.confirm_quietly, sub)
@@ -329,18 +309,18 @@ class Web:
             sub = self.subscriber_from("manage", token)
         except TokenError as ex:
             return self.bad_token(ex)
-        csrf = self.csrf_for(request)
+        csrf = csrf_for(request)
         if request.method == "GET":
             return self.with_csrf(self.manage_page(sub, token, csrf), csrf)
         form = await request.form()
-        if not self.csrf_ok(request, form):
+        if not csrf_ok(request, form):
             return self.with_csrf(self.manage_page(sub, token, csrf, status=403,
                                                    notice="The form had expired; try again."),
                                   csrf)  # fmt: skip
-        action = str(form.get("action", "save"))
+        action = field(form, "action", "save")
         store, now = self.db(), self.now()
         if action == "delete":
-            if form.get("sure") != "yes":
+            if field(form, "sure") != "yes":
                 return self.manage_page(sub, token, csrf, 422, "Tick the box to confirm.")
             subs.erase(store, sub.email, now)
             return self.message(
@@ -350,8 +330,10 @@ class Web:
                 link={"href": "/", "label": "Subscribe again"},
             )
         if action == "pause":
-            weeks = str(form.get("weeks", "2"))
-            valid = weeks.isascii() and weeks.isdigit() and 1 <= int(weeks) <= 52
+            weeks = field(form, "weeks", "2")
+            valid = (
+                weeks.isascii() and weeks.isdigit() and len(weeks) <= 2 and 1 <= int(weeks) <= 52
+            )
             count = int(weeks) if valid else 2
             until = (self.clock() + timedelta(weeks=count)).isoformat()
             if sub.status == "active":
@@ -361,9 +343,9 @@ class Web:
             if sub.status == "paused":
                 sub = subs.set_status(store, sub.email, "active", now, "resumed on the web")
             return self.manage_page(sub, token, csrf, notice="Emails resumed.")
-        wanted, errors = self.read_preferences(form, sub)
+        wanted, errors = read_preferences(self.topics, form, sub)
         if errors:
-            context_text = str(form.get("queries", ""))
+            context_text = field(form, "queries")
             return self.manage_page(wanted, token, csrf, 422, errors=errors, text=context_text)
         changes = {k: getattr(wanted, k) for k in subs.EDITABLE if k != "min_upvotes"}
         sub = subs.edit(store, self.topics, sub.email, changes, now, "edited on the web")
@@ -390,7 +372,7 @@ class Web:
             sub_status=sub.status,
             paused_until=(sub.paused_until or "")[:10],
             unsubscribe_url=links["unsubscribe"],
-            **self.form_context(sub, errors, text),
+            **form_context(self.topics, sub, errors, text),
         )
 
     async def css(self, request: Request) -> Response:

@@ -1,181 +1,22 @@
-"""The subscriber filter language: text -> frozen tree -> canonical text, and its normaliser.
+"""The syntax of the filter language: text -> tree (the parser) and tree -> text (the printer).
 
-Pure: no SQL, no I/O, no printing. Evaluation over an edition lives in `query_index`.
+Every fault is a QueryError with a position and a hint. Pure: no I/O, no evaluation.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
-from dataclasses import dataclass
-from dataclasses import field as _field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from digest.errors import QueryError
+from digest.query.normalise import stem, surface_words
+from digest.query.tree import FIELDS, SYNTAX, And, Node, Not, Or, Term, Upvotes
 
-if TYPE_CHECKING:
-    from digest.query_index import Hit, PaperIndex, highlight_spans
-
-__all__ = [
-    "And",
-    "Hit",
-    "Node",
-    "Not",
-    "Or",
-    "PaperIndex",
-    "Term",
-    "Upvotes",
-    "format_query",
-    "highlight_spans",
-    "normalize_words",
-    "parse",
-    "terms_of",
-]
+__all__ = ["KNOWN", "MAX_DEPTH", "MAX_LENGTH", "format_query", "parse"]
 
 MAX_LENGTH = 1000
 MAX_DEPTH = 32
-TEXT_FIELDS = ("any", "title", "abstract", "author")
-FIELDS = {
-    "title": "title",
-    "abstract": "abstract",
-    "author": "author",
-    "cat": "category",
-    "source": "source",
-}
-SYNTAX = {v: k for k, v in FIELDS.items()}
 KNOWN = "title:, abstract:, author:, cat:, source:, upvotes>=N"
-
-# ---------------------------------------------------------------- normaliser
-
-_WORD = re.compile(r"([^\W_]+)(?:['\u2019]s\b)?")
-# Plurals the suffix rules would get wrong, and the singulars they must stay equal to.
-_IRREGULAR = {
-    "biases": "bias", "aliases": "alias", "atlases": "atlas", "canvases": "canvas",
-    "lenses": "lens", "gases": "gas", "buses": "bus", "caches": "cache", "niches": "niche",
-    "movies": "movie", "cookies": "cookie", "zombies": "zombie", "axes": "axis",
-    "analyses": "analysis", "hypotheses": "hypothesis", "theses": "thesis",
-    "matrices": "matrix", "vertices": "vertex", "indices": "index", "species": "species",
-    "series": "series", "news": "news",
-}  # fmt: skip
-_IRREGULAR.update({v: v for v in list(_IRREGULAR.values())})
-_FOLDS: dict[str, str] = {}
-
-
-def _plural_stem(w: str) -> str:
-    """Fold English plurals only: light enough to never merge unrelated words, and idempotent."""
-    stem = _IRREGULAR.get(w, w)
-    if stem is w and len(w) > 3 and w[-1] == "s" and w.isascii() and w.isalpha():
-        if w.endswith(("ss", "us", "is")):
-            pass
-        elif w.endswith("ies") and len(w) > 4:
-            stem = w[:-3] + "y"
-        elif w.endswith(("sses", "xes", "ches", "shes", "zzes")):
-            stem = w[:-2]
-        else:
-            stem = w[:-1]
-    return stem
-
-
-class _StemMemo(dict[str, str]):
-    """Documents repeat a few thousand words; a memo makes stemming one C-level lookup."""
-
-    def __missing__(self, word: str) -> str:
-        if len(self) > 200_000:
-            self.clear()
-        stem = self[word] = _plural_stem(word)
-        return stem
-
-
-_stem = _StemMemo().__getitem__
-
-
-def _fold_char(ch: str) -> str:
-    folded = _FOLDS.get(ch)
-    if folded is None:
-        parts = unicodedata.normalize("NFKD", ch)
-        parts = "".join(c for c in parts if unicodedata.category(c)[0] != "M").casefold()
-        parts = unicodedata.normalize("NFKD", parts)
-        folded = _FOLDS[ch] = "".join(c for c in parts if unicodedata.category(c)[0] != "M")
-    return folded
-
-
-def _fold(text: str) -> tuple[str, list[int] | None]:
-    """Case- and accent-fold `text`; the offsets map folded positions back (None: identity)."""
-    if text.isascii():
-        return text.lower(), None
-    pieces: list[str] = []
-    offsets: list[int] = []
-    for i, ch in enumerate(text):
-        folded = _fold_char(ch)
-        pieces.append(folded)
-        offsets.extend([i] * len(folded))
-    offsets.append(len(text))
-    return "".join(pieces), offsets
-
-
-def surface_words(text: str) -> list[str]:
-    """Folded words before plural folding: what prefix terms match against."""
-    return _WORD.findall(_fold(text)[0])
-
-
-def normalize_words(text: str) -> list[str]:
-    """The one tokeniser for documents and query terms, so both sides always agree."""
-    return [_stem(w) for w in _WORD.findall(_fold(text)[0])]
-
-
-def word_spans(text: str) -> list[tuple[str, str, int, int]]:
-    """(surface, stem, start, end) per word, offsets into the original, unfolded text."""
-    folded, offsets = _fold(text)
-    out = []
-    for m in _WORD.finditer(folded):
-        a, b = m.span(1)
-        if offsets is not None:
-            a, b = offsets[a], max(offsets[b], offsets[b - 1] + 1)
-        out.append((m[1], _stem(m[1]), a, b))
-    return out
-
-
-# ---------------------------------------------------------------- the tree
-
-
-@dataclass(frozen=True, slots=True)
-class Term:
-    """A word, phrase or prefix in one field; `text` is as typed and does not affect equality.
-
-    `field` is "any" (title or abstract), "title", "abstract", "author", "category" or
-    "source". For text fields `words` are normalised (a prefix keeps its last word unstemmed);
-    for category and source it is the one lower-cased value.
-    """
-
-    field: str
-    words: tuple[str, ...]
-    prefix: bool = False
-    text: str = _field(default="", compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Upvotes:
-    op: str
-    value: int
-
-
-@dataclass(frozen=True, slots=True)
-class Not:
-    child: Node
-
-
-@dataclass(frozen=True, slots=True)
-class And:
-    children: tuple[Node, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Or:
-    children: tuple[Node, ...]
-
-
-Node = Term | Upvotes | Not | And | Or
-
 
 # ---------------------------------------------------------------- lexer
 
@@ -347,8 +188,8 @@ class _Parser:
             raise self.fail(f"{tok.text!r} has no letters or digits", tok.pos, hint)
         if prefix and len(words) == 1 and len(words[0]) < 2:
             raise self.fail("prefix too short", tok.pos, "use at least 2 letters before '*'")
-        last = words[-1] if prefix else _stem(words[-1])
-        return Term(fld, (*map(_stem, words[:-1]), last), prefix, tok.text)
+        last = words[-1] if prefix else stem(words[-1])
+        return Term(fld, (*map(stem, words[:-1]), last), prefix, tok.text)
 
 
 def _join(kind: type[And] | type[Or], parts: list[Node]) -> Node:
@@ -361,7 +202,12 @@ def _join(kind: type[And] | type[Or], parts: list[Node]) -> Node:
 
 
 def parse(text: str) -> Node:
-    """Parse a filter; every fault is a QueryError with a position and a hint, never another."""
+    """Parse a filter typed by a subscriber or an operator into a frozen tree.
+
+    Raises:
+        QueryError: for every fault (with the position and a hint for a caret message),
+            never another exception, whatever the text.
+    """
     if len(text) > MAX_LENGTH:
         msg = f"query too long ({len(text)} characters, max {MAX_LENGTH})"
         raise QueryError(msg, text, MAX_LENGTH, "split it into several queries")
@@ -371,9 +217,10 @@ def parse(text: str) -> Node:
 
 
 def format_query(node: Node) -> str:
-    """Canonical text: explicit operators, minimal parentheses; parses back to an equal tree."""
+    """Canonical text, for `digest query check` and "why" lines: explicit operators, minimal
+    parentheses; it parses back to an equal tree."""
     if isinstance(node, Term):
-        return ("" if node.field == "any" else SYNTAX[node.field] + ":") + _typed(node)
+        return ("" if node.field == "any" else SYNTAX[node.field] + ":") + node.as_typed()
     if isinstance(node, Upvotes):
         return f"upvotes{node.op}{node.value}"
     if isinstance(node, Not):
@@ -383,38 +230,3 @@ def format_query(node: Node) -> str:
         parts = [(c, format_query(c)) for c in node.children]
         return " AND ".join(f"({p})" if isinstance(c, Or) else p for c, p in parts)
     return " OR ".join(format_query(c) for c in node.children)
-
-
-def _typed(term: Term) -> str:
-    """The term as typed; for a Term built in code, text that parses back to it."""
-    if term.text:
-        return term.text
-    if term.prefix:
-        return "-".join(term.words) + "*"
-    return '"' + " ".join(term.words) + '"'
-
-
-def terms_of(node: Node) -> list[Term | Upvotes]:
-    """The positive (non-negated) terms, once each, in query order: what to highlight."""
-    out: list[Term | Upvotes] = []
-
-    def walk(n: Node, negated: bool) -> None:
-        if isinstance(n, Not):
-            walk(n.child, not negated)
-        elif isinstance(n, And | Or):
-            for c in n.children:
-                walk(c, negated)
-        elif not negated and n not in out:
-            out.append(n)
-
-    walk(node, False)
-    return out
-
-
-def __getattr__(name: str) -> Any:
-    # The index imports this module, so its public names are re-exported lazily.
-    if name in ("Hit", "PaperIndex", "highlight_spans"):
-        from digest import query_index
-
-        return getattr(query_index, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
