@@ -24,8 +24,6 @@ from digest.sources import COLLECTORS, Body, Sleep
 from digest.sources.common import REASONS_KEPT, SourceResult
 from digest.store import Store
 
-DEFAULT_MAX_ITEMS = 10_000
-
 
 @dataclass(frozen=True)
 class SourceReport:
@@ -65,11 +63,6 @@ def selected_sources(config: Config, only: str | None = None) -> list[SourceConf
     if only:
         return [config.source(only)]
     return [s for s in config.sources if s.enabled]
-
-
-def max_items(config: Config) -> int:
-    """[collect].max_items once the config knows it; a generous bound until then."""
-    return int(getattr(config.collect, "max_items", DEFAULT_MAX_ITEMS) or DEFAULT_MAX_ITEMS)
 
 
 async def _fetch_one(
@@ -163,7 +156,7 @@ async def collect_async(
         await asyncio.gather(*pending, return_exceptions=True)
         if own_client:
             await http.aclose()
-    limit = max_items(config)
+    limit = config.collect.max_items
     reports: list[SourceReport] = []
     for src, outcome, t0 in fetched:
         report = _land_one(src, outcome, store, stamp, t0, limit)

@@ -46,6 +46,7 @@ class CollectConfig:
     backoff: float = 1.0
     max_retry_after: float = 120.0
     max_bytes: int = 20_000_000
+    max_items: int = 10_000  # items kept per source and run; the rest are cut and counted
     concurrency: int = 4
     user_agent: str = "digest/0.1 (+https://github.com/digest; paper digest mailer)"
 
@@ -165,9 +166,15 @@ def _check_value(value: Any, expected: Any, where: str) -> Any:
         if isinstance(value, allowed[t]) and not (t in (int, float) and isinstance(value, bool)):
             if t is float and not math.isfinite(value):
                 raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+            if t in (int, float) and value < 0:
+                raise ConfigError(f"{where}: expected a number >= 0, got {value!r}")
             return float(value) if t is float else value
     names = " or ".join(t.__name__ for t in options) or str(expected)
     raise ConfigError(f"{where}: expected {names}, got {type(value).__name__} {value!r}")
+
+
+# Zero would mean "never time out", "no connection" or "keep nothing": refused, naming the key.
+_AT_LEAST_ONE = frozenset({"timeout", "concurrency", "max_bytes", "max_items", "max_attempts"})
 
 
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
@@ -180,6 +187,10 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
         kwargs[known[key]] = _check_value(value, hints[known[key]], f"{where}.{key}")
+        if key in _AT_LEAST_ONE and kwargs[known[key]] is not None and kwargs[known[key]] <= 0:
+            raise ConfigError(f"{where}.{key}: must be more than 0, got {value!r}")
+        if key == "port" and not 0 < value < 65536:
+            raise ConfigError(f"{where}.{key}: not a TCP port: {value!r}")
     try:
         return cls(**kwargs)
     except TypeError as ex:

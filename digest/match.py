@@ -2,7 +2,8 @@
 
 One inverted index over the edition's new papers; each DISTINCT query (a topic many people
 share counts once) is evaluated and ranked once; each subscriber then only merges the ranked
-lists of their own queries, drops what they already received and caps. Renders and sends nothing.
+lists of their own queries, drops what they already received and caps. `EditionMatchers`
+keeps one such index per edition. Renders and sends nothing.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
+from digest.edition import Edition, Window, papers_in, window_of
 from digest.models import Paper, Subscriber, Topic
-from digest.query import Hit, Node, PaperIndex, Term, parse, terms_of
-from digest.query_index import positions
+from digest.query import Hit, Node, PaperIndex, Term, parse, positions, terms_of
 from digest.store import Store
 
 FIELD_WEIGHT = {"title": 3.0, "abstract": 1.0, "author": 2.0, "category": 1.0, "source": 0.5}
@@ -98,48 +99,6 @@ class SubscriberMatches:
     def matched(self) -> int:
         """How many papers matched before the subscriber's cap."""
         return self.matches.total
-
-
-@dataclass(frozen=True)
-class Edition:
-    """A daily edition (`2026-11-24`) or a weekly one (`2026-W48`) and its window of new papers."""
-
-    name: str
-    window_start: str
-    window_end: str
-
-
-def edition_name(day: date, cadence: str = "daily") -> str:
-    if cadence == "weekly":
-        year, week, _ = day.isocalendar()
-        return f"{year}-W{week:02d}"
-    return day.isoformat()
-
-
-def edition_for(store: Store, day: date, now: datetime, *, open_it: bool = False) -> Edition:
-    """The daily edition's window: fixed when first opened, so re-runs see the same papers.
-    Without `open_it` (previews) an unopened edition gets a provisional window ending now."""
-    name = edition_name(day)
-    row = store.get_edition(name)
-    default_start = (now - timedelta(days=1)).isoformat()
-    if row is None and open_it:
-        row = store.open_edition(name, now.isoformat(), default_start)
-    if row is None:
-        start = store.latest_edition_end(before=name) or default_start
-        return Edition(name, start, now.isoformat())
-    return Edition(name, row["window_start"], row["window_end"])
-
-
-def weekly_edition(daily: Edition, day: date) -> Edition:
-    """A weekly edition holds the seven days up to the daily edition's end."""
-    end = datetime.fromisoformat(daily.window_end)
-    return Edition(
-        edition_name(day, "weekly"), (end - timedelta(days=7)).isoformat(), daily.window_end
-    )
-
-
-def edition_papers(store: Store, edition: Edition) -> list[Paper]:
-    return store.papers_between(edition.window_start, edition.window_end)
 
 
 def _freshness(paper: Paper, now: datetime) -> float:
@@ -384,3 +343,49 @@ def match_subscribers(
             yield from flush()
     if batch:
         yield from flush()
+
+
+class EditionMatchers:
+    """One Matcher per edition, built on first use from that edition's new papers.
+
+    `windows` fixes the windows a run planned with; any other edition (a delivery planned by
+    an earlier run, or `digest send` alone) takes its window as the store has it. A planned
+    delivery is rebuilt from its own edition's matcher, else the run's edition of its cadence
+    (a subscriber whose local date is ahead of the run's), else a matcher over just its papers.
+    A match depends only on its paper and the subscriber's queries, never on the rest of the
+    index, so which matcher answers changes how fast an email is built, never the email.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        topics: Mapping[str, Topic],
+        now: datetime,
+        windows: Mapping[Edition, Window] | None = None,
+    ) -> None:
+        self.store = store
+        self.topics = topics
+        self.now = now
+        self.windows = dict(windows or {})
+        self._matchers: dict[Edition, Matcher] = {}
+
+    def of(self, edition: Edition) -> Matcher:
+        """The matcher over the edition's new papers."""
+        found = self._matchers.get(edition)
+        if found is None:
+            window = self.windows.get(edition) or window_of(self.store, edition, self.now)
+            found = Matcher(papers_in(self.store, window), self.topics, self.now)
+            self._matchers[edition] = found
+        return found
+
+    def matches_for(
+        self, sub: Subscriber, edition: Edition, paper_ids: Sequence[str]
+    ) -> list[Match]:
+        """A planned delivery's matches, in its order, for the same reasons as when planned."""
+        current = Edition.of(edition.cadence, self.now.date())
+        for candidate in (edition, current):
+            matcher = self.of(candidate)
+            if matcher.has(paper_ids):
+                return matcher.matches_for(sub, paper_ids)
+        alone = Matcher(self.store.papers_by_id(paper_ids), self.topics, self.now)
+        return alone.matches_for(sub, paper_ids)

@@ -199,7 +199,7 @@ def build_message(
 
 
 def _sign(data: bytes, key: Dkim) -> bytes:
-    import dkim as dkimpy  # optional: only when a key is configured
+    import dkim as dkimpy  # type: ignore[import-untyped]  # only when a key is configured
 
     signed = [b"from", b"to", b"subject", b"date", b"message-id", b"list-id"]
     signed += [b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type"]
@@ -237,7 +237,7 @@ _RSA_ALGORITHM = _der(0x30, bytes.fromhex("06092a864886f70d010101") + b"\x05\x00
 def dkim_dns_record(key: Dkim) -> str:
     """The TXT record receivers look up to verify our signatures, derived from the private key
     (SubjectPublicKeyInfo, as `openssl rsa -pubout` writes it). ConfigError if it is no RSA key."""
-    from dkim.crypto import parse_pem_private_key
+    from dkim.crypto import parse_pem_private_key  # type: ignore[import-untyped]
 
     try:
         parsed = parse_pem_private_key(key.private_key)
@@ -253,7 +253,7 @@ def dkim_dns_record(key: Dkim) -> str:
 def check_dkim(key: Dkim) -> str:
     """Sign a test message and verify it against the key's own public half: a key that would
     fail mid-run fails here, before anything is sent. Returns the DNS record to publish."""
-    import dkim as dkimpy
+    import dkim as dkimpy  # type: ignore[import-untyped]
 
     record = dkim_dns_record(key)
     probe = build_message(

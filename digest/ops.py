@@ -23,7 +23,7 @@ from digest.message import Dkim, address_of, build_message, check_dkim
 from digest.models import Topic
 from digest.query import parse
 from digest.render import Renderer
-from digest.send import OutboxTransport, SendStats, Transport, make_transport, smtp_hello
+from digest.send import OutboxTransport, SendStats, Transport, smtp_hello, transport_for
 from digest.store import Store
 from digest.tokens import Tokens
 
@@ -235,10 +235,8 @@ async def send_alerts(
     about it unless it is still there."""
     if not config.alerts.admin_email or not found:
         return 0
-    own = transport is None
-    transport = transport or make_transport(config)
     sent = 0
-    try:
+    async with transport_for(config, transport) as opened:
         for key, subject, body in found:
             message = build_message(
                 sender=config.mail.from_,
@@ -249,11 +247,8 @@ async def send_alerts(
                 message_id=f"<alert.{secrets.token_hex(8)}@{config.mail.list_id}>",
                 date=now,
             )
-            result = await transport.send(message)
+            result = await opened.send(message)
             if result.ok:
                 store.record_alert(key, subject, now.isoformat())
                 sent += 1
-    finally:
-        if own:
-            await transport.close()
     return sent

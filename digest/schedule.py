@@ -1,16 +1,15 @@
-"""When things run: the lock that keeps runs from overlapping, and who is due for which
-edition by their own clock. No I/O beyond the lock file."""
+"""When things run: the lock that keeps runs from overlapping. No I/O beyond the lock file.
+
+Who is due for which edition lives with the edition (`digest.edition`); the lock stays here
+because it is about runs, not editions, and sits below the store in the layering."""
 
 from __future__ import annotations
 
 import fcntl
 import os
-from datetime import date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from digest.errors import DigestError, StoreError
-from digest.models import WEEKDAYS, Subscriber
 
 
 class RunLock:
@@ -26,6 +25,12 @@ class RunLock:
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
+        """Take the lock at once or refuse.
+
+        Raises:
+            DigestError: another run holds it.
+            StoreError: the lock file cannot be created beside the database.
+        """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -46,27 +51,7 @@ class RunLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Release the lock (also closing its file)."""
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
-
-
-def due_edition(sub: Subscriber, now: datetime) -> str | None:
-    """The edition a subscriber is due for now, by their own clock: their local date (daily)
-    or ISO week (weekly, on their weekday), once their send hour has come."""
-    local = now.astimezone(ZoneInfo(sub.tz))
-    if local.hour < sub.hour:
-        return None
-    if sub.cadence == "weekly":
-        if WEEKDAYS[local.weekday()] != sub.weekday:
-            return None
-        year, week, _ = local.isocalendar()
-        return f"{year}-W{week:02d}"
-    return local.date().isoformat()
-
-
-def edition_day(name: str) -> date:
-    if "-W" in name:
-        year, week = name.split("-W")
-        return date.fromisocalendar(int(year), int(week), 1)
-    return date.fromisoformat(name)

@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Self
 
 import aiosmtplib
 
@@ -53,12 +53,31 @@ class Result:
 
 
 class Transport(Protocol):
-    async def send(self, message: Outgoing) -> Result: ...
+    """Where messages go: an SMTP pool, the maildir outbox, or a test's own."""
 
-    async def close(self) -> None: ...
+    async def send(self, message: Outgoing) -> Result:
+        """Hand one message over; the answer says whether and how it was taken."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the transport holds (connections); it may not be used after."""
+        ...
 
 
-class OutboxTransport:
+class Opened:
+    """A transport is an async context manager: `async with` closes it on the way out."""
+
+    async def close(self) -> None:
+        """Release what the transport holds (connections)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class OutboxTransport(Opened):
     """Writes each message as a .eml file into a maildir (tmp/ then rename into new/).
 
     The file is named after the Message-ID, which is stable per (subscriber, edition), so a
@@ -94,9 +113,6 @@ class OutboxTransport:
             )
         return Result(True, f"250 written to {self.path / 'new' / name}")
 
-    async def close(self) -> None:
-        return None
-
 
 def _classify(ex: Exception) -> Result:
     """An aiosmtplib error -> retry or give up. Only the recipient's refusal (RCPT) or the
@@ -122,7 +138,7 @@ def _classify(ex: Exception) -> Result:
 NO_SMTPUTF8 = "server does not offer SMTPUTF8"
 
 
-class SmtpPool:
+class SmtpPool(Opened):
     """Up to `concurrency` persistent connections, each used by one sender at a time,
     reconnected after a 421 or a dropped connection."""
 
@@ -163,10 +179,10 @@ class SmtpPool:
         async with self._connection() as slot:
             in_data = False
             try:
-                if slot[0] is None or not slot[0].is_connected:
-                    slot[0] = self._client()
-                    await slot[0].connect()
                 client = slot[0]
+                if client is None or not client.is_connected:
+                    client = slot[0] = self._client()
+                    await client.connect()
                 if client.is_ehlo_or_helo_needed:
                     await client.ehlo()
                 options = []
@@ -217,6 +233,7 @@ class SmtpPool:
         slot[0] = None
 
     async def close(self) -> None:
+        """Say QUIT on every idle connection."""
         while not self._idle.empty():
             client = self._idle.get_nowait()
             if client is not None and client.is_connected:
@@ -301,9 +318,11 @@ class Sender:
         return status
 
     async def _deliver(self, job: Job) -> str:
+        """pending -> sending -> sent | failed | pending (retry now, or in a later run)."""
         attempts = job.attempts
         flagged = job.possible_duplicate
-        for attempt in range(max(1, self.config.max_attempts)):
+        tries = max(1, self.config.max_attempts)
+        for attempt in range(tries):
             current = self.store.subscriber_status(job.subscriber_id)
             if current != "active":
                 self.store.mark_skipped(job.delivery_id, f"subscriber is {current}", self._now())
@@ -319,45 +338,51 @@ class Sender:
             now = self._now()
             if result.ok:
                 self.store.mark_sent(
-                    job.delivery_id,
-                    job.subscriber_id,
-                    job.paper_ids,
-                    job.edition,
-                    result.reply,
-                    now,
-                )
+                    job.delivery_id, job.subscriber_id, job.paper_ids, job.edition,
+                    result.reply, now,
+                )  # fmt: skip
                 self.stats.sent += 1
                 return "sent"
             if result.ambiguous and not flagged:
                 flagged = True
                 self.stats.possible_duplicates += 1
                 self.store.flag_possible_duplicate(job.delivery_id, now)
-            if result.permanent:
-                limit = self.config.bounce_limit
-                became = self.store.mark_failed(
-                    job.delivery_id, job.subscriber_id, result.reply, now, limit
-                )
-                self.stats.failed += 1
-                self.stats.bounced += became
-                self.stats.failures.append(f"{job.email}: {result.reply}")
-                return "failed"
-            if result.recipient and attempts >= self.config.give_up_after:
-                self.store.mark_failed(job.delivery_id, job.subscriber_id, result.reply, now, None)
-                self.stats.failed += 1
-                self.stats.failures.append(f"{job.email}: gave up after {attempts}: {result.reply}")
-                return "failed"
-            last = result.later or attempt + 1 >= max(1, self.config.max_attempts)
-            delay = self.config.backoff * (2**attempt) * (0.5 + random.random())
-            later = self.clock() + (
-                timedelta(minutes=self.config.retry_later_minutes) if last else timedelta(0)
-            )
-            self.store.mark_retry(job.delivery_id, result.reply, later.isoformat(), now)
-            if last:
-                self.stats.deferred += 1
-                self.stats.failures.append(f"{job.email}: will retry later: {result.reply}")
-                return "deferred"
+            final = self._failed(job, result, attempts, now)
+            if final is None:
+                final = self._retry(job, result, now, last=result.later or attempt + 1 >= tries)
+            if final != "retried":
+                return final
             self.stats.retried += 1
-            await self.sleep(delay)
+            await self.sleep(self.config.backoff * (2**attempt) * (0.5 + random.random()))
+        return "deferred"
+
+    def _failed(self, job: Job, result: Result, attempts: int, now: str) -> str | None:
+        """A 5xx about the address or message ends the delivery as failed (a bounce), and so
+        do `give_up_after` 4xx replies about it; anything else is not final (None)."""
+        if result.permanent:
+            became = self.store.mark_failed(
+                job.delivery_id, job.subscriber_id, result.reply, now, self.config.bounce_limit
+            )
+            self.stats.failed += 1
+            self.stats.bounced += became
+            self.stats.failures.append(f"{job.email}: {result.reply}")
+            return "failed"
+        if result.recipient and attempts >= self.config.give_up_after:
+            self.store.mark_failed(job.delivery_id, job.subscriber_id, result.reply, now, None)
+            self.stats.failed += 1
+            self.stats.failures.append(f"{job.email}: gave up after {attempts}: {result.reply}")
+            return "failed"
+        return None
+
+    def _retry(self, job: Job, result: Result, now: str, *, last: bool) -> str:
+        """Back to pending: due again at once ("retried", in this run), or on the last try
+        after `retry_later_minutes` ("deferred", for a later run)."""
+        wait = timedelta(minutes=self.config.retry_later_minutes) if last else timedelta(0)
+        self.store.mark_retry(job.delivery_id, result.reply, (self.clock() + wait).isoformat(), now)
+        if not last:
+            return "retried"
+        self.stats.deferred += 1
+        self.stats.failures.append(f"{job.email}: will retry later: {result.reply}")
         return "deferred"
 
     async def run(self, jobs: AsyncIterator[Job], concurrency: int) -> SendStats:
@@ -396,11 +421,31 @@ class Sender:
         return self.stats
 
 
-def make_transport(config: Config) -> Transport:
-    """SMTP when a host is configured, else the maildir outbox (the embedded default)."""
+def make_transport(config: Config) -> SmtpPool | OutboxTransport:
+    """SMTP when a host is configured, else the maildir outbox (the embedded default); use it
+    with `async with`, which closes it.
+
+    Raises:
+        ConfigError: the outbox folder cannot be used.
+    """
     if config.smtp.host:
         return SmtpPool(config.smtp, config.smtp_password)
     return OutboxTransport(config.outbox.path)
+
+
+@asynccontextmanager
+async def transport_for(config: Config, given: Transport | None = None) -> AsyncIterator[Transport]:
+    """The transport a job sends through: the one given (its owner closes it), else one made
+    from the config and closed when the block ends, whatever happens in it.
+
+    Raises:
+        ConfigError: the outbox folder cannot be used.
+    """
+    if given is not None:
+        yield given
+        return
+    async with make_transport(config) as made:
+        yield made
 
 
 async def smtp_hello(config: SmtpConfig) -> str:

@@ -214,6 +214,7 @@ RANKS = {
     "sources": 2,
     "tokens": 2,
     "schedule": 2,
+    "edition": 3,
     "query_index": 3,  # temporary re-export of digest.query
     "subscribers": 3,
     "collect": 4,
@@ -222,6 +223,8 @@ RANKS = {
     "message": 7,
     "pages": 7,
     "send": 8,
+    "plan": 8,
+    "build": 9,
     "ops": 9,
     "pipeline": 10,
     "web": 11,
@@ -250,25 +253,7 @@ def later_stage_imports(package: Path) -> list[str]:
 
 # Known violations in today's code, each to be removed by whoever moves the name it reaches for.
 # Listed one by one, so a new one still fails the test.
-PRIVATE_ALLOWED = {
-    "digest.render imports _Rendered from digest.render.cards",
-    "digest.render imports _environment from digest.render.inline",
-    "digest.render imports _protect from digest.render.inline",
-    "digest.render imports _restore from digest.render.inline",
-    "digest.render imports _split_card from digest.render.inline",
-    "digest.render imports _CSS_INCLUDE from digest.render.text",
-    "digest.render imports _OTHER_TEMPLATES from digest.render.text",
-    "digest.render imports _count from digest.render.text",
-    "digest.render imports _when from digest.render.text",
-    "digest.render.cards imports _ARXIV_ID from digest.render.text",
-    "digest.render.cards imports _TEXT from digest.render.text",
-    "digest.render.cards imports _TITLE from digest.render.text",
-    "digest.render.cards imports _count from digest.render.text",
-    "digest.render.cards imports _short_number from digest.render.text",
-    "digest.render.inline imports _CARD from digest.render.text",
-    "digest.render.inline imports _JINJA from digest.render.text",
-    "digest.render.inline imports _SENTINEL from digest.render.text",
-}
+PRIVATE_ALLOWED: set[str] = set()
 LATER_STAGE_ALLOWED: set[str] = set()
 
 

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from werkzeug import Request, Response
 
 from digest.cli import app
 from digest.collect import SourceReport, collect
-from digest.config import CollectConfig, SourceConfig
+from digest.config import SourceConfig
 from digest.errors import StoreError
 from digest.models import FetchResult
 from digest.sources import feed
@@ -534,10 +533,6 @@ def test_collect_exits_0_only_when_everything_landed(
     assert result.stderr == "" and "Exit codes" in runner.invoke(app, ["collect", "--help"]).stdout
 
 
-@pytest.mark.skipif(
-    "max_items" not in {f.name for f in fields(CollectConfig)},
-    reason="[collect].max_items is not a config key yet (config.py)",
-)
 def test_items_over_the_per_source_limit_are_cut_and_counted(
     httpserver: HTTPServer, tmp_path: Path, store: Store
 ) -> None:

@@ -94,6 +94,27 @@ def test_non_finite_numbers_are_refused_naming_the_key(
     assert f"{section}.{name}: expected a finite number, got {float(value)!r}" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("[collect]\ntimeout = 0", "[collect].timeout: must be more than 0, got 0"),
+        ("[smtp]\nconcurrency = 0", "[smtp].concurrency: must be more than 0, got 0"),
+        ("[collect]\nmax_items = 0", "[collect].max_items: must be more than 0, got 0"),
+        ("[smtp]\nrate_per_second = -5", "[smtp].rate_per_second: expected a number >= 0, got -5"),
+        ("[web]\nport = 70000", "[web].port: not a TCP port: 70000"),
+        ("[smtp]\nbounce_limit = -1", "[smtp].bounce_limit: expected a number >= 0, got -1"),
+    ],
+)
+def test_numbers_that_cannot_work_are_refused_naming_the_key(
+    tmp_path: Path, setting: str, message: str
+) -> None:
+    """A zero timeout or connection count, a negative rate, a port past 65535: refused at load,
+    one line with the key, before anything runs."""
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(tmp_path, setting + "\n"), env={})
+    assert message in str(info.value)
+
+
 def _accepted_keys() -> dict[str, set[str]]:
     """Every key the config accepts, walked from the dataclasses themselves."""
     keys = {name: {f.name.rstrip("_") for f in fields(cls)} for name, cls in _SECTIONS.items()}

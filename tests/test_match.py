@@ -13,10 +13,11 @@ from digest import subscribers as subs
 from digest.cli import app
 from digest.collect import collect
 from digest.config import load_config, load_topics
-from digest.match import Matcher, edition_for, edition_papers, match_subscribers, weekly_edition
+from digest.edition import Edition, daily_window, papers_in
+from digest.match import Matcher, match_subscribers
 from digest.models import Paper, Subscriber
 from digest.store import Store
-from tests.conftest import ARXIV_API, ARXIV_RSS, DATA, HF_JUNE, make_config
+from tests.conftest import ARXIV_RSS, DATA, HF_JUNE, make_config
 
 NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
 TOPICS = load_topics(load_config(env={}).topics_path)
@@ -43,7 +44,7 @@ def test_each_distinct_query_is_ranked_once_however_many_share_it(
     for n in range(30):
         subs.add(store, TOPICS, person(f"p{n}@example.org", topics=["llm-agents"]), NOW.isoformat())
     subs.add(store, TOPICS, person("q@example.org", queries=["agent*"]), NOW.isoformat())
-    matcher = Matcher(edition_papers(store, edition_for(store, NOW.date(), NOW)), TOPICS, NOW)
+    matcher = Matcher(papers_in(store, daily_window(store, NOW.date(), NOW)), TOPICS, NOW)
     results = list(match_subscribers(store, matcher, store.iter_subscribers(["active"])))
     assert len(results) == 31
     assert matcher.distinct_queries == 2
@@ -103,12 +104,12 @@ def test_never_the_same_paper_twice_across_days_sources_and_versions(
         person("a@example.org", queries=["cat:cs.LG OR cat:stat.ML"]),
         NOW.isoformat(),
     )
-    day1 = edition_for(store, NOW.date(), NOW, open_it=True)
-    matcher = Matcher(edition_papers(store, day1), TOPICS, NOW)
+    day1 = daily_window(store, NOW.date(), NOW, open_it=True)
+    matcher = Matcher(papers_in(store, day1), TOPICS, NOW)
     (first,) = match_subscribers(store, matcher, [sub])
     sent = [m.paper.id for m in first.matches]
     assert sorted(sent) == ["2009.13987", "2205.06398", "2609.26811", "2609.26820"]
-    store.mark_papers_sent(sub.id, sent, day1.name, NOW.isoformat())
+    store.mark_papers_sent(sub.id, sent, Edition.daily(NOW.date()).name, NOW.isoformat())
 
     # Next day: a new version of a paper already sent, plus one genuinely new paper.
     later = NOW + timedelta(days=1)
@@ -117,27 +118,13 @@ def test_never_the_same_paper_twice_across_days_sources_and_versions(
     (tmp_path / "day2.xml").write_text(text)
     config = make_config(tmp_path, [{"name": "s0", "kind": "arxiv", "url": "day2.xml"}])
     collect(config, store, later)
-    day2 = edition_for(store, later.date(), later, open_it=True)
-    papers = edition_papers(store, day2)
+    day2 = daily_window(store, later.date(), later, open_it=True)
+    papers = papers_in(store, day2)
     assert [p.id for p in papers] == ["2609.99999"]
     # Even matching over everything stored, what was sent stays sent.
     everything = Matcher(store.list_papers(limit=None), TOPICS, later)
     (second,) = match_subscribers(store, everything, [sub])
     assert [m.paper.id for m in second.matches] == ["2609.99999"]
-
-
-def test_an_edition_window_is_fixed_once_opened(tmp_path: Path, store: Store) -> None:
-    collect_files(tmp_path, store, NOW, ARXIV_RSS)
-    first = edition_for(store, NOW.date(), NOW, open_it=True)
-    collect_files(tmp_path, store, NOW + timedelta(hours=1), ARXIV_API)
-    again = edition_for(store, NOW.date(), NOW + timedelta(hours=2), open_it=True)
-    assert again == first and len(edition_papers(store, again)) == 4
-    tomorrow = NOW + timedelta(days=1)
-    second = edition_for(store, tomorrow.date(), tomorrow, open_it=True)
-    assert second.window_start == first.window_end
-    assert len(edition_papers(store, second)) == 20
-    week = weekly_edition(second, tomorrow.date())
-    assert week.name == "2026-W24" and len(edition_papers(store, week)) == 24
 
 
 @pytest.mark.parametrize("as_json", [True, False])

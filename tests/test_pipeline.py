@@ -25,7 +25,7 @@ from digest.config import load_config, load_topics
 from digest.errors import DigestError
 from digest.models import Subscriber
 from digest.pipeline import Pipeline
-from digest.schedule import RunLock, due_edition
+from digest.schedule import RunLock
 from digest.store import Store
 from tests.conftest import ARXIV_RSS, DATA, HF_JUNE, app_config
 from tests.smtp_server import Recorder
@@ -55,25 +55,6 @@ def run_pipeline(config_path: Path, now: datetime = NOW, **kw: object) -> object
     with Store(config.database.path) as store:
         pipeline = Pipeline(config, store, load_topics(config.topics_path), now)
         return asyncio.run(pipeline.run(**kw))  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("tz", "hour", "cadence", "weekday", "expected"),
-    [
-        ("UTC", 9, "daily", "mon", "2026-06-12"),
-        ("UTC", 10, "daily", "mon", None),  # its hour has not come
-        ("Asia/Tokyo", 8, "daily", "mon", "2026-06-12"),  # 18:00 there
-        ("America/Los_Angeles", 8, "daily", "mon", None),  # 02:00 there
-        ("Pacific/Kiritimati", 8, "daily", "mon", "2026-06-12"),  # 23:00 there, same date
-        ("UTC", 8, "weekly", "fri", "2026-W24"),
-        ("UTC", 8, "weekly", "mon", None),
-    ],
-)
-def test_a_subscriber_is_due_by_their_own_clock(
-    tz: str, hour: int, cadence: str, weekday: str, expected: str | None
-) -> None:
-    sub = Subscriber("a@example.org", tz=tz, hour=hour, cadence=cadence, weekday=weekday)
-    assert due_edition(sub, NOW) == expected
 
 
 def test_run_sends_once_to_who_is_due_and_a_second_run_sends_nothing(

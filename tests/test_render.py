@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import dataclasses
 import os
 import re
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
 from email import policy as email_policy
@@ -33,6 +35,7 @@ from digest.render import (
     snippet,
     subject_for,
 )
+from digest.render.text import edition_label, plural
 from digest.sources import arxiv, hf
 from digest.store import Store
 from digest.subscribers import MAX_PAPERS_LIMIT
@@ -790,3 +793,79 @@ def test_the_subject_names_topics_and_queries_without_query_syntax(
     email = renderer.digest(sub, matches, EDITION, DAY, 2, LINKS)
     assert email.subject == expected
     assert not re.search(r'["*():]|\b(OR|AND|NOT)\b', email.subject.split(": ", 1)[1])
+
+
+# ---------------------------------------------------------------- the package's own shape
+
+RENDER = PROJECT / "digest" / "render"
+
+
+def definitions(path: Path) -> Iterator[tuple[str, ast.AST]]:
+    """Module-level functions and classes with their methods, as (qualified name, node)."""
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            yield node.name, node
+        if isinstance(node, ast.ClassDef):
+            for inner in node.body:
+                if isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef):
+                    yield f"{node.name}.{inner.name}", inner
+
+
+def is_public(name: str) -> bool:
+    return not any(part.startswith("_") for part in name.split("."))
+
+
+def raises_render_error(node: ast.AST) -> bool:
+    return any(
+        isinstance(n, ast.Raise)
+        and isinstance(n.exc, ast.Call)
+        and isinstance(n.exc.func, ast.Name)
+        and n.exc.func.id == "RenderError"
+        for n in ast.walk(node)
+    )
+
+
+@pytest.mark.parametrize("path", sorted(RENDER.glob("*.py")), ids=lambda p: p.name)
+def test_no_render_function_is_over_60_lines_and_no_class_over_250(path: Path) -> None:
+    for name, node in definitions(path):
+        assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        size = (node.end_lineno or node.lineno) - node.lineno + 1
+        limit = 250 if isinstance(node, ast.ClassDef) else 60
+        assert size <= limit, f"{path.name}: {name} is {size} lines (at most {limit})"
+
+
+@pytest.mark.parametrize("path", sorted(RENDER.glob("*.py")), ids=lambda p: p.name)
+def test_every_public_render_name_says_what_it_is_for_and_what_a_caller_must_handle(
+    path: Path,
+) -> None:
+    for name, node in definitions(path):
+        assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        if not is_public(name):
+            continue
+        doc = ast.get_docstring(node)
+        assert doc, f"{path.name}: {name} has no docstring"
+        if not isinstance(node, ast.ClassDef) and raises_render_error(node):
+            assert "Raises:" in doc and "RenderError" in doc, f"{path.name}: {name} hides a raise"
+
+
+@pytest.mark.parametrize(
+    ("n", "word", "expected"),
+    [(0, "paper", "0 papers"), (1, "paper", "1 paper"), (1204, "upvote", "1,204 upvotes")],
+)
+def test_counts_read_as_words(n: int, word: str, expected: str) -> None:
+    assert plural(n, word) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "day", "long", "expected"),
+    [
+        ("2026-11-24", date(2026, 11, 24), True, "Tuesday 24 November 2026"),
+        ("2026-11-24", date(2026, 11, 24), False, "Tue 24 Nov"),
+        ("2026-W48", date(2026, 11, 23), True, "Week 48, 2026"),
+        ("2026-W48", date(2026, 11, 23), False, "week 48"),
+    ],
+)
+def test_an_edition_is_named_by_its_day_or_its_week(
+    name: str, day: date, long: bool, expected: str
+) -> None:
+    assert edition_label(name, day, long) == expected

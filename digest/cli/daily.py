@@ -11,7 +11,14 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from digest.cli.app import (
@@ -100,7 +107,7 @@ def _ready(config_path: Path | None, check: bool = True) -> tuple[Config, dict[s
     return cfg, topics, Store(cfg.database.path)
 
 
-def _progress(interactive: bool) -> tuple[Progress, int]:
+def _progress(interactive: bool) -> tuple[Progress, TaskID]:
     bar = Progress(
         TextColumn("sending"),
         BarColumn(),

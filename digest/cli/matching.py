@@ -6,7 +6,7 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from digest import subscribers as subs
+from digest.build import Built, Counts, build_digest
 from digest.cli.app import (
     ConfigOption,
     app,
@@ -25,14 +26,13 @@ from digest.cli.app import (
     out,
     parse_day,
 )
-from digest.config import Config
+from digest.edition import Edition, daily_window, papers_in
 from digest.errors import QueryError
-from digest.match import Match, Matcher, edition_for, edition_papers
-from digest.message import message_id_for
-from digest.models import Subscriber, Topic
-from digest.pipeline import digest_message
+from digest.match import Match, Matcher, Matches
+from digest.models import Paper, Subscriber
 from digest.query import format_query, highlight_spans, parse, terms_of
-from digest.render import RenderedEmail, Renderer, why_lines
+from digest.render import Renderer, why_lines
+from digest.store import Store
 from digest.tokens import Tokens, subscriber_links
 
 query_group = typer.Typer(help="Work with filter queries.", no_args_is_help=True)
@@ -104,24 +104,19 @@ def preview_command(
     # Links in the email are signed: without DIGEST_SECRET, fail before doing any work.
     tokens = Tokens(cfg.secret, cfg.old_secrets) if out_dir is not None else None
     with store:
-        day = parse_day(edition, "--edition") or now.date()
-        current = edition_for(store, day, now)
-        papers = store.list_papers(limit=None) if all_papers else edition_papers(store, current)
-        if subscriber:
-            person = subs.find(store, subscriber)
-            sent = store.sent_among([person.id or 0], [p.id for p in papers]).get(person.id or 0)
+        current = Edition.daily(parse_day(edition, "--edition") or now.date())
+        if all_papers:
+            papers = store.list_papers(limit=None)
         else:
-            parse(query or "")
-            person = Subscriber(
-                email="preview@example.org", queries=[query or ""], max_papers=limit
-            )
-            sent = set()
-    matches = Matcher(papers, topics, now).for_subscriber(person, sent or ())
+            papers = papers_in(store, daily_window(store, current.day, now))
+        person, sent = _who(store, subscriber, query, limit, papers)
+    matches = Matcher(papers, topics, now).for_subscriber(person, sent)
     if out_dir is not None and tokens is not None:
         links = subscriber_links(tokens, cfg.web.base_url, person.id or 0, person.email)
-        written = write_email_files(
-            cfg, topics, person, matches, (current.name, day, len(papers)), links, out_dir
+        built = build_digest(
+            cfg, Renderer(cfg, topics), person, matches, current, Counts(len(papers)), links, now
         )
+        written = write_email_files(built, current, person, out_dir)
         for path in written:
             out.print(f"wrote {escape(str(path))}", highlight=False)
         if not written:
@@ -134,52 +129,56 @@ def preview_command(
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         return
     scope = "all stored papers" if all_papers else f"edition {current.name}"
-    line = f"{matches.total:,} of {len(papers):,} papers match ({scope})"
+    _print_matches(
+        matches, len(papers), scope, "--limit" if subscriber is None else "their max papers"
+    )
+
+
+def _who(
+    store: Store, subscriber: str | None, query: str | None, limit: int, papers: Sequence[Paper]
+) -> tuple[Subscriber, set[str]]:
+    """The subscriber to preview and the papers they already got; or, for a query, a
+    stand-in subscriber asking for it (QueryError: the query does not parse)."""
+    if subscriber:
+        person = subs.find(store, subscriber)
+        sent = store.sent_among([person.id or 0], [p.id for p in papers]).get(person.id or 0)
+        return person, sent or set()
+    parse(query or "")
+    return Subscriber(email="preview@example.org", queries=[query or ""], max_papers=limit), set()
+
+
+def _print_matches(matches: Matches, papers: int, scope: str, limit_name: str) -> None:
+    line = f"{matches.total:,} of {papers:,} papers match ({scope})"
     if matches.total > len(matches):
-        limit_name = "--limit" if subscriber is None else "their max papers"
         line += f"; showing the first {len(matches):,} ({limit_name})"
     out.print(line + ".", highlight=False)
     for n, m in enumerate(matches, 1):
-        line = Text(f"{n:>2}. ")
-        line.append(_highlighted(m.paper.title, m, "title"))
-        line.append(f"  [{m.paper.id}, score {m.score:.1f}", style="dim")
+        title = Text(f"{n:>2}. ")
+        title.append(_highlighted(m.paper.title, m, "title"))
+        title.append(f"  [{m.paper.id}, score {m.score:.1f}", style="dim")
         if m.paper.upvotes is not None:
-            line.append(f", {m.paper.upvotes} upvotes", style="dim")
-        line.append("]", style="dim")
-        out.print(line)
+            title.append(f", {m.paper.upvotes} upvotes", style="dim")
+        title.append("]", style="dim")
+        out.print(title)
         for reason, (label, terms) in zip(m.reasons, why_lines(m.reasons), strict=True):
             where = ", ".join(f"{term} ({fields})" for term, fields in terms)
             out.print(f"      {reason.kind} {escape(label)}: {escape(where)}", style="dim")
 
 
 def write_email_files(
-    cfg: Config,
-    topics: dict[str, Topic],
-    person: Subscriber,
-    matches: Sequence[Match],
-    edition: tuple[str, date, int],
-    links: dict[str, str],
-    out_dir: Path,
+    built: Built | None, edition: Edition, person: Subscriber, out_dir: Path
 ) -> list[Path]:
-    """The email as the subscriber would get it: `<edition>-<email>.html`, `.txt`, `.eml`."""
-    name, day, new_papers = edition
-    renderer = Renderer(cfg, topics)
-    email: RenderedEmail | None
-    if matches:
-        email = renderer.digest(person, matches, name, day, new_papers, links)
-    else:
-        email = renderer.nothing_new(person, name, day, new_papers, None, links)
-    if email is None:
+    """The email as the subscriber would get it, built as the daily job builds it:
+    `<edition>-<email>.html`, `.txt`, `.eml` (none when there is nothing to send)."""
+    if built is None:
         return []
-    message_id = message_id_for(person.id or 0, name, cfg.mail.from_)
-    message = digest_message(cfg, person, email, links, message_id, datetime.now(UTC))
     files: dict[str, str | bytes] = {
-        ".html": email.html,
-        ".txt": email.text,
-        ".eml": message.data,
+        ".html": built.rendered.html,
+        ".txt": built.rendered.text,
+        ".eml": built.message.data,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{name}-{re.sub(r'[^A-Za-z0-9@._+-]', '_', person.email)}"
+    stem = f"{edition.name}-{re.sub(r'[^A-Za-z0-9@._+-]', '_', person.email)}"
     written = []
     for suffix, content in files.items():
         path = out_dir / f"{stem}{suffix}"

@@ -116,8 +116,9 @@ def _invite(cfg: Config, people: list[Subscriber], tokens: Tokens) -> None:
                 try:
                     await send_confirmation(cfg, renderer, tokens, sub, datetime.now(UTC),
                                             transport)  # fmt: skip
-                except DigestError as ex:
-                    failed.append(str(ex))
+                except Exception as ex:  # one address that cannot be sent to never stops the rest
+                    reason = str(ex) if isinstance(ex, DigestError) else f"{sub.email}: {ex!r}"
+                    failed.append(reason)
         finally:
             await transport.close()
         return failed

@@ -1,40 +1,46 @@
-"""What one paper's card shows: its links, why it is there, its highlighted segments."""
+"""What one paper's card shows (its links, why it is there, its highlighted segments), and the
+cache that renders each distinct card once per run, whoever gets it."""
 
 from __future__ import annotations
 
 import functools
+import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
+from jinja2 import Template, TemplateError
 from markupsafe import Markup
 
+from digest.errors import RenderError
 from digest.match import Match, Reason
 from digest.models import Paper
-from digest.query import Term, highlight_spans
-from digest.query_index import display
+from digest.query import Term, display, highlight_spans
 from digest.render.text import (
-    _ARXIV_ID,
-    _TEXT,
-    _TITLE,
     MAX_COMPACT_AUTHORS,
     MAX_COMPACT_TITLE,
     MAX_LABEL,
     MAX_SUMMARY,
     MAX_TITLE,
     MAX_WHY,
-    _count,
-    _short_number,
     abstract_snippet,
     authors_line,
     clean,
+    plural,
     safe_url,
     segments,
     shorten,
 )
 
+WRAP = 76
+CARD_CACHE = 10_000  # entries per cache: a day's distinct cards fit, a runaway run does not
 COMPACT_LINKS = ("PDF", "Code")  # a compact card's links besides its title's
+
+_ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z][a-z.-]*(\.[A-Z]{2})?/\d{7}")
+_TEXT = textwrap.TextWrapper(WRAP, "  ", "  ", break_on_hyphens=False)
+_TITLE = textwrap.TextWrapper(WRAP, "* ", "  ", break_on_hyphens=False)
 
 
 def why_lines(reasons: Sequence[Reason]) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -49,6 +55,10 @@ def why_lines(reasons: Sequence[Reason]) -> list[tuple[str, list[tuple[str, str]
         terms = [(term, ", ".join(where)) for term, where in grouped.items()]
         out.append((shorten(clean(reason.label), MAX_LABEL), terms))
     return out
+
+
+def _short_number(n: int) -> str:
+    return f"{n / 1000:.1f}k".replace(".0k", "k") if n >= 1000 else str(n)
 
 
 def paper_links(paper: Paper) -> tuple[str | None, list[tuple[str, str]]]:
@@ -91,14 +101,15 @@ class PaperView:
 
 
 def view_paper(paper: Paper, thumbnails: bool = False) -> PaperView:
+    """The paper's part of every card it appears on: cleaned, cut and wrapped once."""
     title = shorten(clean(paper.title), MAX_TITLE) or "(untitled)"
     summary = shorten(clean(paper.ai_summary), MAX_SUMMARY)
     url, links = paper_links(paper)
     meta = []
     if paper.upvotes is not None:
-        meta.append(_count(paper.upvotes, "upvote"))
+        meta.append(plural(paper.upvotes, "upvote"))
     if paper.num_comments:
-        meta.append(_count(paper.num_comments, "comment"))
+        meta.append(plural(paper.num_comments, "comment"))
     meta += [clean(c) for c in paper.categories[:6] if clean(c)]
     authors = authors_line(paper.authors)
     return PaperView(
@@ -193,7 +204,9 @@ def build_card(
 
 
 @dataclass(frozen=True, slots=True)
-class _Rendered:
+class RenderedCard:
+    """A card as both parts print it, and the group it goes under in a digest."""
+
     html: Markup
     text: str
     title: str
@@ -203,6 +216,74 @@ class _Rendered:
 
 @dataclass(frozen=True, slots=True)
 class Group:
+    """A digest's section: the cards under one topic or query, with its label (None when the
+    subscriber follows only one thing) and how many papers it holds."""
+
     label: str | None
     count: str
     cards: list[Any]
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
+    """Store a value, dropping the oldest entry once the cache is full: memory stays bounded
+    however many distinct cards a run renders."""
+    if len(cache) >= CARD_CACHE:
+        del cache[next(iter(cache))]
+    cache[key] = value
+    return value
+
+
+class CardCache:
+    """Cards rendered once per run, for everyone who gets them.
+
+    Keyed by (Match.key, Match.terms, paper.updated_at, compact): everyone whose queries
+    picked a paper for the same reasons gets the same card. A paper id (and its updated_at)
+    must stand for one paper's content while the cache lives: build one per run.
+    """
+
+    def __init__(self, html: Template, text: Template, thumbnails: bool = False) -> None:
+        self.html = html
+        self.text = text
+        self.thumbnails = thumbnails
+        self.rendered = 0
+        self._cards: dict[tuple[object, ...], RenderedCard] = {}
+        self._papers: dict[tuple[str, str | None], PaperView] = {}
+        self._groups: dict[tuple[str, tuple[str, ...]], tuple[tuple[str, str], str]] = {}
+
+    def card(self, match: Match, compact: bool) -> RenderedCard:
+        """The match's card, rendered now only if no one got the same card before.
+
+        Raises:
+            RenderError: the card templates fail on this paper.
+        """
+        paper = match.paper
+        key = (match.key, match.terms, paper.updated_at, compact)
+        found = self._cards.get(key)
+        if found is not None:
+            return found
+        view = self._papers.get((paper.id, paper.updated_at))
+        if view is None:
+            view = _remember(
+                self._papers, (paper.id, paper.updated_at), view_paper(paper, self.thumbnails)
+            )
+        card = build_card(match, self.thumbnails, view, compact=compact)
+        try:
+            html = Markup(self.html.render(card=card))
+            text = self.text.render(card=card)
+        except TemplateError as ex:
+            raise RenderError(f"email/digest card: {ex}") from ex
+        group, label = self.group_of(match)
+        self.rendered += 1
+        return _remember(self._cards, key, RenderedCard(html, text, card.paper.title, group, label))
+
+    def group_of(self, match: Match) -> tuple[tuple[str, str], str]:
+        """The paper's first reason ((kind, name), label): its card goes under it."""
+        found = self._groups.get(match.key)
+        if found is None:
+            first = match.reasons[0] if match.reasons else Reason("query", "", "", ())
+            found = _remember(self._groups, match.key, ((first.kind, first.name), first.label))
+        return found

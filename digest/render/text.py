@@ -1,124 +1,55 @@
-"""Plain-text helpers for emails: cleaning feed text, safe links, snippets, subjects."""
+"""Plain-text helpers for emails: cleaning feed text, safe links, snippets, counts, subjects.
+
+Pure functions over strings and numbers: no template is rendered and no markup built here.
+"""
 
 from __future__ import annotations
 
-import logging
 import re
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 from urllib.parse import urlsplit
 
 from digest.errors import QueryError
 from digest.query import Term, Upvotes, highlight_spans, parse, terms_of
 
 MAX_TITLE = 300
-
-
 MAX_SNIPPET = 420
-
-
 MAX_AUTHOR = 80
-
-
 MAX_SUMMARY = 600
-
-
 MAX_LABEL = 120
-
-
 MAX_WHY = 160  # a compact card's one "Why:" line
-
-
 MAX_SUBJECT = 100
-
-
 SUBJECT_TARGET = 78  # what most inboxes show; the list of names stops before it
-
-
-WRAP = 76
-
-
-CARD_CACHE = 10_000
-
-
 # Past the first FULL_CARDS papers (FULL_CARDS_LONG in an email of more than LONG_EMAIL), a
 # compact card: the largest allowed digest (100 papers) stays under Gmail's ~102 KB clipping.
 FULL_CARDS = 10
-
-
 LONG_EMAIL = 40
-
-
 FULL_CARDS_LONG = 5
-
-
 MAX_COMPACT_TITLE = 160
-
-
 MAX_COMPACT_AUTHORS = 100
-
 
 CAUSES = {
     "weekend": "arXiv announces no new papers on weekends.",
     "holiday": "arXiv is closed for a holiday and announced no new papers.",
 }
 
-
-PREMAILER_OPTIONS: dict[str, Any] = {
-    "allow_network": False,
-    "strip_important": False,  # the @media rules need their !important to beat inline styles
-    "disable_validation": True,
-    "cssutils_logging_level": logging.CRITICAL,
-}
-
-
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-
-
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")  # fmt: skip
-
-
-_ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z][a-z.-]*(\.[A-Z]{2})?/\d{7}")
-
-
 _SPACE = re.compile(r"\s+")
-
-
 _OPERATORS = re.compile(r"\b(?:AND|OR|NOT)\b|\b[A-Za-z]+:|[\"()*]|(?<!\w)-|[<>=]+\d*")
-
-
 _HIDDEN = dict.fromkeys(
     [*range(0, 32), 127, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF], " "
 )
 
 
-_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
-
-
-_CSS_INCLUDE = re.compile(r"\{%-?\s*include\s+[\"']([^\"']+\.css)[\"']\s*-?%\}")
-
-
-_OTHER_TEMPLATES = re.compile(r"\{%-?\s*(include|extends|import|from)\b")
-
-
-_CARD = re.compile(r"[ \t]*\{#(-?)\s*card\s*-?#\}.*?\{#-?\s*endcard\s*(-?)#\}\n?", re.S)
-
-
-_SENTINEL = "zjinja{:05d}z"
-
-
-_TEXT = textwrap.TextWrapper(WRAP, "  ", "  ", break_on_hyphens=False)
-
-
-_TITLE = textwrap.TextWrapper(WRAP, "* ", "  ", break_on_hyphens=False)
-
-
 @dataclass(frozen=True, slots=True)
 class RenderedEmail:
+    """One email's content, ready for `digest.message` to wrap in headers: the subject line,
+    the HTML part with its CSS inlined, and the plain-text part."""
+
     subject: str
     html: str
     text: str
@@ -225,15 +156,14 @@ def abstract_snippet(text: str, terms: Sequence[Term]) -> tuple[str, list[tuple[
     return snippet(text, highlight_spans(text, terms, "abstract"))
 
 
-def _count(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
+    """`1 paper`, `2 papers`, `1,204 papers`: a count as the emails say it."""
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
-def _short_number(n: int) -> str:
-    return f"{n / 1000:.1f}k".replace(".0k", "k") if n >= 1000 else str(n)
-
-
-def _when(edition_name: str, edition_date: date, long: bool) -> str:
+def edition_label(edition_name: str, edition_date: date, long: bool) -> str:
+    """The edition as a reader names it: `Tuesday 24 November 2026` or `Week 48, 2026` in a
+    headline (`long`), `Tue 24 Nov` or `week 48` in a subject line."""
     week = re.fullmatch(r"(\d{4})-W(\d{2})", edition_name)
     if week:
         return f"Week {int(week[2])}, {week[1]}" if long else f"week {int(week[2])}"
@@ -246,8 +176,8 @@ def _when(edition_name: str, edition_date: date, long: bool) -> str:
 def subject_for(count: int, names: Sequence[str], edition_name: str, edition_date: date) -> str:
     """`7 new papers: diffusion, world models - Tue 24 Nov`: one line, the names cut to fit
     about SUBJECT_TARGET characters (`and 2 more`), never over MAX_SUBJECT."""
-    when = _when(edition_name, edition_date, long=False)
-    head = f"{_count(count, 'new paper')}"
+    when = edition_label(edition_name, edition_date, long=False)
+    head = f"{plural(count, 'new paper')}"
     shown: list[str] = []
     budget = SUBJECT_TARGET - len(head) - len(when) - 5
     cleaned = [shorten(clean(n), 40) for n in names if clean(n)]
@@ -288,9 +218,9 @@ def summary_line(shown: int, matched: int | None, new_papers: int | None) -> str
     """`10 of 18 matches from 212 new papers`: what the cap left out is never hidden, and a
     count that is not known (None) is not stated."""
     if matched is None:
-        head = _count(shown, "matching paper")
+        head = plural(shown, "matching paper")
     elif matched > shown:
         head = f"{shown:,} of {matched:,} matches"
     else:
         head = f"{shown:,} match{'' if shown == 1 else 'es'}"
-    return f"{head} from {_count(new_papers, 'new paper')}" if new_papers is not None else head
+    return f"{head} from {plural(new_papers, 'new paper')}" if new_papers is not None else head
