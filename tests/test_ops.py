@@ -115,6 +115,30 @@ def test_a_run_with_many_failures_alerts_once(tmp_path: Path, smtp: tuple[Record
     assert b"2 of 4 deliveries failed or were deferred" in alert.data
 
 
+def test_a_run_sends_its_digests_and_its_alert_over_one_smtp_connection(
+    tmp_path: Path, smtp: tuple[Recorder, int]
+) -> None:
+    """The run opens one transport for its digests and its alerts, and closes it once."""
+    recorder, port = smtp
+    path = app_config(
+        tmp_path, [("hf", "hf", DATA / HF_JUNE)], port,
+        smtp={"concurrency": 1, "backoff": 0, "max_attempts": 1},
+        extra='[alerts]\nadmin_email = "admin@example.org"\n',
+    )  # fmt: skip
+    people = [
+        Subscriber(f"p{n}@example.org", status="active", topics=["llm-agents"], hour=0)
+        for n in range(2)
+    ]
+    with Store(tmp_path / "digest.db") as store:
+        store.add_subscribers_bulk(people, NOW.isoformat(), "test")
+    recorder.faults.rcpt["p0@example.org"].append("550 5.1.1 unknown user")
+    before = recorder.connections  # the server's own check that it started
+    report = _run(path, NOW)
+    assert (report.send.sent, report.send.failed, report.alerts) == (1, 1, 1)
+    assert len(recorder.to("admin@example.org")) == 1
+    assert recorder.connections - before == 1
+
+
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     env["DIGEST_SECRET"] = SECRET

@@ -112,7 +112,7 @@ class StoreBase:
     def _event(
         self, sub_id: int, email: str, now: str, event: str, cause: str, detail: Any
     ) -> None:
-        self.db["subscriber_events"].insert(
+        self.db.table("subscriber_events").insert(
             {
                 "subscriber_id": sub_id,
                 "email": email,

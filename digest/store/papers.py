@@ -92,12 +92,12 @@ class PapersMixin(StoreBase):
                     link_inserts[paper.id] = {**link, "first_seen": now}
                 elif any(old_link[k] != v for k, v in link.items()):
                     link_updates[paper.id] = link
-            self.db["papers"].insert_all(inserts.values(), batch_size=200)
+            self.db.table("papers").insert_all(inserts.values(), batch_size=200)
             for paper_id, row in updates.items():
-                self.db["papers"].update(paper_id, row)
-            self.db["paper_sources"].insert_all(link_inserts.values(), batch_size=200)
+                self.db.table("papers").update(paper_id, row)
+            self.db.table("paper_sources").insert_all(link_inserts.values(), batch_size=200)
             for paper_id, link in link_updates.items():
-                self.db["paper_sources"].update((paper_id, source), link)
+                self.db.table("paper_sources").update((paper_id, source), link)
         return UpsertCounts(len(inserts), len(updates), unchanged)
 
     def _rows_by_id(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -124,7 +124,8 @@ class PapersMixin(StoreBase):
         until: str | None = None,
     ) -> list[Paper]:
         """Stored papers, newest first; `search` is full-text over title, abstract and authors."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | int] = []
         if since:
             where.append("papers.first_seen >= ?")
             params.append(since)
@@ -157,7 +158,7 @@ class PapersMixin(StoreBase):
         return [row[0] for row in self.db.execute(sql, [fts_query, limit]).fetchall()]
 
     def count_papers(self) -> int:
-        return self.db["papers"].count
+        return self.db.table("papers").count
 
     def source_counts(self) -> dict[str, int]:
         sql = "select source, count(*) as n from paper_sources group by source"
@@ -180,7 +181,7 @@ class PapersMixin(StoreBase):
         last_modified: str | None,
     ) -> None:
         with self.write():
-            self.db["source_state"].upsert(
+            self.db.table("source_state").upsert(
                 {
                     "source": source,
                     "last_url": url,
@@ -197,7 +198,7 @@ class PapersMixin(StoreBase):
     def record_source_failure(self, source: str, now: str, error: str) -> None:
         with self.write():
             old = self.get_source_state(source)
-            self.db["source_state"].upsert(
+            self.db.table("source_state").upsert(
                 {
                     "source": source,
                     "last_attempt": now,
@@ -224,7 +225,8 @@ class PapersMixin(StoreBase):
 
     def latest_edition_end(self, before: str) -> str | None:
         sql = "select max(window_end) as end from editions where name < ?"
-        return next(self.db.query(sql, [before]))["end"]
+        end: str | None = next(self.db.query(sql, [before]))["end"]
+        return end
 
     def open_edition(self, name: str, now: str, default_start: str) -> dict[str, Any]:
         """An edition's window is fixed the first time it is opened, so re-runs see the same
@@ -240,12 +242,12 @@ class PapersMixin(StoreBase):
                 "window_end": now,
                 "opened_at": now,
             }
-            self.db["editions"].insert(row)
+            self.db.table("editions").insert(row)
             return row
 
 
 def _paper_from_row(row: dict[str, Any], sources: list[str]) -> Paper:
-    values = {k: row.get(k) for k in _PAPER_COLUMNS}
+    values: dict[str, Any] = {k: row.get(k) for k in _PAPER_COLUMNS}
     for key in _JSON_FIELDS:
         values[key] = json.loads(row[key]) if row.get(key) else []
     values["title"] = row["title"] or ""

@@ -29,11 +29,11 @@ class SubscribersMixin(StoreBase):
         row.update(created_at=now, updated_at=now)
         with self.write():
             try:
-                new_id = self.db["subscribers"].insert(row).last_pk
+                new_id = _last_id(self.db.table("subscribers").insert(row).last_pk)
             except sqlite3.IntegrityError as ex:
                 raise StoreError(f"{sub.email}: already a subscriber") from ex
-            self._event(int(new_id), sub.email, now, "created", cause, {"status": sub.status})
-        added = self.get_subscriber(int(new_id))
+            self._event(new_id, sub.email, now, "created", cause, {"status": sub.status})
+        added = self.get_subscriber(new_id)
         assert added is not None
         return added
 
@@ -56,7 +56,7 @@ class SubscribersMixin(StoreBase):
             diff = {k: [before[k], after[k]] for k in after if after[k] != before[k]}
             if diff:
                 after["updated_at"] = now
-                self.db["subscribers"].update(sub_id, after)
+                self.db.table("subscribers").update(sub_id, after)
                 self._event(sub_id, old.email, now, event, cause, diff)
         updated = self.get_subscriber(sub_id)
         assert updated is not None
@@ -121,10 +121,10 @@ class SubscribersMixin(StoreBase):
                 row.pop("id")
                 row.update(created_at=now, updated_at=now)
                 try:
-                    new_id = self.db["subscribers"].insert(row).last_pk
+                    new_id = _last_id(self.db.table("subscribers").insert(row).last_pk)
                 except sqlite3.IntegrityError as ex:
                     raise StoreError(f"{sub.email}: already a subscriber") from ex
-                self._event(int(new_id), sub.email, now, "created", cause, {"status": sub.status})
+                self._event(new_id, sub.email, now, "created", cause, {"status": sub.status})
                 count += 1
         return count
 
@@ -133,7 +133,7 @@ class SubscribersMixin(StoreBase):
     ) -> None:
         """Called once the server accepted the message: only then is a paper sent."""
         with self.write():
-            self.db["sent_papers"].insert_all(
+            self.db.table("sent_papers").insert_all(
                 (
                     {"subscriber_id": sub_id, "paper_id": p, "edition": edition, "sent_at": now}
                     for p in paper_ids
@@ -264,3 +264,10 @@ def _subscriber_from_row(row: dict[str, Any]) -> Subscriber:
     for key in _SUBSCRIBER_JSON:
         values[key] = json.loads(row[key] or "[]")
     return Subscriber(**values)
+
+
+def _last_id(pk: object) -> int:
+    """The rowid SQLite gave an insert (sqlite-utils types it loosely)."""
+    if not isinstance(pk, int):
+        raise StoreError(f"insert returned no row id ({pk!r})")
+    return pk

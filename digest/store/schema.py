@@ -10,7 +10,7 @@ migrations = Migrations("digest")
 
 @migrations()
 def m001_papers(db: sqlite_utils.Database) -> None:
-    db["papers"].create(
+    db.table("papers").create(
         {
             "id": str,
             "arxiv_id": str,
@@ -41,8 +41,8 @@ def m001_papers(db: sqlite_utils.Database) -> None:
         pk="id",
         not_null={"title", "first_seen"},
     )
-    db["papers"].create_index(["first_seen"])
-    db["paper_sources"].create(
+    db.table("papers").create_index(["first_seen"])
+    db.table("paper_sources").create(
         {
             "paper_id": str,
             "source": str,
@@ -54,8 +54,8 @@ def m001_papers(db: sqlite_utils.Database) -> None:
         pk=("paper_id", "source"),
         foreign_keys=[("paper_id", "papers", "id")],
     )
-    db["paper_sources"].create_index(["source"])
-    db["source_state"].create(
+    db.table("paper_sources").create_index(["source"])
+    db.table("source_state").create(
         {
             "source": str,
             "last_url": str,
@@ -71,7 +71,7 @@ def m001_papers(db: sqlite_utils.Database) -> None:
         pk="source",
         defaults={"failures": 0},
     )
-    db["papers"].enable_fts(
+    db.table("papers").enable_fts(
         ["title", "abstract", "authors"],
         create_triggers=True,
         tokenize="porter unicode61 remove_diacritics 2",
@@ -80,7 +80,7 @@ def m001_papers(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m002_subscribers(db: sqlite_utils.Database) -> None:
-    db["subscribers"].create(
+    db.table("subscribers").create(
         {
             "id": int,
             "email": str,
@@ -103,9 +103,9 @@ def m002_subscribers(db: sqlite_utils.Database) -> None:
         defaults={"bounces": 0},
     )
     db.execute("create unique index subscribers_email on subscribers (email collate nocase)")
-    db["subscribers"].create_index(["status"])
+    db.table("subscribers").create_index(["status"])
     # No foreign key: the history outlives a removed subscriber.
-    db["subscriber_events"].create(
+    db.table("subscriber_events").create(
         {
             "id": int,
             "subscriber_id": int,
@@ -117,20 +117,20 @@ def m002_subscribers(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["subscriber_events"].create_index(["subscriber_id"])
-    db["sent_papers"].create(
+    db.table("subscriber_events").create_index(["subscriber_id"])
+    db.table("sent_papers").create(
         {"subscriber_id": int, "paper_id": str, "edition": str, "sent_at": str},
         pk=("subscriber_id", "paper_id"),
     )
-    db["sent_papers"].create_index(["paper_id"])
-    db["editions"].create(
+    db.table("sent_papers").create_index(["paper_id"])
+    db.table("editions").create(
         {"name": str, "window_start": str, "window_end": str, "opened_at": str}, pk="name"
     )
 
 
 @migrations()
 def m003_deliveries(db: sqlite_utils.Database) -> None:
-    db["deliveries"].create(
+    db.table("deliveries").create(
         {
             "id": int,
             "subscriber_id": int,
@@ -152,25 +152,25 @@ def m003_deliveries(db: sqlite_utils.Database) -> None:
         defaults={"attempts": 0, "possible_duplicate": 0},
     )
     db.execute("create unique index deliveries_once on deliveries (subscriber_id, edition)")
-    db["deliveries"].create_index(["status", "next_attempt_at"])
-    db["deliveries"].create_index(["edition"])
+    db.table("deliveries").create_index(["status", "next_attempt_at"])
+    db.table("deliveries").create_index(["edition"])
 
 
 @migrations()
 def m004_suppressions(db: sqlite_utils.Database) -> None:
     # Only a keyed hash of an address that asked to be erased: enough to not mail it again.
-    db["suppressions"].create({"email_hash": str, "at": str, "cause": str}, pk="email_hash")
+    db.table("suppressions").create({"email_hash": str, "at": str, "cause": str}, pk="email_hash")
 
 
 @migrations()
 def m005_alerts(db: sqlite_utils.Database) -> None:
-    db["alerts"].create({"key": str, "sent_at": str, "subject": str}, pk="key")
+    db.table("alerts").create({"key": str, "sent_at": str, "subject": str}, pk="key")
 
 
 @migrations()
 def m006_subscriber_ids_never_reused(db: sqlite_utils.Database) -> None:
     # AUTOINCREMENT: an erased subscriber's id (and the history keyed by it) is never reused.
-    columns = ", ".join(c.name for c in db["subscribers"].columns)
+    columns = ", ".join(c.name for c in db.table("subscribers").columns)
     db.execute(
         "create table subscribers_new (id integer primary key autoincrement, email text not null,"
         " status text not null, queries text, topics text, cadence text, weekday text,"
@@ -188,5 +188,5 @@ def m006_subscriber_ids_never_reused(db: sqlite_utils.Database) -> None:
 def m007_delivery_counts(db: sqlite_utils.Database) -> None:
     # What the email says ("10 of 18 matches from 54 new papers") is fixed when it is planned,
     # so a delivery sent on a later day or by another worker states its own edition's numbers.
-    db["deliveries"].add_column("matched", int)
-    db["deliveries"].add_column("new_papers", int)
+    db.table("deliveries").add_column("matched", int)
+    db.table("deliveries").add_column("new_papers", int)
