@@ -1,0 +1,295 @@
+"""The store's specification: every delivery transition and refusal, subscribers and their
+history, erasure, editions. Each test opens a real SQLite file (the `store` fixture) and states
+one rule the rest of the code relies on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from digest.errors import StoreError
+from digest.models import Paper, Subscriber
+from digest.store import Store
+
+T0 = "2026-06-12T08:00:00+00:00"
+T1 = "2026-06-12T09:00:00+00:00"
+T2 = "2026-06-12T10:00:00+00:00"
+EDITION = "2026-06-12"
+
+
+def _people(store: Store, *emails: str) -> list[Subscriber]:
+    store.add_subscribers_bulk([Subscriber(e, status="active") for e in emails], T0, "test")
+    found = [store.get_subscriber(e) for e in emails]
+    assert all(found)
+    return [s for s in found if s is not None]
+
+
+def _plan(store: Store, subs: Sequence[Subscriber], edition: str = EDITION) -> list[int]:
+    rows = [
+        {"subscriber_id": s.id, "email": s.email, "edition": edition, "status": "pending",
+         "papers": ["2606.00001", "2606.00002"], "message_id": f"<{s.id}.{edition}@t>"}
+        for s in subs
+    ]  # fmt: skip
+    store.plan_deliveries(rows, T0)
+    return [int(r["id"]) for r in store.due_deliveries(T0) if r["edition"] == edition]
+
+
+def _status(store: Store, sub: Subscriber, edition: str = EDITION) -> str:
+    row = store.delivery(sub.id or 0, edition)
+    assert row is not None
+    return str(row["status"])
+
+
+# The delivery log: pending -> sending -> sent | pending (retry) | failed; skipped
+
+
+def test_planning_twice_keeps_the_first_plan(store: Store) -> None:
+    (ada,) = _people(store, "ada@example.org")
+    _plan(store, [ada])
+    again = [{"subscriber_id": ada.id, "email": ada.email, "edition": EDITION,
+              "status": "pending", "papers": ["other"], "message_id": "<x@t>"}]  # fmt: skip
+    assert store.plan_deliveries(again, T1) == 0
+    row = store.delivery(ada.id or 0, EDITION)
+    assert row is not None and row["papers"] == ["2606.00001", "2606.00002"]
+
+
+def test_a_delivery_is_claimed_once_and_only_while_pending(store: Store) -> None:
+    (ada,) = _people(store, "ada@example.org")
+    (delivery,) = _plan(store, [ada])
+    assert store.claim_delivery(delivery, T1) is True
+    assert store.claim_delivery(delivery, T1) is False, "a second worker gets nothing"
+    assert _status(store, ada) == "sending"
+    assert store.due_deliveries(T2) == [], "a claimed delivery is not due"
+
+
+def test_sent_records_the_papers_so_they_never_go_to_that_person_again(store: Store) -> None:
+    ada, bob = _people(store, "ada@example.org", "bob@example.org")
+    first, _ = _plan(store, [ada, bob])
+    store.claim_delivery(first, T1)
+    store.mark_sent(first, ada.id or 0, ["2606.00001", "2606.00002"], EDITION, "250 ok", T1)
+    assert _status(store, ada) == "sent"
+    assert store.claim_delivery(first, T2) is False, "a sent delivery is never claimed again"
+    sent = store.sent_among([ada.id or 0, bob.id or 0], ["2606.00001", "2606.00003"])
+    assert sent == {ada.id: {"2606.00001"}}
+    assert store.sent_counts(ada.id or 0) == (1, 2)
+
+
+def test_a_retry_waits_for_its_time_and_keeps_its_reply(store: Store) -> None:
+    (ada,) = _people(store, "ada@example.org")
+    (delivery,) = _plan(store, [ada])
+    store.claim_delivery(delivery, T0)
+    store.mark_retry(delivery, "451 try later", next_attempt_at=T2, now=T0)
+    assert store.due_deliveries(T1) == []
+    (due,) = store.due_deliveries(T2)
+    assert (due["status"], due["last_reply"], due["attempts"]) == ("pending", "451 try later", 1)
+
+
+def test_an_interrupted_send_comes_back_flagged_as_a_possible_duplicate(store: Store) -> None:
+    ada, bob = _people(store, "ada@example.org", "bob@example.org")
+    first, second = _plan(store, [ada, bob])
+    store.claim_delivery(first, T1)
+    assert store.recover_interrupted(T2) == 1
+    (again, untouched) = store.due_deliveries(T2)
+    assert (again["id"], again["possible_duplicate"]) == (first, 1)
+    assert (untouched["id"], untouched["possible_duplicate"]) == (second, 0)
+
+
+def test_recovery_of_one_shard_leaves_the_other_shards_sends_alone(store: Store) -> None:
+    subs = _people(store, "a@example.org", "b@example.org", "c@example.org", "d@example.org")
+    for delivery in _plan(store, subs):
+        store.claim_delivery(delivery, T1)
+    odd = [s for s in subs if (s.id or 0) % 2 == 0]  # shard 1/2 holds ids with id % 2 == 0
+    assert store.recover_interrupted(T2, shard=(1, 2)) == len(odd)
+    assert sorted(_status(store, s) for s in subs) == ["pending"] * 2 + ["sending"] * 2
+    assert {s.email for s in subs if _status(store, s) == "pending"} == {s.email for s in odd}
+
+
+def test_a_message_we_could_not_build_stays_due_for_the_next_run(store: Store) -> None:
+    (ada,) = _people(store, "ada@example.org")
+    (delivery,) = _plan(store, [ada])
+    store.claim_delivery(delivery, T1)
+    store.mark_unbuilt(delivery, "DKIM key does not load", T1)
+    (due,) = store.due_deliveries(T1)
+    assert (due["id"], due["last_reply"]) == (delivery, "DKIM key does not load")
+
+
+def test_a_skipped_delivery_is_never_due(store: Store) -> None:
+    (ada,) = _people(store, "ada@example.org")
+    (delivery,) = _plan(store, [ada])
+    store.mark_skipped(delivery, "unsubscribed before the send", T1)
+    assert store.due_deliveries(T2) == [] and _status(store, ada) == "skipped"
+
+
+def test_a_failure_that_is_not_a_bounce_counts_no_bounce(store: Store) -> None:
+    (ada,) = _people(store, "ada@example.org")
+    (delivery,) = _plan(store, [ada])
+    assert store.mark_failed(delivery, ada.id or 0, "554 policy", T1, bounce_limit=None) is False
+    sub = store.get_subscriber(ada.id or 0)
+    assert sub is not None and (sub.bounces, sub.status) == (0, "active")
+
+
+def test_bounces_up_to_the_limit_make_the_subscriber_bounced_once(store: Store) -> None:
+    (ada,) = _people(store, "ada@example.org")
+    became = []
+    for day in ("2026-06-10", "2026-06-11", "2026-06-12"):
+        (delivery,) = _plan(store, [ada], edition=day)
+        became.append(store.mark_failed(delivery, ada.id or 0, "550 no user", T1, bounce_limit=2))
+    assert became == [False, True, False], "the change happens once, at the limit"
+    sub = store.get_subscriber(ada.id or 0)
+    assert sub is not None and (sub.bounces, sub.status) == (3, "bounced")
+    events = [e["event"] for e in store.subscriber_events(ada.id or 0)]
+    assert events.count("bounced") == 1
+
+
+def test_due_deliveries_page_through_in_id_order(store: Store) -> None:
+    subs = _people(store, *(f"p{n}@example.org" for n in range(7)))
+    planned = _plan(store, subs)
+    seen: list[int] = []
+    after = 0
+    while page := store.due_deliveries(T1, after_id=after, limit=3):
+        seen += [int(r["id"]) for r in page]
+        after = seen[-1]
+    assert seen == sorted(planned)
+
+
+def test_delivery_counts_and_recent_failures_read_the_log(store: Store) -> None:
+    ada, bob, zoe = _people(store, "ada@example.org", "bob@example.org", "zoe@example.org")
+    first, second, _ = _plan(store, [ada, bob, zoe])
+    store.claim_delivery(first, T1)
+    store.mark_sent(first, ada.id or 0, ["2606.00001"], EDITION, "250 ok", T1)
+    store.mark_failed(second, bob.id or 0, "550 no such user", T1, bounce_limit=None)
+    assert store.delivery_counts() == {"sent": 1, "failed": 1, "pending": 1}
+    (failure,) = store.recent_failures()
+    assert failure["email"] == "bob@example.org" and "550" in failure["last_reply"]
+
+
+def test_an_alert_is_remembered_so_it_is_sent_once_per_period(store: Store) -> None:
+    assert store.alert_sent_since("source:hf", T0) is False
+    store.record_alert("source:hf", "hf failed 3 runs in a row", T1)
+    assert store.alert_sent_since("source:hf", T0) is True
+    assert store.alert_sent_since("source:hf", T2) is False
+
+
+# Subscribers, their history, erasure and suppression
+
+
+def test_an_address_is_one_subscriber_whatever_its_case(store: Store) -> None:
+    store.add_subscriber(Subscriber("Ada@Example.org"), T0, "test")
+    with pytest.raises(StoreError, match=r"ada@example\.org: already a subscriber"):
+        store.add_subscriber(Subscriber("ada@example.org"), T0, "test")
+    found = store.get_subscriber("ADA@EXAMPLE.ORG")
+    assert found is not None and found.email == "Ada@Example.org"
+
+
+def test_every_change_is_an_event_saying_what_changed_from_what(store: Store) -> None:
+    sub = store.add_subscriber(Subscriber("ada@example.org", max_papers=10), T0, "cli")
+    store.update_subscriber(sub.id or 0, {"max_papers": 20}, T1, "edited", "web")
+    store.update_subscriber(sub.id or 0, {"max_papers": 20}, T2, "edited", "web")
+    events = store.subscriber_events(sub.id or 0)
+    assert [(e["event"], e["cause"]) for e in events] == [("created", "cli"), ("edited", "web")]
+    assert events[1]["detail"] == {"max_papers": [10, 20]}, "no change records nothing"
+
+
+def test_updating_someone_who_is_not_there_is_an_error(store: Store) -> None:
+    with pytest.raises(StoreError, match="no subscriber with id 99"):
+        store.update_subscriber(99, {"max_papers": 5}, T0, "edited", "test")
+
+
+def test_subscribers_stream_in_id_order_filtered_by_status(store: Store) -> None:
+    store.add_subscribers_bulk(
+        [Subscriber(f"p{n}@example.org", status=("active", "paused")[n % 2]) for n in range(5)],
+        T0,
+        "test",
+    )
+    active = [s.email for s in store.iter_subscribers(["active"], batch=2)]
+    assert active == ["p0@example.org", "p2@example.org", "p4@example.org"]
+    assert store.count_subscribers() == {"active": 3, "paused": 2}
+
+
+def test_an_expired_pause_ends_and_a_running_one_does_not(store: Store) -> None:
+    store.add_subscribers_bulk(
+        [Subscriber("ended@example.org", status="paused", paused_until=T1),
+         Subscriber("later@example.org", status="paused", paused_until=T2)],
+        T0,
+        "test",
+    )  # fmt: skip
+    assert store.resume_expired_pauses(T1) == ["ended@example.org"]
+    later = store.get_subscriber("later@example.org")
+    assert later is not None and later.status == "paused"
+
+
+def test_erasure_removes_the_person_and_keeps_only_a_suppression_hash(store: Store) -> None:
+    (ada,) = _people(store, "ada@example.org")
+    (delivery,) = _plan(store, [ada])
+    store.claim_delivery(delivery, T1)
+    store.mark_sent(delivery, ada.id or 0, ["2606.00001"], EDITION, "250 ok", T1)
+    store.erase_subscriber(ada.id or 0, "hash-of-ada", T2, "delete my data")
+    assert store.get_subscriber("ada@example.org") is None
+    assert store.subscriber_events(ada.id or 0) == []
+    assert store.delivery(ada.id or 0, EDITION) is None
+    assert store.is_suppressed("hash-of-ada")
+    store.lift_suppression("hash-of-ada")
+    assert not store.is_suppressed("hash-of-ada")
+
+
+def test_an_erased_subscribers_id_is_never_given_to_someone_else(store: Store) -> None:
+    (ada,) = _people(store, "ada@example.org")
+    store.erase_subscriber(ada.id or 0, "h", T1, "delete my data")
+    (bob,) = _people(store, "bob@example.org")
+    assert (bob.id or 0) > (ada.id or 0)
+
+
+def test_the_purge_removes_only_unconfirmed_signups_older_than_the_cut(store: Store) -> None:
+    store.add_subscribers_bulk(
+        [Subscriber("old@example.org", status="pending"),
+         Subscriber("gone@example.org", status="unsubscribed")],
+        T0,
+        "test",
+    )  # fmt: skip
+    store.add_subscribers_bulk([Subscriber("new@example.org", status="pending")], T2, "test")
+    assert store.purge_pending(older_than=T1, now=T2) == 1
+    assert store.get_subscriber("old@example.org") is None
+    assert store.get_subscriber("new@example.org") is not None
+    assert store.get_subscriber("gone@example.org") is not None, "an unsubscribe is kept"
+
+
+# Editions and papers
+
+
+def test_an_editions_window_is_fixed_when_first_opened_and_the_next_starts_there(
+    store: Store,
+) -> None:
+    first = store.open_edition("2026-06-11", T0, default_start="2026-06-10T00:00:00+00:00")
+    assert first["window_start"] == "2026-06-10T00:00:00+00:00" and first["window_end"] == T0
+    assert store.open_edition("2026-06-11", T2, default_start="x") == first, "re-runs agree"
+    second = store.open_edition("2026-06-12", T1, default_start="x")
+    assert (second["window_start"], second["window_end"]) == (T0, T1)
+
+
+def test_papers_first_seen_in_a_window_are_that_windows_papers(store: Store) -> None:
+    store.upsert_papers("hf", [Paper("2606.00001", "Early")], T0)
+    store.upsert_papers("hf", [Paper("2606.00002", "Late")], T2)
+    store.upsert_papers("arxiv", [Paper("2606.00001", "Early, again")], T2)
+    assert store.papers_between(T0, T1) == [], "a window is (start, end]: T0 is before it"
+    assert [p.id for p in store.papers_between("2026-06-12", T1)] == ["2606.00001"]
+    assert [p.id for p in store.papers_between(T1, T2)] == ["2606.00002"]
+
+
+def test_a_source_failure_is_counted_until_a_success_resets_it(store: Store) -> None:
+    store.record_source_failure("hf", T0, "HTTP 500")
+    store.record_source_failure("hf", T1, "HTTP 500")
+    assert store.get_source_state("hf").failures == 2
+    store.record_source_success("hf", T2, 5, url="https://h", etag='"v1"', last_modified=None)
+    state = store.get_source_state("hf")
+    assert (state.failures, state.last_success, state.etag, state.last_fetched) == (
+        0, T2, '"v1"', 5)  # fmt: skip
+    assert state.last_error == "HTTP 500", "the last error stays readable after a success"
+
+
+def test_a_store_opened_twice_on_one_file_sees_the_same_rows(tmp_path: Path) -> None:
+    with Store(tmp_path / "a.db") as one:
+        one.add_subscriber(Subscriber("ada@example.org"), T0, "test")
+    with Store(tmp_path / "a.db") as two:
+        assert two.get_subscriber("ada@example.org") is not None
