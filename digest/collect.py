@@ -19,9 +19,9 @@ import httpx
 
 from digest.config import Config, SourceConfig
 from digest.errors import DigestError, StoreError
-from digest.models import FetchResult
-from digest.sources import COLLECTORS, Body, Sleep
-from digest.sources.common import REASONS_KEPT, SourceResult
+from digest.models import SourceResult
+from digest.sources import COLLECTORS, Body, Sleep, SourceRequest
+from digest.sources.common import REASONS_KEPT
 from digest.store import Store
 
 
@@ -53,6 +53,7 @@ class SourceReport:
 
     @property
     def ok(self) -> bool:
+        """Whether the source landed whole: no error and nothing skipped (exit code 0)."""
         return self.error is None and not self.skipped
 
 
@@ -60,40 +61,51 @@ Progress = Callable[[str, str], None]
 
 
 def selected_sources(config: Config, only: str | None = None) -> list[SourceConfig]:
+    """The sources a collect will run: `only` by name (even if disabled), else every enabled one.
+
+    Raises:
+        ConfigError: no source is called `only`.
+    """
     if only:
         return [config.source(only)]
     return [s for s in config.sources if s.enabled]
 
 
 async def _fetch_one(
+    request: SourceRequest, gate: asyncio.Semaphore
+) -> tuple[SourceConfig, SourceResult | str, float]:
+    """Fetch and parse one source: its papers, or the one line saying why it failed."""
+    t0 = time.perf_counter()
+    try:
+        async with gate:
+            return request.source, await COLLECTORS[request.source.kind](request), t0
+    except DigestError as ex:
+        return request.source, str(ex), t0
+    except Exception as ex:  # a bug in one parser must not cost the other sources
+        return request.source, f"unexpected {type(ex).__name__}: {ex}", t0
+
+
+def _request(
     src: SourceConfig,
-    client: httpx.AsyncClient,
     config: Config,
     store: Store,
+    client: httpx.AsyncClient,
     day: date,
     since: date | None,
     sleep: Sleep,
-    gate: asyncio.Semaphore,
-) -> tuple[SourceConfig, FetchResult | str, float]:
-    """Fetch and parse one source: its papers, or the one line saying why it failed."""
-    t0 = time.perf_counter()
+) -> SourceRequest:
+    """The request for one source; the validators of its last success make the GET
+    conditional, except in a backfill, which must read every day whatever changed."""
     state = store.get_source_state(src.name)
     cached = None
     if state.last_url and since is None:
         cached = Body(url=state.last_url, etag=state.etag, last_modified=state.last_modified)
-    try:
-        async with gate:
-            collector = COLLECTORS[src.kind]
-            return src, await collector(src, client, config.collect, day, since, cached, sleep), t0
-    except DigestError as ex:
-        return src, str(ex), t0
-    except Exception as ex:  # a bug in one parser must not cost the other sources
-        return src, f"unexpected {type(ex).__name__}: {ex}", t0
+    return SourceRequest(src, config.collect, day, client, since, cached, sleep)
 
 
 def _land_one(
     src: SourceConfig,
-    outcome: FetchResult | str,
+    outcome: SourceResult | str,
     store: Store,
     stamp: str,
     t0: float,
@@ -144,10 +156,8 @@ async def collect_async(
     own_client = client is None
     http = client or httpx.AsyncClient(follow_redirects=False, http2=False)
     gate = asyncio.Semaphore(max(1, config.collect.concurrency))
-    pending = [
-        asyncio.ensure_future(_fetch_one(s, http, config, store, day, since, sleep, gate))
-        for s in sources
-    ]
+    requests = [_request(s, config, store, http, day, since, sleep) for s in sources]
+    pending = [asyncio.ensure_future(_fetch_one(r, gate)) for r in requests]
     try:
         fetched = await asyncio.gather(*pending)
     finally:
@@ -168,14 +178,16 @@ async def collect_async(
 
 def _land(
     src: SourceConfig,
-    result: FetchResult,
+    result: SourceResult,
     store: Store,
     stamp: str,
     t0: float,
     limit: int,
 ) -> SourceReport:
-    skipped = result.skipped if isinstance(result, SourceResult) else 0
-    reasons = list(result.skip_reasons) if isinstance(result, SourceResult) else []
+    """Store one source's papers (at most `limit`; the rest counted as skipped) and its
+    validators, and say what changed."""
+    skipped = result.skipped
+    reasons = list(result.skip_reasons)
     papers = result.papers
     if len(papers) > limit:
         cut = len(papers) - limit
@@ -200,6 +212,34 @@ def _land(
     )
 
 
-def collect(config: Config, store: Store, now: datetime, **kwargs: object) -> list[SourceReport]:
-    """The synchronous entry point for the CLI and the daily job."""
-    return asyncio.run(collect_async(config, store, now, **kwargs))  # type: ignore[arg-type]
+def collect(
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    day: date | None = None,
+    since: date | None = None,
+    only: str | None = None,
+    client: httpx.AsyncClient | None = None,
+    sleep: Sleep = asyncio.sleep,
+    progress: Progress | None = None,
+) -> list[SourceReport]:
+    """The synchronous entry point for the CLI and the daily job; see `collect_async`.
+
+    Raises:
+        StoreError: the database cannot be written.
+        ConfigError: `only` names no source.
+    """
+    return asyncio.run(
+        collect_async(
+            config,
+            store,
+            now,
+            day=day,
+            since=since,
+            only=only,
+            client=client,
+            sleep=sleep,
+            progress=progress,
+        )
+    )

@@ -57,11 +57,13 @@ class Match:
 
     @property
     def selecting(self) -> tuple[_Prepared, ...]:
+        """The subscriber's topics and queries that selected this paper."""
         mask = 1 << self._index
         return tuple(s for s in self._sources if s.bits & mask)
 
     @property
     def reasons(self) -> tuple[Reason, ...]:
+        """Why the paper is in the email: one reason per selecting topic or query."""
         return tuple(self._matcher.reason(s, self._index) for s in self.selecting)
 
     @property
@@ -91,6 +93,8 @@ class Matches(list[Match]):
 
 @dataclass(frozen=True, slots=True)
 class SubscriberMatches:
+    """One subscriber's matches, as `match_subscribers` streams them."""
+
     subscriber: Subscriber
     matches: Matches
     new_papers: int  # how many new papers the edition had, for "7 of 212 new papers"
@@ -165,6 +169,7 @@ class Matcher:
         return len(self._ranked)
 
     def node(self, text: str) -> Node:
+        """A query's tree, parsed once per distinct text (QueryError if it does not parse)."""
         found = self._nodes.get(text)
         if found is None:
             found = self._nodes[text] = parse(text)
@@ -237,6 +242,7 @@ class Matcher:
         return found
 
     def terms_for(self, selecting: tuple[_Prepared, ...]) -> tuple[Term, ...]:
+        """The terms to highlight for a set of selecting queries, merged once per set."""
         key = tuple(id(s) for s in selecting)
         found = self._term_sets.get(key)
         if found is None:
@@ -247,6 +253,7 @@ class Matcher:
         return found
 
     def has(self, paper_ids: Iterable[str]) -> bool:
+        """Whether every one of these papers is in this matcher's index."""
         return all(p in self._position for p in paper_ids)
 
     def matches_for(self, sub: Subscriber, paper_ids: Sequence[str]) -> list[Match]:

@@ -52,6 +52,11 @@ class Outgoing:
 
 
 def check_header(name: str, value: str) -> str:
+    """The value, if it holds no line break (a header injection).
+
+    Raises:
+        SendError: it holds a CR or LF.
+    """
     if "\r" in value or "\n" in value:
         raise SendError(f"{name} header holds a line break (CR/LF), refused: {value[:60]!r}")
     return value
@@ -134,6 +139,26 @@ def _part(content_type: str, body: str) -> bytes:
     ).encode() + encoded
 
 
+def _list_headers(
+    list_id: str, unsubscribe_url: str | None, unsubscribe_mailto: str | None
+) -> list[tuple[str, str]]:
+    """List-Id, List-Unsubscribe (web link, then mailto) and List-Unsubscribe-Post."""
+    headers = []
+    if list_id:
+        headers.append(("List-Id", f"<{check_header('List-Id', list_id)}>"))
+    targets = []
+    if unsubscribe_url:
+        targets.append(f"<{check_header('List-Unsubscribe', unsubscribe_url)}>")
+    if unsubscribe_mailto:
+        check_header("List-Unsubscribe", unsubscribe_mailto)
+        targets.append(f"<mailto:{unsubscribe_mailto}?subject=unsubscribe>")
+    if targets:
+        headers.append(("List-Unsubscribe", ",\r\n ".join(targets)))
+    if unsubscribe_url:
+        headers.append(("List-Unsubscribe-Post", ONE_CLICK))
+    return headers
+
+
 def build_message(
     *,
     sender: str,
@@ -149,7 +174,13 @@ def build_message(
     reply_to: str | None = None,
     dkim: Dkim | None = None,
 ) -> Outgoing:
-    """One message: text alone, or multipart/alternative (text first, then html)."""
+    """One message: text alone, or multipart/alternative (text first, then html); with
+    `unsubscribe_url`, the list headers of RFC 2369 and the one-click POST of RFC 8058.
+
+    Raises:
+        SendError: an address that cannot be mailed, or a header value with a line break.
+        ConfigError: the DKIM key does not sign.
+    """
     headers = [
         ("From", _formatted("From", sender)),
         ("To", _mailbox("To", to)),
@@ -160,18 +191,7 @@ def build_message(
     ]
     if reply_to:
         headers.append(("Reply-To", _formatted("Reply-To", reply_to)))
-    if list_id:
-        headers.append(("List-Id", f"<{check_header('List-Id', list_id)}>"))
-    targets = []
-    if unsubscribe_url:
-        targets.append(f"<{check_header('List-Unsubscribe', unsubscribe_url)}>")
-    if unsubscribe_mailto:
-        check_header("List-Unsubscribe", unsubscribe_mailto)
-        targets.append(f"<mailto:{unsubscribe_mailto}?subject=unsubscribe>")
-    if targets:
-        headers.append(("List-Unsubscribe", ",\r\n ".join(targets)))
-    if unsubscribe_url:
-        headers.append(("List-Unsubscribe-Post", ONE_CLICK))
+    headers += _list_headers(list_id, unsubscribe_url, unsubscribe_mailto)
     if html is None:
         content = _part("text/plain", text)
     else:
@@ -253,7 +273,7 @@ def dkim_dns_record(key: Dkim) -> str:
 def check_dkim(key: Dkim) -> str:
     """Sign a test message and verify it against the key's own public half: a key that would
     fail mid-run fails here, before anything is sent. Returns the DNS record to publish."""
-    import dkim as dkimpy  # type: ignore[import-untyped]
+    import dkim as dkimpy
 
     record = dkim_dns_record(key)
     probe = build_message(

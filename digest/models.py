@@ -45,8 +45,10 @@ class Paper:
 
 
 @dataclass(slots=True)
-class FetchResult:
-    """What one source produced in one run: papers, plus the HTTP validators for next time."""
+class SourceResult:
+    """What one source produced in one run, whatever its kind: the papers, the items it had to
+    skip (counted, with the first few reasons) so the run can say so, and the HTTP validators
+    for a conditional GET next time. `not_modified`: the server answered 304."""
 
     source: str
     papers: list[Paper] = field(default_factory=list)
@@ -55,6 +57,8 @@ class FetchResult:
     last_modified: str | None = None
     not_modified: bool = False
     note: str | None = None
+    skipped: int = 0
+    skip_reasons: list[str] = field(default_factory=list)
 
 
 SUBSCRIBER_STATUSES = ("pending", "active", "paused", "unsubscribed", "bounced")

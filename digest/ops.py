@@ -71,6 +71,8 @@ def preflight(config: Config, topics: dict[str, Topic], *, outbox: bool = True) 
 
 @dataclass(frozen=True)
 class Check:
+    """One verdict of `digest doctor`: ok, warn or fail, and what was seen."""
+
     name: str
     verdict: str  # ok | warn | fail
     detail: str

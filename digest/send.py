@@ -250,6 +250,7 @@ class RateLimit:
         self._next = 0.0
 
     async def wait(self) -> None:
+        """Wait for this message's slot: the next free one, `1 / per_second` apart."""
         if not self.interval:
             return
         now = time.monotonic()
@@ -261,6 +262,8 @@ class RateLimit:
 
 @dataclass
 class SendStats:
+    """What sending did in one run, by outcome, and one line per failure."""
+
     sent: int = 0
     skipped: int = 0
     retried: int = 0

@@ -217,6 +217,8 @@ RANKS = {
     "edition": 3,
     "query_index": 3,  # temporary re-export of digest.query
     "subscribers": 3,
+    "bounces": 3,
+    "recommend": 3,
     "collect": 4,
     "match": 5,
     "render": 6,

@@ -25,8 +25,8 @@ from digest.cli import app
 from digest.collect import SourceReport, collect
 from digest.config import SourceConfig
 from digest.errors import StoreError
-from digest.models import FetchResult
-from digest.sources import feed
+from digest.models import SourceResult
+from digest.sources import SourceRequest, feed
 from digest.store import Store
 from tests.conftest import (
     ARXIV_API,
@@ -572,9 +572,10 @@ def test_parsing_a_huge_feed_does_not_block_the_event_loop(
     config = make_config(tmp_path, [{"name": "huge", "kind": "feed", "url": "/"}])
     src = SourceConfig("huge", "feed", httpserver.url_for("/huge"))
 
-    async def fetch_and_parse() -> tuple[FetchResult, float]:
+    async def fetch_and_parse() -> tuple[SourceResult, float]:
         async with httpx.AsyncClient() as client:
-            work = feed.collect(src, client, config.collect, NOW.date(), None, None, Sleeps())
+            request = SourceRequest(src, config.collect, NOW.date(), client, sleep=Sleeps())
+            work = feed.collect(request)
             return await longest_stall(work)
 
     started = time.perf_counter()

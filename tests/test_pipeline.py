@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from digest.cli import app
 from digest.config import load_config, load_topics
 from digest.errors import DigestError
 from digest.models import Subscriber
-from digest.pipeline import Pipeline
+from digest.pipeline import Pipeline, RunReport
 from digest.schedule import RunLock
 from digest.store import Store
 from tests.conftest import ARXIV_RSS, DATA, HF_JUNE, app_config
@@ -50,7 +50,7 @@ def add_people(db: Path, people: list[Subscriber]) -> None:
         store.add_subscribers_bulk(people, NOW.isoformat(), "test")
 
 
-def run_pipeline(config_path: Path, now: datetime = NOW, **kw: object) -> object:
+def run_pipeline(config_path: Path, now: datetime = NOW, **kw: bool) -> RunReport:
     config = load_config(config_path, env={"DIGEST_SECRET": SECRET})
     with Store(config.database.path) as store:
         pipeline = Pipeline(config, store, load_topics(config.topics_path), now)
@@ -522,3 +522,116 @@ def test_skipped_feed_items_make_the_run_exit_1_with_a_line(tmp_path: Path) -> N
     assert result.exit_code == 1 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith("Error: hf: 1 items skipped")
+
+
+# ---------------------------------------------------------------- plan, build, deliver
+
+
+def _plain_text(data: bytes) -> str:
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    body = message.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content()).replace("\r\n", "\n")
+
+
+def test_building_a_message_before_planning_leaves_the_edition_to_the_plan(
+    tmp_path: Path,
+) -> None:
+    """A pipeline asked to build a delivery of yesterday's edition first (as `digest send`
+    does) still opens today's edition when it plans, and plans today's papers."""
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text().replace(
+            '[[sources]]\nname = "hf"', '[[sources]]\nname = "hf"\nenabled = false', 1
+        )
+    )
+    ada = Subscriber(
+        "ada@example.org", status="active", hour=0,
+        queries=["cat:cs.LG OR cat:stat.ML"], topics=["llm-agents"],
+    )  # fmt: skip
+    add_people(tmp_path / "digest.db", [ada])
+    yesterday = NOW - timedelta(days=1)
+    run_pipeline(config, now=yesterday, send=False)  # arXiv only, planned and not sent
+    config.write_text(config.read_text().replace("enabled = false\n", ""))
+    loaded = load_config(config, env={"DIGEST_SECRET": SECRET})
+    with Store(loaded.database.path) as store:
+        (row,) = store.due_deliveries(NOW.isoformat())
+        sub = store.get_subscriber(row["subscriber_id"])
+        assert sub is not None and sub.id is not None
+        pipeline = Pipeline(loaded, store, load_topics(loaded.topics_path), NOW)
+        built = pipeline.build(row, sub)
+        assert built is not None and row["edition"] == "2026-06-11"
+        report = asyncio.run(pipeline.run(send=False))
+        assert report.plan.planned == 1
+        assert store.get_edition("2026-06-12") is not None
+        today = store.delivery(sub.id, "2026-06-12")
+        assert today is not None and "2606.13681" in today["papers"]
+
+
+def test_a_planned_email_reads_the_same_whatever_the_pipeline_did_before(
+    tmp_path: Path,
+) -> None:
+    """A delivery planned before its counts were kept states none of them, whether or not
+    this pipeline planned others of its edition first: no step leaves a result for the next."""
+    config = write_config(tmp_path)
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber(a, status="active", topics=["llm-agents"], hour=0)
+         for a in ("old@example.org", "new@example.org")],
+    )  # fmt: skip
+    run_pipeline(config, send=False)
+    loaded = load_config(config, env={"DIGEST_SECRET": SECRET})
+    texts = []
+    for plan_first in (False, True):
+        with Store(loaded.database.path) as store:
+            with store.write():
+                store.db.execute("delete from deliveries")
+                store.db.execute("delete from editions")
+            store.plan_deliveries(
+                [{"subscriber_id": 1, "email": "old@example.org", "edition": "2026-06-12",
+                  "status": "pending", "papers": ["2606.13681"],
+                  "message_id": "<legacy@example.org>"}],
+                NOW.isoformat(),
+            )  # fmt: skip
+            pipeline = Pipeline(loaded, store, load_topics(loaded.topics_path), NOW)
+            if plan_first:
+                assert pipeline.plan().planned == 1  # new@ only: old@ is planned already
+            (row,) = [r for r in store.due_deliveries(NOW.isoformat()) if r["subscriber_id"] == 1]
+            old = store.get_subscriber(1)
+            assert old is not None
+            built = pipeline.build(row, old)
+            assert built is not None
+            texts.append(_plain_text(built.data))
+    assert texts[0] == texts[1]
+    assert "new papers" not in texts[0].splitlines()[1]
+
+
+def test_preview_out_writes_the_message_the_daily_job_builds(tmp_path: Path) -> None:
+    """`digest preview --out` and the daily job build through one function: the same
+    headers that matter (Message-ID, List-Unsubscribe-Post) and the same text."""
+    config = write_config(tmp_path)
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber("ada@example.org", status="active", topics=["llm-agents"], hour=0)],
+    )
+    CliRunner().invoke(app, ["collect", "--config", str(config)])
+    out = tmp_path / "preview"
+    result = CliRunner().invoke(
+        app,
+        ["preview", "--subscriber", "ada@example.org", "--out", str(out), "--config", str(config)],
+        env={"DIGEST_SECRET": SECRET},
+    )
+    assert result.exit_code == 0, result.output
+    edition = datetime.now(UTC).date().isoformat()
+    eml = (out / f"{edition}-ada@example.org.eml").read_bytes()
+    previewed = email.message_from_bytes(eml, policy=email.policy.default)
+    assert previewed["Message-ID"].startswith(f"<digest.{edition}.1.")
+    assert previewed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert _plain_text(eml) == (out / f"{edition}-ada@example.org.txt").read_text()
+    report = run_pipeline(config, now=datetime.now(UTC), collect=False)
+    assert report.send.sent == 1
+    (sent,) = (tmp_path / "outbox" / "new").iterdir()
+    daily = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
+    for header in ("Subject", "Message-ID", "From", "To", "List-Id", "List-Unsubscribe-Post"):
+        assert previewed[header] == daily[header], header
+    assert _plain_text(eml).splitlines()[:2] == _plain_text(sent.read_bytes()).splitlines()[:2]

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import email
 import email.policy
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,13 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from digest.build import confirmation_message
 from digest.config import SmtpConfig
 from digest.errors import ConfigError, SendError
 from digest.message import Dkim, Outgoing, build_message, check_dkim, message_id_for
 from digest.models import Subscriber
+from digest.render import Renderer
 from digest.send import Job, OutboxTransport, RateLimit, Sender, SendStats, SmtpPool
 from digest.store import Store
-from tests.smtp_server import Recorder
+from digest.tokens import Tokens
+from tests.conftest import make_config
+from tests.smtp_server import Recorder, start
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 EDITION = "2026-11-24"
@@ -537,3 +542,55 @@ def jobs_at(store: Store, now: str) -> list[Job]:
             message(r["email"], r["subscriber_id"]), r["attempts"], bool(r["possible_duplicate"]))
         for r in rows
     ]  # fmt: skip
+
+
+def test_the_confirmation_email_carries_one_signed_link_and_no_list_headers(
+    tmp_path: Path,
+) -> None:
+    """Built by the same module as every digest: one link that confirms this subscriber, and
+    no List-Unsubscribe (nobody is on the list yet)."""
+    config = make_config(tmp_path, [], web={"base_url": "https://digest.example.org/"})
+    tokens = Tokens("confirm-test-secret-0123456789abcdef")
+    sub = Subscriber("ada@example.org", id=7, topics=["llm-agents"])
+    sent = confirmation_message(config, Renderer(config), tokens, sub, NOW)
+    assert sent.recipient == "ada@example.org" and sent.message_id.startswith("<confirm.7.")
+    message = email.message_from_bytes(sent.data, policy=email.policy.default)
+    assert message["List-Unsubscribe"] is None and message["To"] == "ada@example.org"
+    body = message.get_body(("plain",))
+    assert body is not None
+    (token,) = re.findall(r"https://digest\.example\.org/c/(\S+)", str(body.get_content()))
+    claims = tokens.read("confirm", token)
+    assert claims.subscriber_id == 7 and claims.is_for("ada@example.org")
+
+
+class QuitCounter(Recorder):
+    """Also counts the QUITs it was sent: a closed pool says goodbye on each connection."""
+
+    quits = 0
+
+    async def handle_QUIT(self, server: object, session: object, envelope: object) -> str:
+        self.quits += 1
+        return "221 Bye"
+
+
+def test_a_transport_closes_when_its_block_ends(tmp_path: Path) -> None:
+    """Transports are async context managers: the pool says QUIT on every connection it
+    opened when the block ends; the outbox is used the same way."""
+    recorder = QuitCounter()
+    server = start(recorder)
+
+    async def go() -> None:
+        async with SmtpPool(smtp_config(server.port, concurrency=2)) as pool:
+            sent = await asyncio.gather(
+                *(pool.send(message(f"p{n}@example.org", n)) for n in range(4))
+            )
+            assert all(r.ok for r in sent) and recorder.quits == 0
+        async with OutboxTransport(tmp_path / "out") as outbox:
+            assert (await outbox.send(message("b@example.org", 9))).ok
+
+    try:
+        asyncio.run(go())
+    finally:
+        server.stop()
+    assert len(recorder.received) == 4 and recorder.quits == 2
+    assert len(list((tmp_path / "out" / "new").iterdir())) == 1

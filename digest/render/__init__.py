@@ -27,7 +27,6 @@ from digest.render.cards import (
 )
 from digest.render.inline import card_template, inline_css, load_templates, templates_dir
 from digest.render.text import (
-    CAUSES,
     FULL_CARDS,
     FULL_CARDS_LONG,
     LONG_EMAIL,
@@ -38,6 +37,7 @@ from digest.render.text import (
     authors_line,
     clean,
     edition_label,
+    nothing_new_note,
     plural,
     readable_query,
     safe_url,
@@ -154,16 +154,7 @@ class Renderer:
             MAX_SUBJECT,
         )
         ctx["summary"] = f"Nothing new for you {when}"
-        if new_papers is None:
-            first = f"None of the new papers matched what you follow {when}."
-        elif new_papers:
-            first = f"None of the {new_papers:,} new papers matched what you follow {when}."
-        else:
-            first = f"No new papers arrived {when}."
-        why = CAUSES.get(cause or "") or (
-            f"Why: {shorten(clean(cause), 300).rstrip('.')}." if cause else ""
-        )
-        ctx["note"] = [first, why] if why else [first]
+        ctx["note"] = nothing_new_note(new_papers, cause, when)
         ctx["more"] = ""
         return self._render("digest", ctx, [], [], naive)
 

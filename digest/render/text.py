@@ -193,6 +193,21 @@ def subject_for(count: int, names: Sequence[str], edition_name: str, edition_dat
     return shorten(clean(subject), MAX_SUBJECT)
 
 
+def nothing_new_note(new_papers: int | None, cause: str | None, when: str) -> list[str]:
+    """The lines of a "nothing new" note: what came in `when` (`today`, `this week`), then why
+    nothing matched when the cause is known (a known cause in words, any other text as given)."""
+    if new_papers is None:
+        first = f"None of the new papers matched what you follow {when}."
+    elif new_papers:
+        first = f"None of the {new_papers:,} new papers matched what you follow {when}."
+    else:
+        first = f"No new papers arrived {when}."
+    why = CAUSES.get(cause or "") or (
+        f"Why: {shorten(clean(cause), 300).rstrip('.')}." if cause else ""
+    )
+    return [first, why] if why else [first]
+
+
 def readable_query(text: str) -> str:
     """A query as a person would say it, for subject lines: its positive words and phrases,
     without operators, field prefixes, quotes or wildcards

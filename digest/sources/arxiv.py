@@ -11,26 +11,25 @@ import asyncio
 import re
 import unicodedata
 from datetime import date
-from typing import Any
 
 import httpx
 
-from digest.config import CollectConfig, SourceConfig
 from digest.errors import SourceError
-from digest.models import FetchResult, Paper
+from digest.models import Paper, SourceResult
 from digest.sources.common import (
     Batch,
     ItemError,
-    SourceResult,
+    SourceRequest,
     as_utf8,
+    batch_result,
     clean_text,
     entry_date,
-    parse_feed,
+    not_modified,
     parse_items,
     refuse_unsafe,
     split_arxiv_id,
 )
-from digest.sources.http import Body, Sleep, fetch
+from digest.sources.parsed import FeedEntry, read_feed
 
 _PREFIX = re.compile(
     r"^\s*arXiv:\S+\s+Announce Type:\s*(?P<type>[\w-]+)\s*Abstract:\s*", re.I | re.S
@@ -74,12 +73,12 @@ def detex(name: str) -> str:
     return out.replace("{", "").replace("}", "")
 
 
-def split_authors(entry: Any) -> list[str]:
+def split_authors(entry: FeedEntry) -> list[str]:
     """The RSS writes all authors in one `dc:creator`; the API writes one `author` each."""
     names: list[str] = []
-    authors = entry.get("authors") or []
+    authors = entry.authors
     for author in authors:
-        raw = clean_text(author.get("name"))
+        raw = clean_text(author)
         if not raw:
             continue
         parts = _AND.split(raw) if len(authors) == 1 else [raw]
@@ -87,31 +86,32 @@ def split_authors(entry: Any) -> list[str]:
     return names
 
 
-def parse_entry(entry: Any, source: str) -> Paper:
-    """One entry -> a Paper, or ItemError (no arXiv id, no title, an unusable date...)."""
-    raw_id = clean_text(entry.get("id") or entry.get("link"))
-    ids = split_arxiv_id(raw_id) or split_arxiv_id(clean_text(entry.get("link")))
-    title = clean_text(entry.get("title"))
+def parse_entry(entry: FeedEntry, source: str) -> Paper:
+    """One entry -> a Paper.
+
+    Raises:
+        ItemError: no arXiv id, no title, an unusable date...: that entry is skipped.
+    """
+    raw_id = clean_text(entry.id or entry.link)
+    ids = split_arxiv_id(raw_id) or split_arxiv_id(clean_text(entry.link))
+    title = clean_text(entry.title)
     if ids is None:
         raise ItemError(f"{raw_id[:80]!r} is not an arXiv id")
     if not title:
         raise ItemError(f"{ids[0]}: has no title")
     arxiv_id, version = ids
-    summary = str(entry.get("summary") or "")
-    announce = entry.get("arxiv_announce_type")
+    summary = entry.summary
+    announce = entry.arxiv_announce_type
     prefix = _PREFIX.match(summary)
     if prefix:
         announce = announce or prefix.group("type")
         summary = summary[prefix.end() :]
-    categories = [clean_text(t.get("term")) for t in entry.get("tags") or [] if t.get("term")]
-    primary = (entry.get("arxiv_primary_category") or {}).get("term")
+    categories = [clean_text(term) for term in entry.tags]
+    primary = entry.arxiv_primary_category
     if primary and primary in categories:
         categories.remove(primary)
         categories.insert(0, primary)
-    pdf = next(
-        (link.get("href") for link in entry.get("links") or [] if link.get("title") == "pdf"),
-        None,
-    )
+    pdf = next((link.href for link in entry.links if link.title == "pdf"), None)
     suffix = f"v{version}" if version else ""
     return Paper(
         id=arxiv_id,
@@ -125,15 +125,15 @@ def parse_entry(entry: Any, source: str) -> Paper:
         published=_date(entry, arxiv_id),
         link=f"https://arxiv.org/abs/{arxiv_id}",
         pdf_url=pdf or f"https://arxiv.org/pdf/{arxiv_id}{suffix}",
-        doi=clean_text(entry.get("arxiv_doi")) or None,
-        journal_ref=clean_text(entry.get("arxiv_journal_ref")) or None,
-        comment=clean_text(entry.get("arxiv_comment")) or None,
+        doi=clean_text(entry.arxiv_doi) or None,
+        journal_ref=clean_text(entry.arxiv_journal_ref) or None,
+        comment=clean_text(entry.arxiv_comment) or None,
         source=source,
         raw_id=raw_id,
     )
 
 
-def _date(entry: Any, arxiv_id: str) -> str | None:
+def _date(entry: FeedEntry, arxiv_id: str) -> str | None:
     try:
         return entry_date(entry)
     except ItemError as ex:
@@ -141,11 +141,15 @@ def _date(entry: Any, arxiv_id: str) -> str | None:
 
 
 def parse_batch(content: bytes, source: str, url: str = "") -> Batch:
-    """An arXiv RSS, Atom or API document -> papers and skipped entries. Malformed XML is an
-    error, not a guess; so is a document none of whose entries is an arXiv paper."""
+    """An arXiv RSS, Atom or API document -> papers and skipped entries.
+
+    Raises:
+        SourceError: unsafe or malformed XML (an error, not a guess), or a document none of
+            whose entries is an arXiv paper.
+    """
     content = as_utf8(source, url or source, content)
     refuse_unsafe(source, url or source, content)
-    feed = parse_feed(source, url or source, content, strict=True)
+    feed = read_feed(source, url or source, content, strict=True)
     batch = parse_items(feed.entries, parse_entry, source)
     if feed.entries and not batch.papers:
         raise SourceError(
@@ -156,7 +160,11 @@ def parse_batch(content: bytes, source: str, url: str = "") -> Batch:
 
 
 def parse(content: bytes, source: str, url: str = "") -> list[Paper]:
-    """Only the papers: for callers that do not report skipped items (benchmarks, tools)."""
+    """Only the papers: for callers that do not report skipped items (benchmarks, tools).
+
+    Raises:
+        SourceError: as `parse_batch`.
+    """
     return parse_batch(content, source, url).papers
 
 
@@ -170,42 +178,21 @@ def with_date_range(url: str, since: date, until: date) -> str:
     return str(parsed.copy_set_param("search_query", f"({query}) AND {window}"))
 
 
-async def collect(
-    src: SourceConfig,
-    client: httpx.AsyncClient,
-    settings: CollectConfig,
-    day: date,
-    since: date | None,
-    cached: Body | None,
-    sleep: Sleep,
-) -> FetchResult:
-    """The feeds list the latest announcement only; `since` narrows API queries."""
-    url = src.url
-    if since is not None and API_HOST in url:
-        url = with_date_range(url, since, day)
-    body = await fetch(
-        client, src.name, url, settings, cached=cached, timeout=src.timeout, sleep=sleep
-    )
+async def collect(request: SourceRequest) -> SourceResult:
+    """Fetch and parse one arXiv feed or API query. The feeds list the latest announcement
+    only; `since` narrows API queries to a range of submission days.
+
+    Raises:
+        SourceError: the source cannot be fetched or is not an arXiv document.
+    """
+    url = request.source.url
+    if request.since is not None and API_HOST in url:
+        url = with_date_range(url, request.since, request.day)
+    body = await request.get(url)
     if body.not_modified:
-        return SourceResult(
-            src.name,
-            url=body.url,
-            etag=body.etag,
-            last_modified=body.last_modified,
-            not_modified=True,
-            note="not modified since last run",
-        )
-    batch = await asyncio.to_thread(parse_batch, body.content, src.name, body.final_url)
+        return not_modified(request, body)
+    batch = await asyncio.to_thread(parse_batch, body.content, request.name, body.final_url)
     note = None
     if not batch.papers and not batch.skipped:
         note = "feed is empty (arXiv announces nothing on weekends and holidays)"
-    return SourceResult(
-        src.name,
-        batch.papers,
-        body.url,
-        body.etag,
-        body.last_modified,
-        note=note,
-        skipped=batch.skipped,
-        skip_reasons=batch.reasons,
-    )
+    return batch_result(request, batch, body, note)

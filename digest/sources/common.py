@@ -1,27 +1,70 @@
-"""What every source parser needs: safe feed parsing, arXiv ids, plain text from feed markup,
-and the per-item guard that makes one bad item cost that item, never its source."""
+"""What every collector shares: the request it answers, the result it gives, the per-item guard
+that makes one bad item cost that item (never its source), arXiv ids, plain text from feed markup
+and the safety checks run before any parser sees a body. Writes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import hashlib
 import html
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
-from typing import Any
+from typing import TypeVar
 
-import feedparser
+import httpx
 
+from digest.config import CollectConfig, SourceConfig
 from digest.errors import SourceError
-from digest.models import FetchResult, Paper
+from digest.models import Paper, SourceResult
+from digest.sources.http import Body, Sleep, fetch
+from digest.sources.parsed import FeedEntry
 
 INT64_MAX = 2**63 - 1
-_COUNTS = ("version", "upvotes", "num_comments", "github_stars")
 _MAX_DIGITS = 18
 REASONS_KEPT = 10
+Item = TypeVar("Item")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRequest:
+    """One source to collect in one run, with everything its collector may use: the limits,
+    the day (`since`: first day of a backfill), the HTTP client and the sleep its retries wait
+    with (both injected so tests need no network and no waiting), and `cached`, the validators
+    of the last success for a conditional GET."""
+
+    source: SourceConfig
+    settings: CollectConfig
+    day: date
+    client: httpx.AsyncClient
+    since: date | None = None
+    cached: Body | None = None
+    sleep: Sleep = asyncio.sleep
+
+    @property
+    def name(self) -> str:
+        """The source's configured name, which every message about it starts with."""
+        return self.source.name
+
+    async def get(self, url: str | None = None, params: dict[str, str] | None = None) -> Body:
+        """GET `url` (default: the source's own) under this source's timeout and limits.
+
+        Raises:
+            SourceError: see `digest.sources.http.fetch`.
+        """
+        return await fetch(
+            self.client,
+            self.source.name,
+            url or self.source.url,
+            self.settings,
+            params=params,
+            cached=self.cached,
+            timeout=self.source.timeout,
+            sleep=self.sleep,
+        )
 
 
 class ItemError(ValueError):
@@ -37,25 +80,48 @@ class Batch:
     reasons: list[str] = field(default_factory=list)
 
     def skip(self, reason: str, count: int = 1) -> None:
+        """Count `count` lost items; the first few reasons are kept for the report."""
         self.skipped += count
         if len(self.reasons) < REASONS_KEPT:
             self.reasons.append(reason)
 
     def extend(self, other: Batch) -> None:
+        """Add another day's batch (a backfill reads one body per day)."""
         self.papers.extend(other.papers)
         self.skipped += other.skipped
         self.reasons.extend(other.reasons[: REASONS_KEPT - len(self.reasons)])
 
 
-@dataclass(slots=True)
-class SourceResult(FetchResult):
-    """A FetchResult that also says which items were skipped, so the run can say so."""
+def not_modified(request: SourceRequest, body: Body) -> SourceResult:
+    """The result of a 304: nothing new, and the validators to send again next time."""
+    return SourceResult(
+        request.name,
+        url=body.url,
+        etag=body.etag,
+        last_modified=body.last_modified,
+        not_modified=True,
+        note="not modified since last run",
+    )
 
-    skipped: int = 0
-    skip_reasons: list[str] = field(default_factory=list)
+
+def batch_result(
+    request: SourceRequest, batch: Batch, body: Body, note: str | None
+) -> SourceResult:
+    """A parsed batch as the collector's result: its papers, what was skipped and why, and
+    the validators of the body it came from."""
+    return SourceResult(
+        request.name,
+        batch.papers,
+        body.url,
+        body.etag,
+        body.last_modified,
+        note=note,
+        skipped=batch.skipped,
+        skip_reasons=batch.reasons,
+    )
 
 
-def json_type(value: Any) -> str:
+def json_type(value: object) -> str:
     """The JSON name of a decoded value's type, for messages about hostile input."""
     names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
     if value is None:
@@ -63,7 +129,9 @@ def json_type(value: Any) -> str:
     return names.get(type(value), "a number" if isinstance(value, int | float) else "a value")
 
 
-def parse_items(items: Iterable[Any], parse_one: Callable[[Any, str], Paper], source: str) -> Batch:
+def parse_items(
+    items: Iterable[Item], parse_one: Callable[[Item, str], Paper], source: str
+) -> Batch:
     """Each item under its own guard: a bad one is counted with its reason, the rest are kept.
     Every paper is also checked to fit the store (SQLite integers are 64-bit)."""
     batch = Batch()
@@ -81,9 +149,18 @@ def parse_items(items: Iterable[Any], parse_one: Callable[[Any, str], Paper], so
 
 
 def check_storable(paper: Paper) -> None:
-    """Counts and versions are non-negative 64-bit integers, or the item is refused."""
-    for name in _COUNTS:
-        value = getattr(paper, name)
+    """Counts and versions must be non-negative 64-bit integers for SQLite.
+
+    Raises:
+        ItemError: one of them is not an integer or out of range (that item is refused).
+    """
+    counts = (
+        ("version", paper.version),
+        ("upvotes", paper.upvotes),
+        ("num_comments", paper.num_comments),
+        ("github_stars", paper.github_stars),
+    )
+    for name, value in counts:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
@@ -93,12 +170,18 @@ def check_storable(paper: Paper) -> None:
 
 
 def short_number(value: int) -> str:
+    """A number as a message may quote it: a hostile one of a million digits is cut short."""
     text = str(value)
     return text if len(text) <= 20 else f"{text[:12]}... ({len(text)} digits)"
 
 
 def count_from_text(digits: str, what: str) -> int:
-    """An integer from a string of digits, refusing absurd lengths before converting."""
+    """An integer from a string of digits, refusing absurd lengths before converting (Python
+    caps int() of a long string, and no count has 19 digits).
+
+    Raises:
+        ItemError: too many digits to be a count.
+    """
     if len(digits) > _MAX_DIGITS:
         raise ItemError(f"{what} {digits[:12]}... ({len(digits)} digits) is out of range")
     return int(digits)
@@ -143,10 +226,10 @@ def link_key(link: str) -> str:
     return "h:" + hashlib.sha256(link.strip().encode("utf-8")).hexdigest()[:16]
 
 
-def clean_text(value: Any) -> str:
+def clean_text(value: str | None) -> str:
     """Collapse whitespace and decode entities left over from double escaping (`&amp;nbsp;`);
     `<` and `&` stay as they are (escaping is the renderer's job)."""
-    text = str(value or "")
+    text = value or ""
     if "&" in text:
         text = _ENTITY.sub(lambda m: html.unescape(m.group()), text)
     return _SPACE.sub(" ", text).strip()
@@ -182,7 +265,11 @@ def html_to_text(value: str) -> str:
 
 
 def refuse_unsafe(name: str, url: str, content: bytes, content_type: str = "") -> None:
-    """Entity declarations can expand without bound (billion laughs); HTML is not a feed."""
+    """Entity declarations can expand without bound (billion laughs); HTML is not a feed.
+
+    Raises:
+        SourceError: the body declares XML entities or is an HTML page.
+    """
     if b"<!ENTITY" in content[:65536] or b"<!entity" in content[:65536]:
         raise SourceError(
             f"{name}: {url} declares XML entities (<!ENTITY); refused as unsafe to parse"
@@ -209,7 +296,11 @@ _DECLARED = re.compile(r"^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*([\"'])[^\"']*\2", 
 
 def as_utf8(name: str, url: str, content: bytes) -> bytes:
     """UTF-16 and UTF-32 documents (with a BOM, or starting `<` in either) become UTF-8, so the
-    safety checks and the parser see the same characters the server meant."""
+    safety checks and the parser see the same characters the server meant.
+
+    Raises:
+        SourceError: the body starts like UTF-16/32 but does not decode as such.
+    """
     for mark, codec in _WIDE:
         if content.startswith(mark):
             try:
@@ -221,41 +312,20 @@ def as_utf8(name: str, url: str, content: bytes) -> bytes:
     return content
 
 
-def parse_feed(name: str, url: str, content: bytes, strict: bool) -> Any:
-    """feedparser on bytes, never a URL; `strict` turns malformed XML into an error. An http(s)
-    `url` is the document's address, against which relative links are resolved."""
-    if not content.strip():
-        raise SourceError(f"{name}: {url} returned an empty body; expected a feed")
-    start = content.lstrip()[:1]
-    if start != b"<" and not content.startswith(b"\xef\xbb\xbf"):
-        shown = start.decode("latin-1")
-        raise SourceError(f"{name}: {url} is not an RSS or Atom feed (it starts with {shown!r})")
-    headers = {"content-location": url} if url.startswith(("http://", "https://")) else None
-    parsed = feedparser.parse(
-        content, sanitize_html=False, resolve_relative_uris=False, response_headers=headers
-    )
-    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
-    benign = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
-    if problem is not None and not isinstance(problem, benign):
-        where, detail = "", str(problem)
-        if hasattr(problem, "getLineNumber"):
-            where = f" at line {problem.getLineNumber()}, column {problem.getColumnNumber()}"
-            detail = problem.getMessage()
-        if strict or not parsed.entries:
-            raise SourceError(f"{name}: {url} is not a well-formed feed{where}: {detail}")
-    if not parsed.get("version") and not parsed.entries:
-        raise SourceError(f"{name}: {url} is not an RSS or Atom feed (no channel or feed element)")
-    return parsed
+def entry_date(entry: FeedEntry) -> str | None:
+    """An entry's publication time as ISO 8601 UTC, or None when it gives none.
 
-
-def entry_date(entry: Any) -> str | None:
-    """An entry's publication time as ISO 8601 UTC. A date given but unusable (year 0, a date
-    no format reads) makes the item bad: storing it undated would misplace it."""
+    Raises:
+        ItemError: a date is given but unusable (year 0, a date no format reads): storing the
+            item undated would misplace it.
+    """
     problem = None
-    for key in ("published", "updated"):
-        # dict.get: feedparser's own get maps a missing `updated` to `published`, with a warning
-        raw = clean_text(dict.get(entry, key))[:40]
-        value = dict.get(entry, f"{key}_parsed")
+    dates = (
+        (entry.published, entry.published_parsed),
+        (entry.updated, entry.updated_parsed),
+    )
+    for text, value in dates:
+        raw = clean_text(text)[:40]
         if value:
             try:
                 return datetime.fromtimestamp(calendar.timegm(value), UTC).isoformat()

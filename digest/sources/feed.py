@@ -7,51 +7,45 @@ keyed by its arXiv id, so it merges with HF and arXiv; anything else by a hash o
 from __future__ import annotations
 
 import asyncio
-from datetime import date
-from typing import Any
 
-import httpx
-
-from digest.config import CollectConfig, SourceConfig
-from digest.models import FetchResult, Paper
+from digest.models import Paper, SourceResult
 from digest.sources.common import (
     Batch,
     ItemError,
-    SourceResult,
+    SourceRequest,
     as_utf8,
+    batch_result,
     clean_text,
     entry_date,
     html_to_text,
     link_key,
-    parse_feed,
+    not_modified,
     parse_items,
     refuse_unsafe,
     split_arxiv_id,
 )
-from digest.sources.http import Body, Sleep, fetch
+from digest.sources.parsed import FeedEntry, TextDetail, read_feed
 
 
-def _text(detail: Any, fallback: Any) -> str:
-    value = str((detail or {}).get("value") or fallback or "")
-    kind = str((detail or {}).get("type") or "")
+def _text(detail: TextDetail | None, fallback: str = "") -> str:
+    value = (detail.value if detail else "") or fallback
+    kind = detail.type if detail else ""
     return html_to_text(value) if "html" in kind else clean_text(value)
 
 
-def _abstract(entry: Any) -> str:
+def _abstract(entry: FeedEntry) -> str:
     """The summary, else the full content: an Atom entry may carry an empty <summary>."""
-    candidates = [entry.get("summary_detail"), *(entry.get("content") or [])]
-    for detail in candidates:
-        text = _text(detail, None)
+    for detail in (entry.summary_detail, *entry.content):
+        text = _text(detail)
         if text:
             return text
-    return clean_text(entry.get("summary"))
+    return clean_text(entry.summary)
 
 
-def _authors(entry: Any) -> list[str]:
-    names = [clean_text(a.get("name")) for a in entry.get("authors") or []]
-    names = [n for n in names if n]
-    if not names and entry.get("author"):
-        names = [clean_text(entry.get("author"))]
+def _authors(entry: FeedEntry) -> list[str]:
+    names = [n for n in map(clean_text, entry.authors) if n]
+    if not names and entry.author:
+        names = [clean_text(entry.author)]
     return names
 
 
@@ -60,13 +54,17 @@ def _web(url: str) -> str | None:
     return url if url.lower().startswith(("http://", "https://")) and len(url) > 8 else None
 
 
-def parse_entry(entry: Any, source: str) -> Paper:
-    """One item -> a Paper, or ItemError. Links were resolved against the document's URL and
-    xml:base by the parser; one that is still not absolute is keyed by this source alone, so
-    it can never merge with another feed's item that happens to carry the same text."""
-    raw_link = clean_text(entry.get("link"))
-    guid = clean_text(entry.get("id"))
-    title = _text(entry.get("title_detail"), entry.get("title"))
+def parse_entry(entry: FeedEntry, source: str) -> Paper:
+    """One item -> a Paper. Links were resolved against the document's URL and xml:base by
+    the parser; one that is still not absolute is keyed by this source alone, so it can never
+    merge with another feed's item that happens to carry the same text.
+
+    Raises:
+        ItemError: no title, no link or id, or an unusable date: that item is skipped.
+    """
+    raw_link = clean_text(entry.link)
+    guid = clean_text(entry.id)
+    title = _text(entry.title_detail, entry.title)
     if not title:
         raise ItemError(f"{(raw_link or guid)[:80]!r} has no title")
     if not (raw_link or guid):
@@ -75,7 +73,7 @@ def parse_entry(entry: Any, source: str) -> Paper:
     ids = split_arxiv_id(link or raw_link) if (link or raw_link) else None
     if ids is None and guid:
         ids = split_arxiv_id(guid) if ("arxiv" in guid.lower() or "/" in guid) else None
-    categories = [clean_text(t.get("term")) for t in entry.get("tags") or [] if t.get("term")]
+    categories = [clean_text(term) for term in entry.tags]
     if ids:
         key = ids[0]
     elif link:
@@ -96,7 +94,7 @@ def parse_entry(entry: Any, source: str) -> Paper:
         categories=list(dict.fromkeys(c for c in categories if c)),
         published=published,
         link=link,
-        doi=clean_text(entry.get("prism_doi") or entry.get("dc_identifier")) or None,
+        doi=clean_text(entry.prism_doi or entry.dc_identifier) or None,
         source=source,
         raw_id=guid or raw_link,
     )
@@ -104,48 +102,36 @@ def parse_entry(entry: Any, source: str) -> Paper:
 
 def parse_batch(content: bytes, source: str, url: str = "") -> Batch:
     """A feed's bytes -> papers and skipped items. Lenient with markup (feeds in the wild are),
-    strict with safety. `url` is the document's address, for relative links."""
+    strict with safety. `url` is the document's address, for relative links.
+
+    Raises:
+        SourceError: an unsafe body, or one that is not a feed at all.
+    """
     content = as_utf8(source, url or source, content)
     refuse_unsafe(source, url or source, content)
-    feed = parse_feed(source, url or source, content, strict=False)
+    feed = read_feed(source, url or source, content, strict=False)
     return parse_items(feed.entries, parse_entry, source)
 
 
 def parse(content: bytes, source: str, url: str = "") -> list[Paper]:
-    """Only the papers: for callers that do not report skipped items (benchmarks, tools)."""
+    """Only the papers: for callers that do not report skipped items (benchmarks, tools).
+
+    Raises:
+        SourceError: as `parse_batch`.
+    """
     return parse_batch(content, source, url).papers
 
 
-async def collect(
-    src: SourceConfig,
-    client: httpx.AsyncClient,
-    settings: CollectConfig,
-    day: date,
-    since: date | None,
-    cached: Body | None,
-    sleep: Sleep,
-) -> FetchResult:
-    """A feed lists what it lists: `day` and `since` cannot reach further back."""
-    body = await fetch(
-        client, src.name, src.url, settings, cached=cached, timeout=src.timeout, sleep=sleep
-    )
+async def collect(request: SourceRequest) -> SourceResult:
+    """Fetch and parse one feed. A feed lists what it lists: `day` and `since` cannot reach
+    further back.
+
+    Raises:
+        SourceError: the feed cannot be fetched or is not a feed.
+    """
+    body = await request.get()
     if body.not_modified:
-        return SourceResult(
-            src.name,
-            url=body.url,
-            etag=body.etag,
-            last_modified=body.last_modified,
-            not_modified=True,
-            note="not modified since last run",
-        )
-    batch = await asyncio.to_thread(parse_batch, body.content, src.name, body.final_url)
-    return SourceResult(
-        src.name,
-        batch.papers,
-        body.url,
-        body.etag,
-        body.last_modified,
-        note=None if batch.papers or batch.skipped else "feed has no items",
-        skipped=batch.skipped,
-        skip_reasons=batch.reasons,
-    )
+        return not_modified(request, body)
+    batch = await asyncio.to_thread(parse_batch, body.content, request.name, body.final_url)
+    note = None if batch.papers or batch.skipped else "feed has no items"
+    return batch_result(request, batch, body, note)

@@ -1,0 +1,187 @@
+"""Reading the bounce mailbox: a local Maildir, or IMAP over TLS, behind one small interface.
+
+A message is yielded once and marked after it was handled (Maildir: moved to cur/ with the
+Seen flag; IMAP: flagged \\Seen), so a later run never handles it again. What a message says
+is not this module's business; it returns bytes, capped at MAX_MESSAGE_BYTES + 1 so the
+classifier knows a message was larger without the reader holding 20 MB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import os
+import re
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from digest.bounces.events import MAX_MESSAGE_BYTES
+from digest.errors import DigestError
+
+READ_CAP = MAX_MESSAGE_BYTES + 1
+SEEN = "S"
+
+
+class MailboxError(DigestError):
+    """The mailbox cannot be read at all (missing folder, login refused): ours to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One unhandled message: `key` is stable for the message until it is marked."""
+
+    key: str
+    data: bytes
+
+
+class Mailbox(Protocol):
+    def unread(self) -> Iterator[Stored]:
+        """Each message not yet marked, oldest first."""
+        ...
+
+    def mark_done(self, key: str) -> None:
+        """Never yield this message again, in this run or any later one."""
+        ...
+
+
+def maildir_flags(name: str) -> str:
+    _, sep, info = name.partition(":2,")
+    return info if sep else ""
+
+
+class Maildir:
+    """A Maildir (new/, cur/, tmp/) such as Postfix's virtual or local delivery writes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def check(self) -> None:
+        for sub in ("new", "cur"):
+            if not (self.path / sub).is_dir():
+                raise MailboxError(f"maildir {self.path}: no {sub}/ folder (is the path right?)")
+
+    def unread(self) -> Iterator[Stored]:
+        self.check()
+        names: list[tuple[float, str, Path]] = []
+        for sub in ("new", "cur"):
+            for entry in os.scandir(self.path / sub):
+                if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                    continue
+                if sub == "cur" and SEEN in maildir_flags(entry.name):
+                    continue
+                names.append((entry.stat().st_mtime, entry.name, Path(entry.path)))
+        for _, name, path in sorted(names):
+            try:
+                with path.open("rb") as handle:
+                    data = handle.read(READ_CAP)
+            except FileNotFoundError:
+                continue  # another reader took it
+            yield Stored(f"{path.parent.name}/{name}", data)
+
+    def mark_done(self, key: str) -> None:
+        sub, _, name = key.partition("/")
+        if sub not in ("new", "cur") or "/" in name or not name:
+            raise MailboxError(f"maildir {self.path}: {key!r} is not a message key")
+        base, _, _ = name.partition(":2,")
+        flags = "".join(sorted(set(maildir_flags(name)) | {SEEN}))
+        target = self.path / "cur" / f"{base}:2,{flags}"
+        try:
+            os.rename(self.path / sub / name, target)
+        except FileNotFoundError:
+            if not target.exists():
+                raise MailboxError(f"maildir {self.path}: message {key} vanished") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ImapSettings:
+    host: str
+    user: str
+    password: str
+    port: int = 993
+    folder: str = "INBOX"
+    timeout: float = 30.0
+
+
+class Imap:
+    """An IMAP mailbox over TLS (stdlib imaplib): UID SEARCH UNSEEN, a fetch capped at
+    READ_CAP octets that does not set \\Seen, then \\Seen once handled.
+
+    Keys are `UIDVALIDITY:UID`; a key from another UIDVALIDITY is never marked. Untested
+    against a server in this project's suite (no IMAP server is started by the tests).
+    """
+
+    def __init__(self, settings: ImapSettings, context: ssl.SSLContext | None = None) -> None:
+        self.settings = settings
+        self.context = context or ssl.create_default_context()
+        self.connection: imaplib.IMAP4_SSL | None = None
+        self.validity = ""
+
+    def __enter__(self) -> Imap:
+        s = self.settings
+        try:
+            self.connection = imaplib.IMAP4_SSL(
+                s.host, s.port, ssl_context=self.context, timeout=s.timeout
+            )
+            self.connection.login(s.user, s.password)
+            status, data = self.connection.select(s.folder)
+            if status != "OK":
+                raise MailboxError(f"IMAP {s.host}: cannot open folder {s.folder!r}: {data!r}")
+            response = self.connection.response("UIDVALIDITY")[1]
+            self.validity = text(response[0]) if response and response[0] else ""
+        except (OSError, imaplib.IMAP4.error) as ex:
+            self.close()
+            raise MailboxError(f"IMAP {s.host}:{s.port} as {s.user}: {ex}") from ex
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(OSError, imaplib.IMAP4.error):
+                self.connection.logout()
+            self.connection = None
+
+    def opened(self) -> imaplib.IMAP4_SSL:
+        if self.connection is None:
+            raise MailboxError(f"IMAP {self.settings.host}: not connected (use `with`)")
+        return self.connection
+
+    def unread(self) -> Iterator[Stored]:
+        connection = self.opened()
+        try:
+            status, data = connection.uid("SEARCH", "UNSEEN")
+            if status != "OK":
+                raise MailboxError(f"IMAP {self.settings.host}: SEARCH UNSEEN failed: {data!r}")
+            uids = text(data[0]).split() if data and data[0] else []
+            for uid in uids:
+                if not uid.isdigit():
+                    continue
+                status, parts = connection.uid("FETCH", uid, f"(BODY.PEEK[]<0.{READ_CAP}>)")
+                body = next(
+                    (p[1] for p in parts or [] if isinstance(p, tuple) and len(p) == 2), None
+                )
+                if status == "OK" and isinstance(body, bytes):
+                    yield Stored(f"{self.validity}:{uid}", body)
+        except (OSError, imaplib.IMAP4.error) as ex:
+            raise MailboxError(f"IMAP {self.settings.host}: {ex}") from ex
+
+    def mark_done(self, key: str) -> None:
+        validity, _, uid = key.rpartition(":")
+        if validity != self.validity or not uid.isdigit():
+            raise MailboxError(f"IMAP {self.settings.host}: {key!r} is not from this folder")
+        try:
+            status, data = self.opened().uid("STORE", uid, "+FLAGS", r"(\Seen)")
+        except (OSError, imaplib.IMAP4.error) as ex:
+            raise MailboxError(f"IMAP {self.settings.host}: flag {uid}: {ex}") from ex
+        if status != "OK":
+            raise MailboxError(f"IMAP {self.settings.host}: flag {uid} refused: {data!r}")
+
+
+def text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    return re.sub(r"\s+", " ", str(value))

@@ -1,0 +1,161 @@
+"""A reader's profile: one weight vector learned from their seeds and More/Less feedback.
+
+Owns fitting and the fingerprint that says when a fit is stale; never scores an edition
+(`score`) and never reads the store: the caller passes the papers' stored vectors.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from digest.recommend.errors import RecommendError
+from digest.recommend.vectorize import Matrix, normalise_rows
+
+__all__ = [
+    "Feedback",
+    "Method",
+    "Profile",
+    "ProfileInputs",
+    "fit_profile",
+    "needs_refit",
+]
+
+_PROFILE = struct.Struct("<4sIf32s")
+_MAGIC = b"DRP1"
+
+
+class Feedback(enum.Enum):
+    """What a reader said about one paper."""
+
+    MORE = "more"
+    LESS = "less"
+
+
+class Method(enum.Enum):
+    """How a profile is learned. LOGISTIC won the offline evaluation (bench/relevance.py)."""
+
+    CENTROID = "centroid"
+    LOGISTIC = "logistic"
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileInputs:
+    """Everything a profile is learned from: ids of seed papers, and of papers marked
+    More or Less like this. Order does not matter; a paper both liked and disliked counts
+    as the latest word, which the caller resolves before building this."""
+
+    seeds: frozenset[str] = frozenset()
+    more: frozenset[str] = frozenset()
+    less: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(
+        cls, seeds: Sequence[str] = (), feedback: Mapping[str, Feedback] | None = None
+    ) -> ProfileInputs:
+        """Inputs from seed ids and the reader's latest feedback per paper."""
+        feedback = feedback or {}
+        more = frozenset(p for p, f in feedback.items() if f is Feedback.MORE)
+        less = frozenset(p for p, f in feedback.items() if f is Feedback.LESS)
+        return cls(frozenset(seeds) - less, more, less)
+
+    @property
+    def liked(self) -> frozenset[str]:
+        return self.seeds | self.more
+
+    def fingerprint(self, version: bytes, method: Method = Method.LOGISTIC) -> str:
+        """Changes exactly when the fit would: other ids, another vocabulary or method."""
+        text = "\n".join(
+            [version.hex(), method.value]
+            + [f"s:{i}" for i in sorted(self.seeds)]
+            + [f"m:{i}" for i in sorted(self.more)]
+            + [f"l:{i}" for i in sorted(self.less)]
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A fitted profile: score(paper) = weights . vector + bias; higher is more wanted.
+
+    `liked` are the ids of the liked papers whose vectors were found (for explanations).
+    """
+
+    weights: Matrix
+    bias: float
+    fingerprint: str
+    liked: tuple[str, ...]
+
+    def to_bytes(self) -> bytes:
+        """For a BLOB column: header (magic, dims, bias, fingerprint) then float32 weights."""
+        head = _PROFILE.pack(
+            _MAGIC, self.weights.shape[0], self.bias, bytes.fromhex(self.fingerprint)
+        )
+        liked = "\n".join(self.liked).encode()
+        return head + np.asarray(self.weights, dtype="<f4").tobytes() + liked
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Profile:
+        if len(data) < _PROFILE.size:
+            raise RecommendError("recommend: a stored profile is too short; fit it again")
+        magic, dims, bias, fingerprint = _PROFILE.unpack_from(data)
+        end = _PROFILE.size + 4 * dims
+        if magic != _MAGIC or len(data) < end:
+            raise RecommendError("recommend: a stored profile is damaged; fit it again")
+        weights = np.frombuffer(data[_PROFILE.size : end], dtype="<f4").astype(np.float32)
+        liked = tuple(i for i in data[end:].decode().split("\n") if i)
+        return cls(weights, float(bias), fingerprint.hex(), liked)
+
+
+def needs_refit(
+    profile: Profile | None, inputs: ProfileInputs, version: bytes, method: Method = Method.LOGISTIC
+) -> bool:
+    """True when there is no profile yet or its inputs changed since it was fitted."""
+    return profile is None or profile.fingerprint != inputs.fingerprint(version, method)
+
+
+def fit_profile(
+    inputs: ProfileInputs,
+    vectors: Mapping[str, Matrix],
+    background: Matrix,
+    version: bytes,
+    method: Method = Method.LOGISTIC,
+) -> Profile | None:
+    """Learn a reader's profile; None when none of their liked papers has a vector.
+
+    `vectors` maps paper ids to stored vectors (ids without one are skipped: a seed we never
+    collected cannot teach anything). `background` is a sample of recent papers' vectors,
+    the random negatives: they teach what is merely common, so a profile is not "anything
+    about deep learning". Papers marked Less weigh three times a random negative.
+    """
+    liked = tuple(sorted(i for i in inputs.liked if i in vectors))
+    if not liked:
+        return None
+    pos = np.vstack([vectors[i] for i in liked])
+    neg_ids = sorted(i for i in inputs.less if i in vectors)
+    neg = np.vstack([vectors[i] for i in neg_ids]) if neg_ids else None
+    fingerprint = inputs.fingerprint(version, method)
+    if method is Method.CENTROID or len(background) == 0:
+        weights = pos.mean(axis=0)
+        if neg is not None:
+            weights = weights - 0.5 * neg.mean(axis=0)
+        unit = normalise_rows(weights.reshape(1, -1))[0]
+        return Profile(unit, 0.0, fingerprint, liked)
+    parts = [pos, background] + ([neg] if neg is not None else [])
+    x = np.vstack(parts)
+    y = np.zeros(len(x), dtype=np.int8)
+    y[: len(pos)] = 1
+    weight = np.ones(len(x), dtype=np.float64)
+    weight[: len(pos)] = len(background) / len(pos)
+    if neg is not None:
+        weight[len(pos) + len(background) :] = 3.0
+    model = LogisticRegression(C=1.0, max_iter=200)
+    model.fit(x, y, sample_weight=weight)
+    coef = np.asarray(model.coef_[0], dtype=np.float32)
+    return Profile(coef, float(model.intercept_[0]), fingerprint, liked)
