@@ -215,7 +215,6 @@ RANKS = {
     "tokens": 2,
     "schedule": 2,
     "edition": 3,
-    "query_index": 3,  # temporary re-export of digest.query
     "subscribers": 3,
     "bounces": 3,
     "recommend": 3,

@@ -650,15 +650,12 @@ def test_one_index_evaluates_two_thousand_queries_over_a_thousand_papers() -> No
 
 def test_every_name_imported_from_the_filter_language_is_exported() -> None:
     """The rest of the code writes `from digest.query import X`: each X stays public there,
-    whichever module of the package now holds it (and the temporary `digest.query_index`)."""
+    whichever module of the package now holds it."""
     root = Path(__file__).parent.parent
     wanted: set[tuple[str, str]] = set()
     for path in [*root.glob("digest/**/*.py"), *root.glob("tests/*.py"), *root.glob("bench/*.py")]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module in (
-                "digest.query",
-                "digest.query_index",
-            ):
+            if isinstance(node, ast.ImportFrom) and node.module == "digest.query":
                 wanted.update((node.module, alias.name) for alias in node.names)
     assert ("digest.query", "parse") in wanted
     missing = [f"{m}.{n}" for m, n in sorted(wanted) if n not in importlib.import_module(m).__all__]

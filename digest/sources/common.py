@@ -236,6 +236,8 @@ def clean_text(value: str | None) -> str:
 
 
 class _TextExtractor(HTMLParser):
+    """Collects the text of an HTML fragment, minus scripts and styles."""
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []

@@ -53,10 +53,16 @@ class Body:
 
 
 def is_local(url: str) -> bool:
+    """A URL that is not http(s) names a local file (recordings for the demo and tests)."""
     return not url.startswith(("http://", "https://"))
 
 
 def read_local(name: str, url: str, max_bytes: int) -> Body:
+    """A local file's bytes under the same cap as a download.
+
+    Raises:
+        SourceError: the file is over the cap or cannot be read.
+    """
     path = Path(url)
     try:
         size = path.stat().st_size
@@ -97,6 +103,7 @@ class _Inflater:
         self.inflater = zlib.decompressobj(_WBITS[encoding]) if encoding in _WBITS else None
 
     def feed(self, data: bytes) -> list[bytes]:
+        """The decompressed chunks of `data`; stops producing once past the cap."""
         if self.inflater is None:
             self.total += len(data)
             return [data] if self.total <= self.cap else []
@@ -127,6 +134,7 @@ class _Inflater:
 
     @property
     def over(self) -> bool:
+        """Whether more than the cap came out: the body is refused."""
         return self.total > self.cap
 
 
@@ -263,6 +271,49 @@ async def _get_once(
         raise SourceError(f"{name}: GET {url} redirected more than {MAX_REDIRECTS} times")
 
 
+def _success(
+    url: str, response: httpx.Response, content: bytes, etag: str | None, modified: str | None
+) -> Body | None:
+    """The Body of a 2xx or 304 answer (a 304 keeps the validators we sent), else None."""
+    status = response.status_code
+    if status == 304:
+        return Body(url=url, not_modified=True, etag=etag, last_modified=modified)
+    if not 200 <= status < 300:
+        return None
+    return Body(
+        url=url,
+        location=str(response.url),
+        content=content,
+        content_type=response.headers.get("content-type", ""),
+        etag=response.headers.get("etag"),
+        last_modified=response.headers.get("last-modified"),
+    )
+
+
+def _retry_delay(
+    name: str, url: str, response: httpx.Response, settings: CollectConfig, delay: float
+) -> tuple[str, float]:
+    """What went wrong with a failed answer, and how long to wait before asking again.
+
+    Raises:
+        SourceError: the status is not worth retrying, or the server asks us to wait longer
+            than we are willing to.
+    """
+    status = response.status_code
+    problem = f"HTTP {status} {response.reason_phrase}".strip()
+    if status not in RETRY_STATUSES:
+        raise SourceError(f"{name}: GET {url} failed: {problem}; check the source URL")
+    wait = retry_after_seconds(response.headers.get("retry-after"))
+    if wait is None:
+        return problem, delay
+    if wait > settings.max_retry_after:
+        raise SourceError(
+            f"{name}: GET {url} failed: {problem}, server asks to retry after "
+            f"{wait:.0f}s (over the {settings.max_retry_after:g}s we wait); try later"
+        )
+    return problem, wait
+
+
 async def fetch(
     client: httpx.AsyncClient,
     name: str,
@@ -274,12 +325,15 @@ async def fetch(
     timeout: float | None = None,
     sleep: Sleep = asyncio.sleep,
 ) -> Body:
-    """GET with retries on 429 (honouring Retry-After), 5xx and network errors.
+    """GET with retries on 429 (honouring Retry-After), 5xx and network errors; never returns
+    a failure.
 
     `cached` holds the validators of the last success; they are sent only for the same URL,
     since an If-Modified-Since meant for another day's URL could wrongly answer 304.
 
-    Raises SourceError naming the source, the URL and what to check; never returns a failure.
+    Raises:
+        SourceError: naming the source, the URL and what to check (a 4xx, retries exhausted,
+            the size cap, a refused redirect or encoding...).
     """
     if is_local(url):
         return read_local(name, url, settings.max_bytes)
@@ -304,29 +358,10 @@ async def fetch(
         except httpx.TransportError as ex:
             problem = f"network error: {type(ex).__name__}: {ex}".rstrip(": ")
         else:
-            status = response.status_code
-            if status == 304:
-                return Body(url=full_url, not_modified=True, etag=etag, last_modified=last_modified)
-            if 200 <= status < 300:
-                return Body(
-                    url=full_url,
-                    location=str(response.url),
-                    content=content,
-                    content_type=response.headers.get("content-type", ""),
-                    etag=response.headers.get("etag"),
-                    last_modified=response.headers.get("last-modified"),
-                )
-            problem = f"HTTP {status} {response.reason_phrase}".strip()
-            if status not in RETRY_STATUSES:
-                raise SourceError(f"{name}: GET {full_url} failed: {problem}; check the source URL")
-            wait = retry_after_seconds(response.headers.get("retry-after"))
-            if wait is not None:
-                if wait > settings.max_retry_after:
-                    raise SourceError(
-                        f"{name}: GET {full_url} failed: {problem}, server asks to retry after "
-                        f"{wait:.0f}s (over the {settings.max_retry_after:g}s we wait); try later"
-                    )
-                delay = wait
+            body = _success(full_url, response, content, etag, last_modified)
+            if body is not None:
+                return body
+            problem, delay = _retry_delay(name, full_url, response, settings, delay)
         if attempt + 1 < attempts:
             await sleep(delay)
     raise SourceError(f"{name}: GET {full_url} failed after {attempts} attempts: {problem}")
