@@ -30,7 +30,7 @@ demo: $(STAMP)
 	@echo "Ada's preferences page, once the web app runs (DIGEST_SECRET=demo-secret-not-for-production-use-32-chars $(DIGEST) serve --config config/demo.toml):"
 	@DIGEST_SECRET=demo-secret-not-for-production-use-32-chars $(DIGEST) subscribers links ada@example.org --config config/demo.toml
 
-test: $(STAMP)
+test: $(STAMP) /usr/sbin/smtp-source  # postfix: the bounce tests run a private one
 	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y chromium) || echo "no chromium: the browser tests will be skipped"
 	$(VENV)/bin/ruff check digest tests bench

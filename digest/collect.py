@@ -58,6 +58,7 @@ class SourceReport:
 
 
 Progress = Callable[[str, str], None]
+Fetched = tuple[SourceConfig, SourceResult | str, float]
 
 
 def selected_sources(config: Config, only: str | None = None) -> list[SourceConfig]:
@@ -71,9 +72,7 @@ def selected_sources(config: Config, only: str | None = None) -> list[SourceConf
     return [s for s in config.sources if s.enabled]
 
 
-async def _fetch_one(
-    request: SourceRequest, gate: asyncio.Semaphore
-) -> tuple[SourceConfig, SourceResult | str, float]:
+async def _fetch_one(request: SourceRequest, gate: asyncio.Semaphore) -> Fetched:
     """Fetch and parse one source: its papers, or the one line saying why it failed."""
     t0 = time.perf_counter()
     try:
@@ -148,17 +147,22 @@ async def collect_async(
 
     Storing waits until no fetch is in flight: SQLite writes run on this thread, and a large
     batch written while another source is still being read would count against that source's
-    timeout. Raises StoreError (once) when the database cannot be written; every other failure
-    is in the reports."""
+    timeout. Every failure of a source is in the reports.
+
+    Raises:
+        StoreError: once, when the database cannot be written (no source's fault).
+        ConfigError: `only` names no source.
+    """
     sources = selected_sources(config, only)
     day = day or now.date()
     stamp = now.isoformat()
     own_client = client is None
     http = client or httpx.AsyncClient(follow_redirects=False, http2=False)
     gate = asyncio.Semaphore(max(1, config.collect.concurrency))
-    requests = [_request(s, config, store, http, day, since, sleep) for s in sources]
-    pending = [asyncio.ensure_future(_fetch_one(r, gate)) for r in requests]
+    pending: list[asyncio.Future[Fetched]] = []
     try:
+        requests = [_request(s, config, store, http, day, since, sleep) for s in sources]
+        pending = [asyncio.ensure_future(_fetch_one(r, gate)) for r in requests]
         fetched = await asyncio.gather(*pending)
     finally:
         for task in pending:

@@ -16,6 +16,8 @@ from digest.render import templates_dir
 
 
 class Pages:
+    """The web templates, loaded once, and what every page shows (brand, postal address)."""
+
     def __init__(self, config: Config, brand: str) -> None:
         self.folder = templates_dir(config)
         self.env = Environment(
@@ -28,10 +30,16 @@ class Pages:
         self.common = {"brand": brand, "postal_address": config.mail.postal_address}
 
     def render(self, name: str, **context: Any) -> str:
+        """The page templates/web/<name>.html.j2 with `context`, escaped.
+
+        Raises:
+            RenderError: the template is missing, broken, or uses a value not given.
+        """
         try:
             return self.env.get_template(f"web/{name}.html.j2").render(**self.common, **context)
         except TemplateError as ex:
             raise RenderError(f"web/{name}: {ex}") from ex
 
     def stylesheet(self) -> str:
+        """The pages' one CSS file, served as /static/web.css."""
         return (self.folder / "web" / "web.css").read_text(encoding="utf-8")

@@ -97,8 +97,9 @@ class RunReport:
 
 class Pipeline:
     """One run of the daily job over its config, store and clock: plan, then build and
-    deliver. Holds no result between its steps: `run` hands the plan's matchers to the
-    builder itself, and `send` or `build` alone take each edition as the store has it."""
+    deliver. No step leaves a result for the next: `run` hands the plan's matchers to the
+    builder itself, and `send` or `build` alone take each edition as the store has it (a
+    matcher only makes building faster; it never changes an email)."""
 
     def __init__(
         self,

@@ -1,4 +1,5 @@
-"""Transports (an SMTP connection pool, a maildir outbox) and the delivery state machine.
+"""Delivering, the last part of the daily job: transports (an SMTP connection pool, a maildir
+outbox; async context managers, closed where they are opened) and the delivery state machine.
 
 Decides nothing about who gets what. For each planned delivery: check the subscriber is still
 active, claim it (pending -> sending, committed before SMTP starts), send, then record the

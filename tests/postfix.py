@@ -3,8 +3,9 @@ queue, data directory, log file and port (`postfix -c DIR`); the system's /etc/p
 any system instance are never touched.
 
 It relays what it accepts to a downstream SMTP server (the aiosmtpd recorder), except for
-recipients at REJECTING_DOMAIN, which a transport map sends to `error:5.1.1`: Postfix has
-already said 250 to those, so it writes a real DSN to the envelope sender. The VERP bounce
+recipients at REJECTING_DOMAIN, which a transport map sends to `error:5.1.1`, and at
+FULL_DOMAIN (`retry:4.2.2`, given up at once as the queue lifetime is 0): Postfix has already
+said 250 to those, so it writes a real DSN to the envelope sender. The VERP bounce
 address's domain is a virtual mailbox domain whose mail lands in a Maildir.
 """
 
@@ -21,7 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-REJECTING_DOMAIN = "bounce.example.com"
+REJECTING_DOMAIN = "bounce.example.com"  # 5.1.1: a hard bounce, after the 250
+FULL_DOMAIN = "full.example.com"  # 4.2.2, then given up at once: a soft bounce
 BOUNCE_DOMAIN = "bounces.digest.test"
 BOUNCE_ADDRESS = f"bounces@{BOUNCE_DOMAIN}"
 MAILBOX_UID = 65534  # nobody: the virtual delivery agent refuses uids below 100
@@ -55,6 +57,7 @@ MAIN_CF = """\
 compatibility_level = 3.6
 queue_directory = {root}/queue
 data_directory = {root}/data
+maillog_file_prefixes = {root}
 maillog_file = {root}/maillog
 syslog_name = postfix-digest-test
 mail_owner = postfix
@@ -69,6 +72,7 @@ mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtpd_recipient_restrictions = permit_mynetworks, reject
 local_recipient_maps =
+smtpd_reject_unlisted_recipient = no
 alias_maps =
 alias_database =
 relayhost =
@@ -88,6 +92,8 @@ queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 delay_warning_time = 0h
+maximal_queue_lifetime = 0
+bounce_queue_lifetime = 0
 biff = no
 """
 
@@ -109,7 +115,10 @@ def ensure_postfix() -> None:
         check=True,
     )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "install", "-y", "-q", "postfix"], check=True, env=env)
+    install = ["apt-get", "install", "-y", "-q", "postfix"]
+    if subprocess.run(install, env=env).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+        subprocess.run(install, check=True, env=env)
 
 
 @dataclass
@@ -136,7 +145,7 @@ class PrivatePostfix:
         )
 
     def dsns(self) -> list[Path]:
-        found = []
+        found: list[Path] = []
         for sub in ("new", "cur"):
             folder = self.maildir / sub
             if folder.is_dir():
@@ -182,7 +191,9 @@ def running_postfix(downstream_port: int) -> Iterator[PrivatePostfix]:
         )
     )
     (instance.config / "master.cf").write_text(MASTER_CF.format(port=f"127.0.0.1:{instance.port}"))
-    (instance.config / "transport").write_text(f"{REJECTING_DOMAIN} error:5.1.1 no such user\n")
+    (instance.config / "transport").write_text(
+        f"{REJECTING_DOMAIN} error:5.1.1 no such user\n{FULL_DOMAIN} retry:4.2.2 mailbox full\n"
+    )
     (instance.config / "vmailbox").write_text(f"{BOUNCE_ADDRESS} bounces/\n")
     started = instance.postfix("start")
     try:

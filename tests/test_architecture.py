@@ -27,6 +27,7 @@ HOMES = {
     "httpx": {"sources", "collect"},
     "itsdangerous": {"tokens"},
     "email_validator": {"subscribers"},
+    "cryptography": {"bounces"},
 }
 
 

@@ -26,7 +26,7 @@ from digest.collect import SourceReport, collect
 from digest.config import SourceConfig
 from digest.errors import StoreError
 from digest.models import SourceResult
-from digest.sources import SourceRequest, feed
+from digest.sources import COLLECTORS, Body, SourceRequest, feed
 from digest.store import Store
 from tests.conftest import (
     ARXIV_API,
@@ -706,3 +706,56 @@ def test_collect_on_a_full_disk_is_one_line_naming_the_database(tmp_path: Path) 
     assert "Traceback" not in done.stderr + done.stdout
     with Store(db) as store:
         assert store.count_papers() == 0 and store.all_source_states() == []
+
+
+# --- issue 12: one request and one result type for every kind of source -------------------
+
+ONE_BAD_ITEM = {
+    "arxiv": b"""<rss version="2.0"><channel><title>cs.LG</title>
+<item><title>Kept</title><guid>oai:arXiv.org:2609.26811v1</guid></item>
+<item><title>Lost</title><guid>urn:lab:2</guid><link>https://lab.example.org/2</link></item>
+</channel></rss>""",
+    "feed": b"""<rss version="2.0"><channel><title>Lab</title>
+<item><title>Kept</title><link>https://lab.example.org/1</link></item>
+<item><link>https://lab.example.org/2</link></item></channel></rss>""",
+    "hf": json.dumps([{"paper": {"id": "2609.26811", "title": "Kept"}}, "lost"]).encode(),
+}
+
+
+def ask(tmp_path: Path, src: SourceConfig, *, cached: Body | None = None) -> SourceResult:
+    """One collector, called the way collect() calls every one of them."""
+
+    async def go() -> SourceResult:
+        async with httpx.AsyncClient() as client:
+            settings = make_config(tmp_path, []).collect
+            request = SourceRequest(src, settings, NOW.date(), client, cached=cached)
+            return await COLLECTORS[src.kind](request)
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("kind", sorted(ONE_BAD_ITEM))
+def test_every_kind_answers_one_request_type_with_one_result_type(
+    tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / f"{kind}.data"
+    path.write_bytes(ONE_BAD_ITEM[kind])
+    result = ask(tmp_path, SourceConfig("lab", kind, str(path)))
+    assert type(result) is SourceResult and result.source == "lab"
+    assert [p.title for p in result.papers] == ["Kept"]
+    assert result.skipped == 1 and result.skip_reasons[0].startswith("item 2: ")
+
+
+@pytest.mark.parametrize("kind", sorted(ONE_BAD_ITEM))
+def test_every_kind_reports_an_unchanged_source_the_same_way(
+    httpserver: HTTPServer, tmp_path: Path, kind: str
+) -> None:
+    httpserver.expect_request("/src", headers={"If-None-Match": '"v1"'}).respond_with_data(
+        "", status=304
+    )
+    url = httpserver.url_for("/src")
+    asked = f"{url}?date={NOW.date()}" if kind == "hf" else url
+    result = ask(tmp_path, SourceConfig("lab", kind, url), cached=Body(url=asked, etag='"v1"'))
+    assert result == SourceResult(
+        "lab", url=asked, etag='"v1"', not_modified=True, note="not modified since last run"
+    )

@@ -181,6 +181,27 @@ def _digest(config: Path, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
+def _kill_mid_send(
+    config: Path, recorder: Recorder, prefix: str, target: int, rng: random.Random
+) -> bool:
+    """Run the job and SIGKILL it once the server has accepted `target` messages to
+    addresses starting with `prefix`, plus a random fraction of a message's time so the kill
+    lands anywhere in one. False when the run finished first."""
+    run = _digest(config, "--no-collect")
+    deadline = time.monotonic() + 60
+    while run.poll() is None and time.monotonic() < deadline:
+        done = sum(1 for m in recorder.received if m.recipients[0].startswith(prefix))
+        if done >= target:
+            time.sleep(rng.uniform(0, 0.02))
+            break
+        time.sleep(0.002)
+    killed = run.poll() is None
+    if killed:
+        run.send_signal(signal.SIGKILL)
+    run.communicate()
+    return killed
+
+
 def test_sigkill_at_random_moments_never_loses_or_doubles_mail(
     tmp_path: Path, smtp: tuple[Recorder, int], record_property: object
 ) -> None:
@@ -204,23 +225,8 @@ def test_sigkill_at_random_moments_never_loses_or_doubles_mail(
             [sys.executable, "-m", "digest", "collect", "--config", str(config)],
             check=True, capture_output=True, cwd=ROOT, env=_env(),
         )  # fmt: skip
-        kills = 0
         targets = sorted(rng.sample(range(1, 450), 2))
-        for target in targets:
-            # kill mid-send: once the server has accepted `target` messages of this trial,
-            # plus a random fraction of a message's time so the kill lands anywhere in one
-            run = _digest(config, "--no-collect")
-            deadline = time.monotonic() + 60
-            while run.poll() is None and time.monotonic() < deadline:
-                done = sum(1 for m in recorder.received if m.recipients[0].startswith(f"t{trial}p"))
-                if done >= target:
-                    time.sleep(rng.uniform(0, 0.02))
-                    break
-                time.sleep(0.002)
-            if run.poll() is None:
-                run.send_signal(signal.SIGKILL)
-                kills += 1
-            run.communicate()
+        kills = sum(_kill_mid_send(config, recorder, f"t{trial}p", t, rng) for t in targets)
         final = _digest(config, "--no-collect")
         _, stderr = final.communicate(timeout=120)
         assert final.returncode == 0, stderr.decode()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from digest.errors import SourceError
 from digest.sources import arxiv, feed, hf
 from digest.sources.common import split_arxiv_id
+from digest.sources.parsed import FeedEntry, read_feed
 from tests.conftest import (
     ARXIV_API,
     ARXIV_API_TRANSFORMER,
@@ -264,3 +270,99 @@ def test_entities_declared_in_a_utf16_feed_are_still_refused() -> None:
     bomb = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa">]><rss version="2.0"></rss>'
     with pytest.raises(SourceError, match="declares XML entities"):
         feed.parse(bomb.decode().encode("utf-16"), "bad")
+
+
+# --- issue 12: typed edges ----------------------------------------------------------------
+
+SOURCES = Path(hf.__file__).parent
+ROOT = SOURCES.parent.parent
+PRIMARY_AS_TEXT = b"""<?xml version="1.0"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xmlns:arxiv="http://arxiv.org/schemas/atom">
+<title>query</title><entry><id>http://arxiv.org/abs/2604.00001v2</id><title>Grasping</title>
+<updated>2026-04-29T17:59:01Z</updated><category term="cs.LG"/><category term="cs.RO"/>
+<arxiv:primary_category>cs.RO</arxiv:primary_category><author><name>Ada B</name></author>
+</entry></feed>"""
+
+
+def test_feed_entries_reach_the_parsers_as_typed_records() -> None:
+    parsed = read_feed("api", "api", recording(ARXIV_API), strict=True)
+    entry = parsed.entries[0]
+    assert parsed.version == "atom10" and isinstance(entry, FeedEntry)
+    assert entry.arxiv_primary_category == "cs.CL" and entry.tags[0] == "cs.CL"
+    assert entry.authors[0] == "Gongbo Zhang" and entry.updated == "2026-04-29T17:59:01Z"
+    assert entry.published_parsed is not None and entry.links[0].href.startswith("https://")
+
+
+def test_a_primary_category_written_as_text_leads_the_categories() -> None:
+    """feedparser keeps an attribute-less element as a string, not a dict: the entry used to be
+    lost to an AttributeError."""
+    (paper,) = arxiv.parse(PRIMARY_AS_TEXT, "api")
+    assert (paper.id, paper.version, paper.categories) == ("2604.00001", 2, ["cs.RO", "cs.LG"])
+
+
+def test_hf_items_are_read_into_typed_records_before_becoming_papers() -> None:
+    item = json.loads(recording(HF_JULY))[0]
+    item["paper"]["upvotes"] = "12"
+    record = hf.read_item(item)
+    assert isinstance(record, hf.DailyPaper)
+    assert (record.raw_id, record.title) == (item["paper"]["id"], item["paper"]["title"])
+    assert record.upvotes == 12 and all(isinstance(a, str) for a in record.authors)
+    assert hf.to_paper(record, "hf") == hf.parse(json.dumps([item]).encode(), "hf")[0]
+
+
+def names_used(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    found |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    found |= {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    return found | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+
+
+def test_only_the_wrapper_touches_feedparser_and_no_parser_touches_any() -> None:
+    modules = sorted(SOURCES.glob("*.py"))
+    assert [p.name for p in modules if "feedparser" in names_used(p)] == ["parsed.py"]
+    assert [p.name for p in modules if "Any" in names_used(p)] == []
+
+
+def functions(path: Path) -> Iterator[tuple[ast.FunctionDef | ast.AsyncFunctionDef, bool]]:
+    """Every function of a module, and whether it is public (a method of a private class,
+    like an HTMLParser override, is not)."""
+
+    def walk(
+        node: ast.AST, public: bool
+    ) -> Iterator[tuple[ast.FunctionDef | ast.AsyncFunctionDef, bool]]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                yield child, public and not child.name.startswith("_")
+                yield from walk(child, False)
+            elif isinstance(child, ast.ClassDef):
+                yield from walk(child, public and not child.name.startswith("_"))
+
+    return walk(ast.parse(path.read_text(encoding="utf-8")), True)
+
+
+def test_collector_functions_are_short_and_public_ones_say_what_for() -> None:
+    problems = []
+    for path in [*sorted(SOURCES.glob("*.py")), SOURCES.parent / "collect.py"]:
+        for node, public in functions(path):
+            where = f"{path.name}: {node.name}"
+            doc = ast.get_docstring(node) or ""
+            if node.end_lineno and node.end_lineno - node.lineno + 1 > 60:
+                problems.append(f"{where} is over 60 lines")
+            if public and not doc:
+                problems.append(f"{where} has no docstring")
+            raises = any(
+                isinstance(n, ast.Raise) and "SourceError(" in ast.unparse(n)
+                for n in ast.walk(node)
+            )
+            if public and raises and "Raises:" not in doc:
+                problems.append(f"{where} raises SourceError without a Raises: section")
+    assert problems == []
+
+
+def test_sources_and_collect_type_check_strictly(tmp_path: Path) -> None:
+    pytest.importorskip("mypy")
+    command = [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent"]
+    command += ["--cache-dir", str(tmp_path), "digest/sources", "digest/collect.py"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout

@@ -10,8 +10,8 @@ import email
 import email.policy
 import re
 import shutil
+import socket
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ from digest.pipeline import Pipeline
 from digest.store import Store
 from digest.web import create_app
 from tests.conftest import DATA, HF_JUNE, app_config
-from tests.smtp_server import Recorder, free_port, start
+from tests.smtp_server import Recorder, start
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts" / "web"
@@ -41,24 +41,24 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Recorder, Path]]:
 
     recorder = Recorder()
     smtp = start(recorder)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    # bound and listening before uvicorn starts: the browser's first request waits in the
+    # backlog instead of the test polling for the server
+    listening = socket.create_server(("127.0.0.1", 0), backlog=64)
+    base = f"http://127.0.0.1:{listening.getsockname()[1]}"
     config_path = app_config(
         tmp_path, [("hf", "hf", DATA / HF_JUNE)], smtp.port, web={"base_url": base}
     )
     config = load_config(config_path, env={"DIGEST_SECRET": SECRET})
     app = create_app(config, load_topics(config.topics_path))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
     try:
         yield base, recorder, config_path
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        listening.close()
         smtp.stop()
 
 

@@ -96,7 +96,7 @@ def dispatch(msg: Message, mailboxes: Mailboxes) -> Report:
     ours.add(mailboxes.bounce_address.lower())
     text_bounce = read_text_bounce(msg, ours)
     if text_bounce is not None:
-        source, recipients, _ = text_bounce
+        source, recipients = text_bounce.source, text_bounce.recipients
         if not recipients:
             return Report(Kind.UNPARSEABLE, source, f"{source} bounce naming no recipient")
         report = Report(
@@ -105,6 +105,7 @@ def dispatch(msg: Message, mailboxes: Mailboxes) -> Report:
             f"{source} bounce for {len(recipients)} recipient(s)",
             recipients,
             token=token_of(msg, mailboxes),
+            message_id=text_bounce.message_id,
         )
         return verified(report, mailboxes)
     if is_auto_reply(msg):
@@ -134,6 +135,9 @@ def verified(report: Report, mailboxes: Mailboxes) -> Report:
     """The report with its token checked: a token that does not verify refuses the report."""
     if report.token is None:
         return report
+    if not mailboxes.secret:
+        reason = f"{report.kind} refused: a VERP token but no secret to check it (DIGEST_SECRET)"
+        return Report(Kind.REFUSED, report.source, reason, token=report.token)
     try:
         delivery = read_token(mailboxes.secret, report.token, mailboxes.old_secrets)
     except TokenError as ex:
@@ -165,8 +169,8 @@ def read_dsn(msg: Message, parts: list[Message], mailboxes: Mailboxes) -> Report
         address = typed_address(
             fields.get("final-recipient") or fields.get("original-recipient", "")
         )
-        if not address and "action" not in fields:
-            continue  # the per-message block (Reporting-MTA, Arrival-Date)
+        if not address:
+            continue  # the per-message block (Reporting-MTA, Arrival-Date), or no one
         action = fields.get("action", "").split()[0].lower() if fields.get("action") else ""
         code = STATUS.search(fields.get("status", ""))
         status = code[0] if code else ""

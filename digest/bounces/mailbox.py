@@ -15,6 +15,7 @@ import re
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
@@ -95,6 +96,11 @@ class Maildir:
                 raise MailboxError(f"maildir {self.path}: message {key} vanished") from None
 
 
+class ImapSecurity(StrEnum):
+    TLS = "tls"  # implicit TLS, port 993
+    STARTTLS = "starttls"  # plain connection upgraded before login, port 143
+
+
 @dataclass(frozen=True, slots=True)
 class ImapSettings:
     host: str
@@ -103,35 +109,40 @@ class ImapSettings:
     port: int = 993
     folder: str = "INBOX"
     timeout: float = 30.0
+    security: ImapSecurity = ImapSecurity.TLS
 
 
 class Imap:
-    """An IMAP mailbox over TLS (stdlib imaplib): UID SEARCH UNSEEN, a fetch capped at
-    READ_CAP octets that does not set \\Seen, then \\Seen once handled.
-
-    Keys are `UIDVALIDITY:UID`; a key from another UIDVALIDITY is never marked. Untested
-    against a server in this project's suite (no IMAP server is started by the tests).
+    """An IMAP mailbox over TLS (stdlib imaplib; implicit TLS or STARTTLS, never plain text):
+    UID SEARCH UNSEEN, a fetch capped at READ_CAP octets that does not set \\Seen, then
+    \\Seen once handled. Keys are `UIDVALIDITY:UID`; a key from another UIDVALIDITY is never
+    marked. The tests run the STARTTLS path against pymap; implicit TLS differs only in how
+    imaplib opens the socket.
     """
 
     def __init__(self, settings: ImapSettings, context: ssl.SSLContext | None = None) -> None:
         self.settings = settings
         self.context = context or ssl.create_default_context()
-        self.connection: imaplib.IMAP4_SSL | None = None
+        self.connection: imaplib.IMAP4 | None = None
         self.validity = ""
 
     def __enter__(self) -> Imap:
         s = self.settings
         try:
-            self.connection = imaplib.IMAP4_SSL(
-                s.host, s.port, ssl_context=self.context, timeout=s.timeout
-            )
+            if s.security is ImapSecurity.STARTTLS:
+                self.connection = imaplib.IMAP4(s.host, s.port, timeout=s.timeout)
+                self.connection.starttls(self.context)
+            else:
+                self.connection = imaplib.IMAP4_SSL(
+                    s.host, s.port, ssl_context=self.context, timeout=s.timeout
+                )
             self.connection.login(s.user, s.password)
             status, data = self.connection.select(s.folder)
             if status != "OK":
                 raise MailboxError(f"IMAP {s.host}: cannot open folder {s.folder!r}: {data!r}")
             response = self.connection.response("UIDVALIDITY")[1]
             self.validity = text(response[0]) if response and response[0] else ""
-        except (OSError, imaplib.IMAP4.error) as ex:
+        except (OSError, ssl.SSLError, imaplib.IMAP4.error) as ex:
             self.close()
             raise MailboxError(f"IMAP {s.host}:{s.port} as {s.user}: {ex}") from ex
         return self
@@ -145,7 +156,7 @@ class Imap:
                 self.connection.logout()
             self.connection = None
 
-    def opened(self) -> imaplib.IMAP4_SSL:
+    def opened(self) -> imaplib.IMAP4:
         if self.connection is None:
             raise MailboxError(f"IMAP {self.settings.host}: not connected (use `with`)")
         return self.connection

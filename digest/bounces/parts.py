@@ -18,6 +18,7 @@ MAX_TEXT = 256 * 1024  # characters of a text part searched for codes and addres
 MAX_PARTS = 64
 MAX_DEPTH = 4
 MAX_BLOCKS = 100  # per-recipient blocks read from one delivery-status part
+MAX_HEADER = 16 * 1024  # characters of an address header parsed (getaddresses is slow)
 
 
 def one_line(value: str, limit: int = 300) -> str:
@@ -41,7 +42,7 @@ def addresses(msg: Message, *names: str) -> list[str]:
     found: list[str] = []
     for name in names:
         for value in msg.get_all(name) or []:
-            text = str(value).encode("utf-8", "replace").decode("utf-8")
+            text = str(value)[:MAX_HEADER].encode("utf-8", "replace").decode("utf-8")
             found.extend(addr for _, addr in email.utils.getaddresses([text]) if "@" in addr)
     return found
 

@@ -11,6 +11,7 @@ paragraph without a code is soft. Never a false hard bounce.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from email.message import Message
 
 from digest.bounces.events import Kind, RecipientStatus, Source
@@ -42,6 +43,7 @@ BOUNCE_SUBJECTS = re.compile(
     r"Mail System Error|Non[- ]?delivery)",
     re.I,
 )
+MESSAGE_ID = re.compile(r"^Message-ID:[ \t]*(<[^<>\s]{1,250}>)", re.I | re.M)
 DAEMONS = ("mailer-daemon@", "postmaster@", "mail-daemon@")
 
 
@@ -68,15 +70,15 @@ def flavour(msg: Message, text: str) -> Source | None:
     return None
 
 
-def diagnostics_of(text: str) -> str:
-    """The bounce's own prose, without the returned copy of our message (which holds our
-    recipient's address and could hold any code at all)."""
+def split_returned(text: str) -> tuple[str, str]:
+    """The bounce's own prose, and the returned copy of our message after it (which holds our
+    recipient's address and could hold any code at all, so codes are never read there)."""
     cut = len(text)
     for marker in RETURNED_MARKERS:
         at = text.find(marker)
         if at != -1:
             cut = min(cut, at)
-    return text[:cut]
+    return text[:cut], text[cut:]
 
 
 def severity(paragraph: str, whole: str) -> tuple[Kind, str]:
@@ -92,16 +94,21 @@ def severity(paragraph: str, whole: str) -> tuple[Kind, str]:
     return Kind.SOFT_BOUNCE, basic[1] if basic else ""
 
 
-def read_text_bounce(
-    msg: Message, ignore: set[str]
-) -> tuple[Source, tuple[RecipientStatus, ...], str] | None:
-    """(flavour, recipients, diagnostics text) of a prose bounce, or None if it is not one.
+@dataclass(frozen=True, slots=True)
+class TextBounce:
+    source: Source
+    recipients: tuple[RecipientStatus, ...]
+    message_id: str | None  # found in the returned copy, when there is one
+
+
+def read_text_bounce(msg: Message, ignore: set[str]) -> TextBounce | None:
+    """What a prose bounce says, or None if it is not one.
     `ignore` holds addresses that are ours (the bounce address) and never a recipient."""
     text = body_text(msg)
     found = flavour(msg, text)
     if found is None:
         return None
-    head = diagnostics_of(text)
+    head, returned = split_returned(text)
     recipients: list[RecipientStatus] = []
     for match in ANGLE_BLOCK.finditer(head):
         address, paragraph = match[1], match[2]
@@ -117,7 +124,8 @@ def read_text_bounce(
             kind, code = severity(head, head)
             diagnostic = one_line(head[-600:])
             recipients.append(RecipientStatus(candidates.pop(), kind, "failed", code, diagnostic))
-    return found, tuple(recipients[:50]), head
+    original = MESSAGE_ID.search(returned)
+    return TextBounce(found, tuple(recipients[:50]), original[1] if original else None)
 
 
 def is_daemon(address: str) -> bool:

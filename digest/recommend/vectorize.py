@@ -11,17 +11,21 @@ import hashlib
 import io
 import re
 import struct
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from scipy import sparse  # type: ignore[import-untyped]
+from sklearn.decomposition import TruncatedSVD  # type: ignore[import-untyped]
+from sklearn.feature_extraction.text import (  # type: ignore[import-untyped]
+    ENGLISH_STOP_WORDS,
+    TfidfVectorizer,
+)
 
-from digest.recommend.errors import RecommendError
 from digest.models import Paper
+from digest.recommend.errors import RecommendError
 
 __all__ = [
     "DEFAULT_DIMENSIONS",
@@ -41,15 +45,14 @@ _HEADER = struct.Struct("<4sI8s")
 _MATH = re.compile(r"\$[^$]*\$")
 _LATEX = re.compile(r"\\[a-zA-Z]+|[{}~^_]")
 # Words every abstract uses: they would make any two papers look alike in an explanation.
-_GENERIC = frozenset(
-    """paper propose proposed proposes approach approaches method methods result results
+_GENERIC_WORDS = """
+    paper propose proposed proposes approach approaches method methods result results
     show shows shown demonstrate demonstrates novel new based using use used task tasks
     performance state art existing work framework model models data experiments experimental
     significantly significant address challenge challenges improve improves improved achieve
     achieves achieving outperforms introduce introduces present presents study furthermore
-    code available github com https http www extensive different various recent""".split()
-)
-STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | _GENERIC
+    code available github com https http www extensive different various recent"""
+STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | frozenset(_GENERIC_WORDS.split())
 
 
 def paper_text(paper: Paper) -> str:
@@ -124,7 +127,7 @@ class Vectorizer:
                 idf = np.asarray(saved["idf"], dtype=np.float32)
                 components = np.asarray(saved["components"], dtype=np.float32)
                 version = bytes(saved["version"].astype(np.uint8))
-        except (OSError, ValueError, KeyError) as ex:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as ex:
             raise RecommendError(f"recommend: the saved vocabulary does not load: {ex}") from ex
         if len(terms) != len(idf) or components.shape[1] != len(terms) or len(version) != 8:
             raise RecommendError("recommend: the saved vocabulary is inconsistent; fit it again")

@@ -29,7 +29,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token_page = scope["path"].startswith(("/c/", "/u/", "/manage/"))
+        token_page = scope["path"].startswith(("/c/", "/u/", "/r/", "/manage/"))
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -73,6 +73,8 @@ class RateLimiter:
         self._hits: dict[str, deque[float]] = defaultdict(deque)
 
     def allow(self, key: str, limit: int, window: float) -> bool:
+        """Count one hit for `key` and say whether it is within `limit` per `window`
+        seconds (a refused hit is not counted, so waiting is enough to get through)."""
         now = time.monotonic()
         hits = self._hits[key]
         while hits and hits[0] <= now - window:

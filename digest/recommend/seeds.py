@@ -1,0 +1,408 @@
+"""Seeds: the papers a reader says they like, read from what people actually paste or export:
+arXiv ids and URLs, DOIs, BibTeX (braces, LaTeX accents, entries without ids) and Zotero or
+Mendeley CSV exports; then resolved against papers we hold.
+
+Pure: bytes and Papers in, typed values out; no store, no I/O. Hostile input is bounded: an
+oversized file is one RecommendError, spreadsheet formulas are ignored and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from digest.models import Paper
+from digest.recommend.errors import RecommendError
+
+__all__ = [
+    "MAX_SEEDS",
+    "MAX_SEED_BYTES",
+    "Resolution",
+    "SeedFormat",
+    "SeedKind",
+    "SeedRef",
+    "Seeds",
+    "normalise_title",
+    "parse_seeds",
+    "resolve_seeds",
+]
+
+MAX_SEED_BYTES = 5 * 1024 * 1024
+MAX_SEEDS = 2000
+
+_NEW_ID = r"\d{4}\.\d{4,5}"
+_OLD_ID = r"[a-z][a-z\-]+(?:\.[A-Z]{2})?/\d{7}"
+_ARXIV_ID = re.compile(rf"(?<![\w./])({_NEW_ID}|{_OLD_ID})(?:v\d+)?(?![\w])")
+_ARXIV_URL = re.compile(
+    rf"(?:arxiv\.org/(?:abs|pdf|html)/|huggingface\.co/papers/|alphaxiv\.org/abs/)"
+    rf"({_NEW_ID}|{_OLD_ID})(?:v\d+)?",
+    re.IGNORECASE,
+)
+_ARXIV_LABEL = re.compile(rf"arxiv\s*[:.]?\s*({_NEW_ID}|{_OLD_ID})(?:v\d+)?", re.IGNORECASE)
+_ARXIV_DOI = re.compile(rf"^10\.48550/arxiv\.({_NEW_ID}|{_OLD_ID})(?:v\d+)?$", re.IGNORECASE)
+_DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>{}]+)", re.IGNORECASE)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class SeedFormat(enum.Enum):
+    TEXT = "text"
+    BIBTEX = "bibtex"
+    CSV = "csv"
+
+
+class SeedKind(enum.Enum):
+    ARXIV = "arxiv"
+    DOI = "doi"
+    TITLE = "title"
+
+
+@dataclass(frozen=True, slots=True)
+class SeedRef:
+    """One paper the reader named: `value` is an arXiv id without version, a lower-cased DOI
+    or a title as written (accents decoded); `where` says where in the file (for messages)."""
+
+    kind: SeedKind
+    value: str
+    where: str
+
+
+@dataclass(slots=True)
+class Seeds:
+    """What a seeds file held: references in file order, and one line per skipped part."""
+
+    format: SeedFormat
+    refs: list[SeedRef] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Resolution:
+    """Seeds matched to papers we hold (`found`: paper ids, no repeats) and those we lack."""
+
+    found: list[str] = field(default_factory=list)
+    unknown: list[SeedRef] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for the CLI or the preferences page."""
+        line = f"{len(self.found)} seed paper(s) added"
+        if self.unknown:
+            names = ", ".join(_shown(r) for r in self.unknown[:5])
+            more = f" and {len(self.unknown) - 5} more" if len(self.unknown) > 5 else ""
+            line += f"; {len(self.unknown)} not found among stored papers: {names}{more}"
+        return line
+
+
+def _shown(ref: SeedRef) -> str:
+    text = ref.value if len(ref.value) <= 60 else ref.value[:57] + "..."
+    return f"'{text}'" if ref.kind is SeedKind.TITLE else text
+
+
+# ---------------------------------------------------------------- text and identifiers
+
+_ACCENTS = {
+    "`": "\u0300", "'": "\u0301", "^": "\u0302", "~": "\u0303", "=": "\u0304", "u": "\u0306",
+    ".": "\u0307", '"': "\u0308", "r": "\u030a", "H": "\u030b", "v": "\u030c", "c": "\u0327",
+    "k": "\u0328", "d": "\u0323", "b": "\u0331",
+}  # fmt: skip
+_LETTERS = {
+    "ss": "ß", "o": "ø", "O": "Ø", "ae": "æ", "AE": "Æ", "oe": "œ", "OE": "Œ", "aa": "å",
+    "AA": "Å", "l": "ł", "L": "Ł", "i": "ı", "j": "ȷ",
+}  # fmt: skip
+_ACCENT_CMD = re.compile(
+    r"\\([`'^~=.\"]|[uHvckrdb](?![a-zA-Z]))\s*(?:\{\s*(\\?[a-zA-Z])\s*\}|(\\?[a-zA-Z]))"
+)
+_LETTER_CMD = re.compile(r"\\(ss|ae|AE|oe|OE|aa|AA|[oOlLij])(?![a-zA-Z])\s?")
+_OTHER_CMD = re.compile(r"\\(?:textit|textbf|emph|texttt|textrm|mathrm|mathcal|mbox|text)\b")
+_ESCAPED = re.compile(r"\\([&%$#_{}])")
+
+
+def latex_to_text(value: str) -> str:
+    """BibTeX's field text as a person reads it: accents decoded, braces and markup dropped."""
+
+    def accent(m: re.Match[str]) -> str:
+        base = (m.group(2) or m.group(3) or "").lstrip("\\")
+        base = {"i": "i", "j": "j"}.get(base, base)
+        return unicodedata.normalize("NFC", base + _ACCENTS[m.group(1)])
+
+    text = _ACCENT_CMD.sub(accent, value)
+    text = _LETTER_CMD.sub(lambda m: _LETTERS[m.group(1)], text)
+    text = _OTHER_CMD.sub("", text)
+    text = _ESCAPED.sub(r"\1", text)
+    text = text.replace("{", "").replace("}", "").replace("~", " ")
+    text = text.replace("---", "—").replace("--", "–").replace("``", '"').replace("''", '"')
+    return " ".join(text.split())
+
+
+def normalise_title(title: str) -> str:
+    """A title reduced for matching: accents and case folded, punctuation and spacing ignored,
+    so "{BERT}: Pre-training..." from BibTeX meets "BERT: Pre-Training..." from arXiv."""
+    folded = unicodedata.normalize("NFKD", title.replace("–", "-").replace("—", "-"))
+    folded = "".join(c for c in folded if not unicodedata.combining(c)).casefold()
+    return " ".join(re.findall(r"[a-z0-9]+", folded))
+
+
+def _arxiv_in(text: str) -> str | None:
+    for pattern in (_ARXIV_URL, _ARXIV_LABEL):
+        m = pattern.search(text)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _doi_in(text: str) -> str | None:
+    m = _DOI.search(text)
+    return m.group(1).rstrip(".,;)]").lower() if m else None
+
+
+def _ref_from_ids(texts: Iterable[str], where: str, bare_id: bool) -> SeedRef | None:
+    """The best identifier among some fields: an arXiv id beats a DOI (a DOI of an arXiv
+    paper, 10.48550/arXiv.X, is turned into its arXiv id)."""
+    texts = [t for t in texts if t]
+    for text in texts:
+        found = _arxiv_in(text)
+        if found is None and bare_id:
+            m = _ARXIV_ID.search(text)
+            found = m.group(1) if m else None
+        if found:
+            return SeedRef(SeedKind.ARXIV, found, where)
+    for text in texts:
+        doi = _doi_in(text)
+        if doi:
+            m = _ARXIV_DOI.match(doi)
+            if m:
+                return SeedRef(SeedKind.ARXIV, m.group(1), where)
+            return SeedRef(SeedKind.DOI, doi, where)
+    return None
+
+
+# ---------------------------------------------------------------- formats
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _detect(text: str, name: str) -> SeedFormat:
+    lower = name.lower()
+    if lower.endswith((".bib", ".bibtex")):
+        return SeedFormat.BIBTEX
+    if lower.endswith(".csv"):
+        return SeedFormat.CSV
+    if re.search(r"^\s*@\s*[a-zA-Z]+\s*[{(]", text, re.MULTILINE):
+        return SeedFormat.BIBTEX
+    first = text.lstrip().split("\n", 1)[0].lower()
+    if "," in first and re.search(r"\b(title|doi|key|item type|url)\b", first):
+        return SeedFormat.CSV
+    return SeedFormat.TEXT
+
+
+def _parse_text(text: str, out: Seeds) -> None:
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        for token in re.split(r"[\s,;]+", line):
+            if not token:
+                continue
+            ref = _ref_from_ids([token], f"line {n}", bare_id=True)
+            if ref is None:
+                out.skipped.append(f"line {n}: '{token[:60]}' is not an arXiv id, URL or DOI")
+            else:
+                out.refs.append(ref)
+
+
+def _bibtex_entries(text: str) -> Iterable[tuple[int, str, str, dict[str, str]]]:
+    """(line, entry type, key, fields) per entry; tolerant of quotes, nested braces, bare
+    values and `#` concatenation, the way BibTeX files from Zotero, Google Scholar and
+    hand-edited libraries differ."""
+    pos, n = 0, len(text)
+    while True:
+        at = text.find("@", pos)
+        if at < 0:
+            return
+        m = re.compile(r"@\s*([a-zA-Z]+)\s*([{(])").match(text, at)
+        if not m:
+            pos = at + 1
+            continue
+        kind, close = m.group(1).lower(), "}" if m.group(2) == "{" else ")"
+        i, depth = m.end(), 1
+        while i < n and depth:
+            c = text[i]
+            if c == "{":
+                depth += 1
+            elif c == "}" or (c == close and depth == 1):
+                depth -= 1
+            i += 1
+        body, pos = text[m.end() : i - 1], i
+        if kind in ("comment", "string", "preamble"):
+            continue
+        key, _, rest = body.partition(",")
+        yield text.count("\n", 0, at) + 1, kind, key.strip(), _bibtex_fields(rest)
+
+
+def _bibtex_fields(rest: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    i, n = 0, len(rest)
+    name_re = re.compile(r"\s*,?\s*([a-zA-Z][\w\-:.]*)\s*=\s*")
+    while i < n:
+        m = name_re.match(rest, i)
+        if not m:
+            break
+        name, i, parts = m.group(1).lower(), m.end(), []
+        while i < n:
+            c = rest[i]
+            if c == "{":
+                depth, j = 1, i + 1
+                while j < n and depth:
+                    depth += {"{": 1, "}": -1}.get(rest[j], 0)
+                    j += 1
+                parts.append(rest[i + 1 : j - 1])
+                i = j
+            elif c == '"':
+                j = i + 1
+                depth = 0
+                while j < n and (rest[j] != '"' or depth):
+                    depth += {"{": 1, "}": -1}.get(rest[j], 0)
+                    j += 1
+                parts.append(rest[i + 1 : j])
+                i = j + 1
+            else:
+                v = re.compile(r"[^,#\s}]*").match(rest, i)
+                parts.append(v.group(0) if v else "")
+                i = v.end() if v and v.end() > i else i + 1
+            while i < n and rest[i].isspace():
+                i += 1
+            if i < n and rest[i] == "#":
+                i += 1
+                while i < n and rest[i].isspace():
+                    i += 1
+                continue
+            break
+        fields[name] = "".join(parts)
+    return fields
+
+
+def _parse_bibtex(text: str, out: Seeds) -> None:
+    for line, _kind, key, fields in _bibtex_entries(text):
+        where = f"entry {key or '?'} (line {line})"
+        ids = [fields.get(k, "") for k in ("arxivid", "arxiv", "eprint")]
+        archive = fields.get("archiveprefix", "") + fields.get("eprinttype", "")
+        eprint = fields.get("eprint", "").strip()
+        if eprint and "arxiv" in archive.lower():
+            ids.insert(0, f"arXiv:{eprint}")
+        ids += [fields.get(k, "") for k in ("doi", "url", "journal", "note", "howpublished")]
+        ref = _ref_from_ids(ids[:3], where, bare_id=True) or _ref_from_ids(ids, where, False)
+        title = latex_to_text(fields.get("title", ""))
+        if ref is None and title:
+            ref = SeedRef(SeedKind.TITLE, title, where)
+        if ref is None:
+            out.skipped.append(f"{where}: no arXiv id, DOI or title")
+        else:
+            out.refs.append(ref)
+
+
+_ID_COLUMNS = ("arxiv id", "arxivid", "arxiv", "eprint", "archive id")
+_OTHER_COLUMNS = ("doi", "url", "extra", "notes", "note", "archive location", "publication title")
+
+
+def _parse_csv(text: str, out: Seeds) -> None:
+    rows = csv.reader(io.StringIO(text, newline=""))
+    header = next(rows, None)
+    if header is None:
+        return
+    names = [h.strip().lower() for h in header]
+    if not any(h in names for h in ("title", "doi", "url", *_ID_COLUMNS)):
+        out.skipped.append("the CSV has no Title, DOI, URL or arXiv ID column")
+        return
+    for n, row in enumerate(rows, 2):
+        where = f"row {n}"
+        cells: dict[str, str] = {}
+        for name, value in zip(names, row, strict=False):
+            if value.startswith(_FORMULA_START) and value.strip() not in ("", "-"):
+                out.skipped.append(f"{where}, {name or 'a column'}: a formula was ignored")
+                continue
+            cells[name] = value.strip()
+        if not any(cells.values()):
+            continue
+        ids = [cells.get(c, "") for c in _ID_COLUMNS]
+        ref = _ref_from_ids(ids, where, bare_id=True)
+        ref = ref or _ref_from_ids([cells.get(c, "") for c in _OTHER_COLUMNS], where, False)
+        title = cells.get("title", "")
+        if ref is None and title:
+            ref = SeedRef(SeedKind.TITLE, latex_to_text(title), where)
+        if ref is None:
+            out.skipped.append(f"{where}: no arXiv id, DOI or title")
+        else:
+            out.refs.append(ref)
+
+
+def parse_seeds(data: bytes, name: str = "") -> Seeds:
+    """Read a seeds file or pasted text; `name` (a file name) helps pick the format.
+
+    Raises RecommendError for a file over MAX_SEED_BYTES or with more than MAX_SEEDS papers:
+    a whole library is not a list of favourites, and parsing it would hold the web worker.
+    """
+    if len(data) > MAX_SEED_BYTES:
+        raise RecommendError(
+            f"seeds: {name or 'the file'} is {len(data) / 1e6:.1f} MB, over the "
+            f"{MAX_SEED_BYTES // (1024 * 1024)} MB limit: export only the papers you want as seeds"
+        )
+    text = _decode(data).replace("\x00", "")
+    out = Seeds(_detect(text, name))
+    {
+        SeedFormat.TEXT: _parse_text,
+        SeedFormat.BIBTEX: _parse_bibtex,
+        SeedFormat.CSV: _parse_csv,
+    }[out.format](text, out)
+    if len(out.refs) > MAX_SEEDS:
+        raise RecommendError(
+            f"seeds: {name or 'the file'} names {len(out.refs)} papers, over the limit of "
+            f"{MAX_SEEDS}: keep the ones that describe what you want to read"
+        )
+    return out
+
+
+def _arxiv_of(paper: Paper) -> str | None:
+    if paper.arxiv_id:
+        return paper.arxiv_id
+    m = _ARXIV_ID.fullmatch(paper.id) if paper.id else None
+    return m.group(1) if m else None
+
+
+def resolve_seeds(refs: Sequence[SeedRef], papers: Sequence[Paper]) -> Resolution:
+    """Match references to stored papers: arXiv id, then DOI, then the normalised title."""
+    by_arxiv: dict[str, str] = {}
+    by_doi: dict[str, str] = {}
+    by_title: dict[str, str] = {}
+    for p in papers:
+        arxiv_id = _arxiv_of(p)
+        if arxiv_id:
+            by_arxiv.setdefault(re.sub(r"v\d+$", "", arxiv_id), p.id)
+        if p.doi:
+            by_doi.setdefault(p.doi.strip().lower(), p.id)
+        if p.title:
+            by_title.setdefault(normalise_title(p.title), p.id)
+    out, seen = Resolution(), set()
+    for ref in refs:
+        if ref.kind is SeedKind.ARXIV:
+            found = by_arxiv.get(ref.value)
+        elif ref.kind is SeedKind.DOI:
+            found = by_doi.get(ref.value)
+        else:
+            found = by_title.get(normalise_title(ref.value))
+        if found is None:
+            out.unknown.append(ref)
+        elif found not in seen:
+            seen.add(found)
+            out.found.append(found)
+    return out
