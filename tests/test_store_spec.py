@@ -293,3 +293,14 @@ def test_a_store_opened_twice_on_one_file_sees_the_same_rows(tmp_path: Path) -> 
         one.add_subscriber(Subscriber("ada@example.org"), T0, "test")
     with Store(tmp_path / "a.db") as two:
         assert two.get_subscriber("ada@example.org") is not None
+
+
+def test_a_lock_held_past_the_busy_timeout_is_one_storage_error(tmp_path: Path) -> None:
+    """Another process in a long write transaction: our write waits, then says what happened
+    in one line naming the file, instead of an unexplained "database is locked"."""
+    with Store(tmp_path / "a.db") as holder, Store(tmp_path / "a.db", busy_timeout_ms=50) as late:
+        holder.db.conn.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match=r"a\.db: database is locked: another process"):
+            late.add_subscriber(Subscriber("ada@example.org"), T0, "test")
+        holder.db.conn.execute("ROLLBACK")
+        late.add_subscriber(Subscriber("ada@example.org"), T0, "test")

@@ -11,21 +11,32 @@ import numpy as np
 import numpy.typing as npt
 
 from digest.recommend.errors import RecommendError
-from digest.recommend.profile import Profile
+from digest.recommend.profile import Profile, read_weights
 from digest.recommend.vectorize import Matrix
 
-__all__ = ["ProfileMatrix", "Ranking", "score_all", "stack_profiles"]
+__all__ = [
+    "ProfileMatrix",
+    "Ranking",
+    "score_all",
+    "stack_profile_bytes",
+    "stack_profiles",
+]
 
 DEFAULT_CHUNK = 8192
 
 
 @dataclass(frozen=True, slots=True)
 class ProfileMatrix:
-    """Readers' profiles stacked: row r of `weights` and `bias` belongs to `readers[r]`."""
+    """Readers' profiles stacked: row r of `weights` and `bias` belongs to `readers[r]`.
+
+    `refused` holds one line per reader whose stored profile could not be used (left out:
+    a bad profile costs that reader's recommendations, never anyone else's).
+    """
 
     readers: tuple[str, ...]
     weights: Matrix
     bias: npt.NDArray[np.float32]
+    refused: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +71,26 @@ def stack_profiles(profiles: Mapping[str, Profile]) -> ProfileMatrix:
         weights[r] = profiles[reader].weights
         bias[r] = profiles[reader].bias
     return ProfileMatrix(readers, weights, bias)
+
+
+def stack_profile_bytes(blobs: Mapping[str, bytes], dims: int) -> ProfileMatrix:
+    """One matrix straight from stored profiles (reader -> `Profile.to_bytes()`), copying
+    each profile's weights once. A damaged blob or one of another size leaves that reader
+    out, with a line in `refused` naming them and why."""
+    weights = np.empty((len(blobs), dims), dtype=np.float32)
+    bias = np.empty(len(blobs), dtype=np.float32)
+    readers: list[str] = []
+    refused: list[str] = []
+    for reader, blob in blobs.items():
+        try:
+            row, b = read_weights(blob, dims)
+        except RecommendError as ex:
+            refused.append(f"{reader}: {ex}")
+            continue
+        weights[len(readers)], bias[len(readers)] = row, b
+        readers.append(reader)
+    n = len(readers)
+    return ProfileMatrix(tuple(readers), weights[:n], bias[:n], tuple(refused))
 
 
 def score_all(

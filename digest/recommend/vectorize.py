@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 Matrix = npt.NDArray[np.float32]
-DEFAULT_DIMENSIONS = 256
+DEFAULT_DIMENSIONS = 512
 _MAGIC = b"DRV1"
 _HEADER = struct.Struct("<4sI8s")
 _MATH = re.compile(r"\$[^$]*\$")

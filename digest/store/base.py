@@ -25,6 +25,8 @@ _STORAGE_FAULTS = {
     "disk i/o": "the disk failed a read or write (full, removed or failing): check it, then run "
     "again (nothing was half-written)",
     "unable to open": "the file or its folder cannot be opened: check the path and permissions",
+    "database is locked": "another process held the write lock past the busy timeout: run again;"
+    " if it persists, look for a stuck process holding the database",
 }
 
 
@@ -41,14 +43,20 @@ def storage_error(path: str, ex: sqlite3.Error) -> Exception:
 class StoreBase:
     """One open database. Cheap to open; migrations run on open."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+        """Open (creating folders and applying migrations); one line naming the file on failure.
+
+        Raises:
+            StoreError: the file cannot be opened, read or written, or stayed locked past
+                `busy_timeout_ms` (another process holding a write transaction).
+        """
         self.path = str(path)
         self._loaded_ids: tuple[str, ...] = ()
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
