@@ -35,6 +35,7 @@ test: $(STAMP) /usr/sbin/smtp-source  # postfix: the bounce tests run a private 
 		apt-get install -y chromium) || echo "no chromium: the browser tests will be skipped"
 	$(VENV)/bin/ruff check digest tests bench
 	$(VENV)/bin/ruff format --check digest tests bench
+	$(PY) -m mypy --strict digest
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, cast, get_type_hints
 
 from digest.errors import ConfigError
 from digest.models import Topic
@@ -163,12 +163,16 @@ def _check_value(value: Any, expected: Any, where: str) -> Any:
         if t == expected or t in getattr(expected, "__args__", ())
     ]
     for t in options:
-        if isinstance(value, allowed[t]) and not (t in (int, float) and isinstance(value, bool)):
-            if t is float and not math.isfinite(value):
-                raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-            if t in (int, float) and value < 0:
-                raise ConfigError(f"{where}: expected a number >= 0, got {value!r}")
-            return float(value) if t is float else value
+        if not isinstance(value, allowed[t]) or (t in (int, float) and isinstance(value, bool)):
+            continue
+        if t is str:
+            return value
+        number = cast(float, value)
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        if number < 0:
+            raise ConfigError(f"{where}: expected a number >= 0, got {value!r}")
+        return float(number) if t is float else value
     names = " or ".join(t.__name__ for t in options) or str(expected)
     raise ConfigError(f"{where}: expected {names}, got {type(value).__name__} {value!r}")
 
