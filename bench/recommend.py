@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from limits import peak_rss_mb  # noqa: E402
 from relevance import load_papers, pick_readers  # noqa: E402
 
 from digest.recommend.profile import Profile, ProfileInputs, fit_profile  # noqa: E402
@@ -51,16 +51,13 @@ POOL = 500
 SAMPLE = 1_000
 K = 10
 FIT_PAPERS = 12_000
+BATCH = 16_384
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB);
 CREATE TABLE paper_vectors (id TEXT PRIMARY KEY, vector BLOB NOT NULL);
 CREATE TABLE profiles (email TEXT PRIMARY KEY, profile BLOB NOT NULL);
 CREATE TABLE sent (email TEXT NOT NULL, paper_id TEXT NOT NULL);
 """
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def build_database(db: Path, readers: int, papers: int, seed: int) -> tuple[str, int, float]:
@@ -103,7 +100,7 @@ def build_database(db: Path, readers: int, papers: int, seed: int) -> tuple[str,
                 base = pool[r % len(pool)]
                 noise = rng.normal(0, 0.01, base.weights.shape).astype(np.float32)
                 email = f"reader{r}@example.org"
-                prof = Profile(base.weights + noise, base.bias, base.fingerprint, base.liked)
+                prof = Profile(base.weights + noise, base.bias, base.fingerprint)
                 rows.append((email, prof.to_bytes()))
                 if picks.random() < 0.3:
                     sent += [(email, p.id) for p in picks.sample(edition, K)]
@@ -119,21 +116,26 @@ def load_edition(conn: sqlite3.Connection) -> tuple[bytes, int, list[str], list[
 
 
 def run_ours(db: Path, out: Path, sample: list[int]) -> None:
-    """The child process: everything from the stored bytes to each reader's top 10."""
+    """The child process: everything from the stored bytes to each reader's top 10, reading
+    profiles in batches so memory holds one batch, not 100,000 profiles."""
     t = time.perf_counter()
     conn = sqlite3.connect(db)
     version, dims, ids, blobs = load_edition(conn)
     papers = stack_vectors(blobs, version)
-    profiles = stack_profile_bytes(dict(conn.execute("SELECT email, profile FROM profiles")), dims)
     position = {pid: n for n, pid in enumerate(ids)}
-    row = {email: n for n, email in enumerate(profiles.readers)}
-    exclude: dict[int, list[int]] = defaultdict(list)
+    exclude: dict[str, list[int]] = defaultdict(list)
     for email, paper_id in conn.execute("SELECT email, paper_id FROM sent"):
-        exclude[row[email]].append(position[paper_id])
-    ranking = score_all(profiles, papers, K, exclude)
+        exclude[email].append(position[paper_id])
+    cursor = conn.execute("SELECT email, profile FROM profiles ORDER BY rowid")
+    wanted, tops, done = set(sample), {}, 0
+    while batch := cursor.fetchmany(BATCH):
+        ranking = score_all(stack_profile_bytes(dict(batch), dims), papers, K, exclude)
+        for r in range(len(ranking.readers)):
+            if done + r in wanted:
+                tops[str(done + r)] = [p for p, _s in ranking.for_reader(r)]
+        done += len(batch)
     ours_s = time.perf_counter() - t
-    tops = {str(r): [p for p, _s in ranking.for_reader(r)] for r in sample}
-    out.write_text(json.dumps({"ours_s": ours_s, "peak_mb": peak_mb(), "tops": tops}))
+    out.write_text(json.dumps({"ours_s": ours_s, "peak_mb": peak_rss_mb(), "tops": tops}))
 
 
 def run_loop(db: Path, sample: list[int]) -> tuple[float, dict[str, list[int]]]:

@@ -22,6 +22,7 @@ from digest.models import Subscriber
 from digest.render import RenderedEmail, Renderer
 from digest.send import Clock, Job, SendStats
 from digest.store import Store
+from digest.subscribers import for_confirmation
 from digest.tokens import Tokens, subscriber_links
 
 # Failures of our own setup while building a message: the delivery waits for the fix.
@@ -138,7 +139,8 @@ def confirmation_message(
     """
     token = tokens.make("confirm", sub.id or 0, sub.email)
     url = f"{config.web.base_url.rstrip('/')}/c/{token}"
-    rendered = renderer.confirm(sub.email, url, sub.topics, sub.queries)
+    shown = for_confirmation(sub)  # never the typed queries: see for_confirmation
+    rendered = renderer.confirm(sub.email, url, shown.topics, shown.queries)
     mail = config.mail
     return build_message(
         sender=mail.from_,

@@ -106,6 +106,32 @@ class AlertsConfig:
     failure_rate: float = 0.2  # share of a run's deliveries that failed or were deferred
 
 
+IMAP_SECURITY = ("tls", "starttls")
+
+
+@dataclass(frozen=True)
+class BouncesConfig:
+    """The VERP envelope sender and the mailbox its bounces reach (issue 14). Off while
+    `address` is empty; the mailbox is a Maildir or an IMAP folder, never both."""
+
+    address: str = ""  # e.g. bounces@example.org: MAIL FROM becomes bounces+TOKEN@example.org
+    maildir: str = ""  # where the MTA delivers the bounce address (new/, cur/, tmp/)
+    imap_host: str = ""  # or an IMAP mailbox, password in DIGEST_IMAP_PASSWORD
+    imap_port: int = 993
+    imap_user: str = ""
+    imap_tls: str = "tls"  # tls (implicit, port 993) | starttls (port 143); never plain text
+    imap_folder: str = "INBOX"
+    soft_limit: int = 5  # soft bounces within soft_days that make a subscriber `bounced`
+    soft_days: int = 30
+    complaint_alert_rate: float = 0.001  # a day's complaints / sends above this: an alert
+    hard_alert_rate: float = 0.02  # a day's hard bounces / sends above this: an alert
+
+    @property
+    def mailbox_configured(self) -> bool:
+        """Whether there is a mailbox to read (`digest bounces`, the end of `digest run`)."""
+        return bool(self.maildir or self.imap_host)
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a command needs, resolved: relative source paths are made absolute."""
@@ -119,11 +145,13 @@ class Config:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     web: WebConfig = field(default_factory=WebConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    bounces: BouncesConfig = field(default_factory=BouncesConfig)
     topics_path: str = str(PROJECT_ROOT / "config" / "topics.toml")
     templates_dir: str = str(PROJECT_ROOT / "templates")
     secret: str = ""
     old_secrets: tuple[str, ...] = ()
     smtp_password: str = ""
+    imap_password: str = ""
 
     def source(self, name: str) -> SourceConfig:
         for src in self.sources:
@@ -146,6 +174,7 @@ _SECTIONS: dict[str, type] = {
     "outbox": OutboxConfig,
     "web": WebConfig,
     "alerts": AlertsConfig,
+    "bounces": BouncesConfig,
 }
 _TOP_LEVEL_KEYS = {"topics_path": str, "templates_dir": str}
 
@@ -178,7 +207,9 @@ def _check_value(value: Any, expected: Any, where: str) -> Any:
 
 
 # Zero would mean "never time out", "no connection" or "keep nothing": refused, naming the key.
-_AT_LEAST_ONE = frozenset({"timeout", "concurrency", "max_bytes", "max_items", "max_attempts"})
+_AT_LEAST_ONE = frozenset(
+    {"timeout", "concurrency", "max_bytes", "max_items", "max_attempts", "soft_limit", "soft_days"}
+)
 
 
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
@@ -193,7 +224,7 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
         kwargs[known[key]] = _check_value(value, hints[known[key]], f"{where}.{key}")
         if key in _AT_LEAST_ONE and kwargs[known[key]] is not None and kwargs[known[key]] <= 0:
             raise ConfigError(f"{where}.{key}: must be more than 0, got {value!r}")
-        if key == "port" and not 0 < value < 65536:
+        if key in ("port", "imap_port") and not 0 < value < 65536:
             raise ConfigError(f"{where}.{key}: not a TCP port: {value!r}")
     try:
         return cls(**kwargs)
@@ -247,6 +278,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None, env: Mapping[str, s
         s.strip() for s in env.get("DIGEST_OLD_SECRETS", "").split(",") if s.strip()
     )
     kwargs["smtp_password"] = env.get("DIGEST_SMTP_PASSWORD", "")
+    kwargs["imap_password"] = env.get("DIGEST_IMAP_PASSWORD", "")
+    _check_bounces(kwargs.get("bounces", BouncesConfig()), file)
     mail = kwargs.get("mail", MailConfig())
     if mail.no_matches not in ("skip", "note"):
         raise ConfigError(f"{file}: [mail].no_matches: {mail.no_matches!r} is not skip or note")
@@ -256,6 +289,22 @@ def parse_config(data: Mapping[str, Any], path: Path | None, env: Mapping[str, s
             f"{file}: [smtp].security: {smtp.security!r} is not starttls, tls or none"
         )
     return Config(**kwargs)
+
+
+def _check_bounces(bounces: BouncesConfig, file: str) -> None:
+    """One mailbox, a TLS mode that exists, an address that can carry a VERP token."""
+    where = f"{file}: [bounces]"
+    if bounces.maildir and bounces.imap_host:
+        raise ConfigError(f"{where}: set maildir or imap_host, not both")
+    if bounces.imap_host and not bounces.imap_user:
+        raise ConfigError(f"{where}.imap_user: needed with imap_host")
+    if bounces.imap_tls not in IMAP_SECURITY:
+        raise ConfigError(f"{where}.imap_tls: {bounces.imap_tls!r} is not tls or starttls")
+    local, at, domain = bounces.address.rpartition("@")
+    if bounces.address and (not local or not at or "." not in domain or "+" in local):
+        raise ConfigError(
+            f"{where}.address: {bounces.address!r} is not local@domain (without a +tag)"
+        )
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:

@@ -41,5 +41,10 @@ class Pages:
             raise RenderError(f"web/{name}: {ex}") from ex
 
     def stylesheet(self) -> str:
-        """The pages' one CSS file, served as /static/web.css."""
+        """The pages' one CSS file, served as /static/web.css (pages and emails' web view)."""
         return (self.folder / "web" / "web.css").read_text(encoding="utf-8")
+
+    def script(self) -> str:
+        """The forms' one script (the live preview), served as /static/preview.js: the CSP
+        runs scripts from 'self' only, never inline."""
+        return (self.folder / "web" / "preview.js").read_text(encoding="utf-8")

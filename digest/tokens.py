@@ -1,4 +1,5 @@
-"""Signed tokens for the links in emails: confirm, unsubscribe, manage.
+"""Signed tokens for the links in emails: confirm, unsubscribe, manage, and the read-only
+"web" (an email as a page) and "feed" (a personal Atom feed).
 
 A token carries the subscriber's id and a short tag of their address, signed (HMAC, via
 itsdangerous) with the secret from the environment and salted by purpose, so a token for one
@@ -18,7 +19,8 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 
 from digest.errors import TokenError
 
-PURPOSES = ("confirm", "unsubscribe", "manage")
+PURPOSES = ("confirm", "unsubscribe", "manage", "web", "feed")
+LINK_PATHS = {"confirm": "c", "unsubscribe": "u", "manage": "manage", "web": "w", "feed": "f"}
 CONFIRM_MAX_AGE = 48 * 3600
 
 
@@ -108,16 +110,17 @@ class Tokens:
 
 
 def link(base_url: str, purpose: str, token: str) -> str:
-    """The absolute URL of a token's page: /c/, /u/ or /manage/."""
-    path = {"confirm": "c", "unsubscribe": "u", "manage": "manage"}[purpose]
-    return f"{base_url.rstrip('/')}/{path}/{token}"
+    """The absolute URL of a token's page: /c/, /u/, /manage/, /w/ (the latest email as a
+    page; add `/EDITION` for one edition's) or /f/ (the Atom feed)."""
+    return f"{base_url.rstrip('/')}/{LINK_PATHS[purpose]}/{token}"
 
 
 def subscriber_links(
     tokens: Tokens, base_url: str, subscriber_id: int, email: str
 ) -> dict[str, str]:
-    """The unsubscribe and manage URLs every email to this subscriber carries."""
+    """The URLs every email to this subscriber carries: unsubscribe, manage, feed, and web
+    (their latest email as a page; the renderer appends the edition for one email's own)."""
     return {
         purpose: link(base_url, purpose, tokens.make(purpose, subscriber_id, email))
-        for purpose in ("unsubscribe", "manage")
+        for purpose in ("unsubscribe", "manage", "feed", "web")
     }

@@ -136,3 +136,43 @@ def test_the_example_config_names_every_key_the_config_accepts() -> None:
     for section, keys in _accepted_keys().items():
         missing = keys - named[section]
         assert not missing, f"config/digest.example.toml lacks [{section}] {sorted(missing)}"
+
+
+def test_the_bounces_section_and_the_imap_password_from_the_environment(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        '[bounces]\naddress = "bounces@example.org"\nimap_host = "imap.example.org"\n'
+        'imap_user = "bounces"\nimap_tls = "starttls"\nimap_port = 143\nsoft_limit = 3\n'
+        "soft_days = 10\ncomplaint_alert_rate = 0.002\n",
+    )
+    config = load_config(path, env={"DIGEST_IMAP_PASSWORD": "pw"})
+    b = config.bounces
+    assert (b.address, b.imap_host, b.imap_user, b.imap_tls, b.imap_port) == (
+        "bounces@example.org", "imap.example.org", "bounces", "starttls", 143,
+    )  # fmt: skip
+    assert (b.soft_limit, b.soft_days, b.complaint_alert_rate) == (3, 10, 0.002)
+    assert b.hard_alert_rate == 0.02 and b.mailbox_configured
+    assert config.imap_password == "pw"
+    defaults = load_config(env={})
+    assert defaults.bounces.address == "" and not defaults.bounces.mailbox_configured
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ('maildir = "m"\nimap_host = "h"\nimap_user = "u"', "set maildir or imap_host, not both"),
+        ('imap_host = "h"', "[bounces].imap_user: needed with imap_host"),
+        ('imap_tls = "none"', "[bounces].imap_tls: 'none' is not tls or starttls"),
+        ('address = "bounces"', "[bounces].address: 'bounces' is not local@domain"),
+        ('address = "b+x@example.org"', "without a +tag"),
+        ("soft_limit = 0", "[bounces].soft_limit: must be more than 0"),
+        ("imap_port = 0", "[bounces].imap_port: not a TCP port"),
+        ("complaint_alert_rate = -1", "[bounces].complaint_alert_rate: expected a number >= 0"),
+    ],
+)
+def test_a_bounces_setting_that_cannot_work_is_refused_naming_the_key(
+    tmp_path: Path, setting: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(tmp_path, f"[bounces]\n{setting}\n"), env={})
+    assert message in str(info.value)

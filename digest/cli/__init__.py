@@ -3,7 +3,7 @@
 Each command loads the config, opens the store, calls one library function and prints.
 """
 
-from digest.cli import daily, matching, ops, papers, people  # noqa: F401  (registers commands)
+from digest.cli import bounces, daily, matching, ops, papers, people  # noqa: F401  (registers)
 from digest.cli.app import app
 
 

@@ -109,9 +109,8 @@ def _invite(cfg: Config, people: list[Subscriber], tokens: Tokens) -> None:
     renderer = Renderer(cfg, open_topics(cfg))
 
     async def send_all() -> list[str]:
-        transport = make_transport(cfg)
         failed = []
-        try:
+        async with make_transport(cfg) as transport:
             for sub in people:
                 try:
                     await send_confirmation(cfg, renderer, tokens, sub, datetime.now(UTC),
@@ -119,8 +118,6 @@ def _invite(cfg: Config, people: list[Subscriber], tokens: Tokens) -> None:
                 except Exception as ex:  # one address that cannot be sent to never stops the rest
                     reason = str(ex) if isinstance(ex, DigestError) else f"{sub.email}: {ex!r}"
                     failed.append(reason)
-        finally:
-            await transport.close()
         return failed
 
     failed = asyncio.run(send_all())
@@ -384,10 +381,15 @@ def links_command(
     email: Annotated[str, typer.Argument(help="The subscriber's address.")],
     config: ConfigOption = None,
 ) -> None:
-    """Print a subscriber's manage and unsubscribe URLs (for support, and the demo)."""
+    """Print a subscriber's manage, unsubscribe and feed URLs, and the web page of their
+    latest email (for support, scripts and the demo)."""
     cfg, store = open_store(config)
     with store:
         sub = subs.find(store, email)
+        latest = store.sent_deliveries(sub.id or 0, 1)
     tokens = Tokens(cfg.secret, cfg.old_secrets)
-    for purpose, url in subscriber_links(tokens, cfg.web.base_url, sub.id or 0, sub.email).items():
+    links = subscriber_links(tokens, cfg.web.base_url, sub.id or 0, sub.email)
+    if latest:
+        links["web"] = f"{links['web']}/{latest[0]['edition']}"
+    for purpose, url in links.items():
         out.print(f"{purpose}: {url}", highlight=False, soft_wrap=True)

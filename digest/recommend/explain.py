@@ -9,13 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from digest.models import Paper
 from digest.recommend.vectorize import Matrix, Vectorizer
 
-__all__ = ["Reason", "explain", "shared_terms"]
+__all__ = ["Explainer", "Reason", "explain"]
 
 MAX_TERMS = 3
+PHRASE_BOOST = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,29 +39,73 @@ class Reason:
         return f"Like {title} — shared: {', '.join(self.shared)}"
 
 
-def shared_terms(
-    vectorizer: Vectorizer, a: Paper, b: Paper, limit: int = MAX_TERMS
-) -> tuple[str, ...]:
-    """The terms weighing most in both papers' tf-idf rows, two-word phrases first: a phrase
-    ("diffusion policy") says more than its words, which are then not repeated."""
-    rows = vectorizer.sparse([a, b])
-    first, second = rows.getrow(0), rows.getrow(1)
-    common = np.intersect1d(first.indices, second.indices)
-    if common.size == 0:
-        return ()
-    weight = np.asarray(first[:, common].toarray()).ravel()
-    weight = weight * np.asarray(second[:, common].toarray()).ravel()
-    terms = [vectorizer.terms[int(i)] for i in common]
-    boosted = [w * (1.5 if " " in t else 1.0) for t, w in zip(terms, weight, strict=True)]
-    chosen: list[str] = []
-    for n in np.argsort(-np.asarray(boosted), kind="stable"):
-        term = terms[int(n)]
-        if set(term.split()) & {w for c in chosen for w in c.split()}:
-            continue
-        chosen.append(term)
-        if len(chosen) == limit:
-            break
-    return tuple(chosen)
+class Explainer:
+    """Built once per run from every paper an explanation may name (the edition's and the
+    liked ones): their tf-idf rows are computed once, so each reason costs two small array
+    intersections, not a tokenisation. Not thread-safe; holds no state beyond the rows."""
+
+    def __init__(self, vectorizer: Vectorizer, papers: Sequence[Paper]) -> None:
+        unique = list({p.id: p for p in papers}.values())
+        rows = vectorizer.sparse(unique) if unique else None
+        self._terms = vectorizer.terms
+        self._at = {p.id: i for i, p in enumerate(unique)}
+        self._titles = {p.id: p.title for p in unique}
+        self._indptr: npt.NDArray[np.int64] = (
+            np.asarray(rows.indptr, dtype=np.int64) if rows is not None else np.zeros(1, np.int64)
+        )
+        self._indices: npt.NDArray[np.int64] = (
+            np.asarray(rows.indices, dtype=np.int64) if rows is not None else np.zeros(0, np.int64)
+        )
+        self._data: Matrix = (
+            np.asarray(rows.data, dtype=np.float32) if rows is not None else np.zeros(0, np.float32)
+        )
+
+    def _row(self, paper_id: str) -> tuple[npt.NDArray[np.int64], Matrix]:
+        i = self._at.get(paper_id)
+        if i is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        lo, hi = self._indptr[i], self._indptr[i + 1]
+        return self._indices[lo:hi], self._data[lo:hi]
+
+    def shared(self, a: str, b: str, limit: int = MAX_TERMS) -> tuple[str, ...]:
+        """The terms weighing most in both papers' tf-idf rows, two-word phrases first: a
+        phrase ("diffusion policy") says more than its words, which are then not repeated."""
+        a_cols, a_vals = self._row(a)
+        b_cols, b_vals = self._row(b)
+        common, in_a, in_b = np.intersect1d(a_cols, b_cols, assume_unique=True, return_indices=True)
+        if common.size == 0:
+            return ()
+        terms = [self._terms[int(c)] for c in common]
+        weight = a_vals[in_a] * b_vals[in_b]
+        weight *= np.array([PHRASE_BOOST if " " in t else 1.0 for t in terms], np.float32)
+        chosen: list[str] = []
+        used: set[str] = set()
+        for n in np.argsort(-weight, kind="stable"):
+            words = terms[int(n)].split()
+            if used.intersection(words):
+                continue
+            chosen.append(terms[int(n)])
+            used.update(words)
+            if len(chosen) == limit:
+                break
+        return tuple(chosen)
+
+    def reason(
+        self, paper_id: str, vector: Matrix, liked: Sequence[str], liked_vectors: Matrix
+    ) -> Reason | None:
+        """Why `paper_id` (its stored `vector`) suits someone who liked `liked` (rows of
+        `liked_vectors` in the same order); None if they liked nothing."""
+        if not liked or liked_vectors.shape[0] != len(liked):
+            return None
+        similarity = liked_vectors @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        best = int(np.argmax(similarity))
+        near = liked[best]
+        return Reason(
+            near,
+            self._titles.get(near, near),
+            float(similarity[best]),
+            self.shared(near, paper_id),
+        )
 
 
 def explain(
@@ -69,13 +115,6 @@ def explain(
     liked: Sequence[Paper],
     liked_vectors: Matrix,
 ) -> Reason | None:
-    """The reason for recommending `paper` (its stored `vector`) to someone who liked
-    `liked` (rows of `liked_vectors` in the same order); None if they liked nothing."""
-    if not liked or liked_vectors.shape[0] != len(liked):
-        return None
-    similarity = liked_vectors @ np.asarray(vector, dtype=np.float32).reshape(-1)
-    best = int(np.argmax(similarity))
-    near = liked[best]
-    return Reason(
-        near.id, near.title, float(similarity[best]), shared_terms(vectorizer, near, paper)
-    )
+    """One reason on its own (a preview, a test); a run explaining many builds one Explainer."""
+    explainer = Explainer(vectorizer, [paper, *liked])
+    return explainer.reason(paper.id, vector, [p.id for p in liked], liked_vectors)

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
 from digest.recommend.errors import RecommendError
@@ -25,11 +26,10 @@ __all__ = [
     "ProfileInputs",
     "fit_profile",
     "needs_refit",
-    "read_weights",
+    "read_profiles",
 ]
 
-_PROFILE = struct.Struct("<4sIf32s")
-HEADER_SIZE = _PROFILE.size
+_PROFILE = struct.Struct("<4sIf32s4x")
 _MAGIC = b"DRP1"
 
 
@@ -89,46 +89,50 @@ class ProfileInputs:
 class Profile:
     """A fitted profile: score(paper) = weights . vector + bias; higher is more wanted.
 
-    `liked` are the ids of the liked papers whose vectors were found (for explanations).
+    Its bytes have a fixed size for a given vocabulary (header, then float32 weights), so
+    100,000 of them stack into one matrix without a Python loop (`read_profiles`). The liked
+    papers an explanation names come from the reader's inputs, not from here.
     """
 
     weights: Matrix
     bias: float
     fingerprint: str
-    liked: tuple[str, ...]
 
     def to_bytes(self) -> bytes:
-        """For a BLOB column: header (magic, dims, bias, fingerprint) then float32 weights."""
+        """For a BLOB column: header (magic, dims, bias, fingerprint, padding), float32s."""
         head = _PROFILE.pack(
             _MAGIC, self.weights.shape[0], self.bias, bytes.fromhex(self.fingerprint)
         )
-        liked = "\n".join(self.liked).encode()
-        return head + np.asarray(self.weights, dtype="<f4").tobytes() + liked
+        return head + np.asarray(self.weights, dtype="<f4").tobytes()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Profile:
         if len(data) < _PROFILE.size:
             raise RecommendError("recommend: a stored profile is too short; fit it again")
         magic, dims, bias, fingerprint = _PROFILE.unpack_from(data)
-        end = _PROFILE.size + 4 * dims
-        if magic != _MAGIC or len(data) < end:
+        if magic != _MAGIC or len(data) != _PROFILE.size + 4 * dims:
             raise RecommendError("recommend: a stored profile is damaged; fit it again")
-        weights = np.frombuffer(data[_PROFILE.size : end], dtype="<f4").astype(np.float32)
-        liked = tuple(i for i in data[end:].decode().split("\n") if i)
-        return cls(weights, float(bias), fingerprint.hex(), liked)
+        weights = np.frombuffer(data, dtype="<f4", offset=_PROFILE.size).astype(np.float32)
+        return cls(weights, float(bias), fingerprint.hex())
 
 
-def read_weights(data: bytes, dims: int) -> tuple[Matrix, float]:
-    """Only the weights and bias of a stored profile, as a view on the bytes (no copy): what
-    batched scoring needs from 100,000 profiles, without building a Profile for each."""
-    if len(data) < _PROFILE.size + 4 * dims:
-        raise RecommendError("recommend: a stored profile is too short; fit it again")
-    magic, stored_dims, bias, _fingerprint = _PROFILE.unpack_from(data)
-    if magic != _MAGIC or stored_dims != dims:
-        raise RecommendError(
-            f"recommend: a stored profile has {stored_dims} dimensions, not {dims}; fit it again"
-        )
-    return np.frombuffer(data, dtype="<f4", count=dims, offset=_PROFILE.size), float(bias)
+def read_profiles(
+    blobs: Sequence[bytes], dims: int
+) -> tuple[Matrix, npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """Weights and biases of many stored profiles at once, and which blobs were usable:
+    one that is damaged or of another vocabulary size gets a zero row and False."""
+    size = _PROFILE.size + 4 * dims
+    fits = np.fromiter((len(b) == size for b in blobs), dtype=np.bool_, count=len(blobs))
+    joined = b"".join(b if ok else bytes(size) for b, ok in zip(blobs, fits, strict=True))
+    raw = np.frombuffer(joined, dtype=np.uint8).reshape(len(blobs), size)
+    magic = np.frombuffer(_MAGIC, dtype=np.uint8)
+    ok = fits & (raw[:, :4] == magic).all(axis=1)
+    ok &= np.ascontiguousarray(raw[:, 4:8]).view("<u4")[:, 0] == dims
+    bias = np.ascontiguousarray(raw[:, 8:12]).view("<f4")[:, 0].astype(np.float32)
+    weights = raw[:, _PROFILE.size :].view("<f4").astype(np.float32)
+    weights[~ok] = 0
+    bias[~ok] = 0
+    return weights, bias, ok
 
 
 def needs_refit(
@@ -151,7 +155,7 @@ def fit_profile(
     collected cannot teach anything). `background` (LOGISTIC only) is a sample of recent
     papers' vectors, the random negatives; papers marked Less weigh three times one of them.
     """
-    liked = tuple(sorted(i for i in inputs.liked if i in vectors))
+    liked = sorted(i for i in inputs.liked if i in vectors)
     if not liked:
         return None
     pos = np.vstack([vectors[i] for i in liked])
@@ -163,7 +167,7 @@ def fit_profile(
         if neg is not None:
             weights = weights - 0.5 * neg.mean(axis=0)
         unit = normalise_rows(weights.reshape(1, -1))[0]
-        return Profile(unit, 0.0, fingerprint, liked)
+        return Profile(unit, 0.0, fingerprint)
     parts = [pos, background] + ([neg] if neg is not None else [])
     x = np.vstack(parts)
     y = np.zeros(len(x), dtype=np.int8)
@@ -175,4 +179,4 @@ def fit_profile(
     model = LogisticRegression(C=1.0, max_iter=200)
     model.fit(x, y, sample_weight=weight)
     coef = np.asarray(model.coef_[0], dtype=np.float32)
-    return Profile(coef, float(model.intercept_[0]), fingerprint, liked)
+    return Profile(coef, float(model.intercept_[0]), fingerprint)

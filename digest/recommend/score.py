@@ -5,13 +5,14 @@ of readers, then each reader's top papers. Never fits (`profile`) nor explains (
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from digest.recommend.errors import RecommendError
-from digest.recommend.profile import Profile, read_weights
+from digest.recommend.profile import Profile, read_profiles
 from digest.recommend.vectorize import Matrix
 
 __all__ = [
@@ -74,37 +75,67 @@ def stack_profiles(profiles: Mapping[str, Profile]) -> ProfileMatrix:
 
 
 def stack_profile_bytes(blobs: Mapping[str, bytes], dims: int) -> ProfileMatrix:
-    """One matrix straight from stored profiles (reader -> `Profile.to_bytes()`), copying
-    each profile's weights once. A damaged blob or one of another size leaves that reader
-    out, with a line in `refused` naming them and why."""
-    weights = np.empty((len(blobs), dims), dtype=np.float32)
-    bias = np.empty(len(blobs), dtype=np.float32)
-    readers: list[str] = []
-    refused: list[str] = []
-    for reader, blob in blobs.items():
-        try:
-            row, b = read_weights(blob, dims)
-        except RecommendError as ex:
-            refused.append(f"{reader}: {ex}")
-            continue
-        weights[len(readers)], bias[len(readers)] = row, b
-        readers.append(reader)
-    n = len(readers)
-    return ProfileMatrix(tuple(readers), weights[:n], bias[:n], tuple(refused))
+    """One matrix straight from stored profiles (reader -> `Profile.to_bytes()`), without a
+    Python step per reader. A damaged blob or one of another size leaves that reader out,
+    with a line in `refused` naming them."""
+    readers = list(blobs)
+    weights, bias, ok = read_profiles(list(blobs.values()), dims)
+    if ok.all():
+        return ProfileMatrix(tuple(readers), weights, bias)
+    refused = tuple(
+        f"{r}: recommend: the stored profile is damaged or of another vocabulary; fit it again"
+        for r, good in zip(readers, ok, strict=True)
+        if not good
+    )
+    kept = tuple(r for r, good in zip(readers, ok, strict=True) if good)
+    return ProfileMatrix(kept, weights[ok], bias[ok], refused)
+
+
+def _exclusions(
+    readers: Sequence[str], exclude: Mapping[str, Sequence[int]]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """(rows, paper positions) of every excluded pair, ordered by row."""
+    rows: list[int] = []
+    cols: list[int] = []
+    for r, reader in enumerate(readers):
+        skip = exclude.get(reader)
+        if skip:
+            rows += [r] * len(skip)
+            cols += skip
+    return np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)
+
+
+def _top(scores: Matrix, k: int, papers: npt.NDArray[np.int32], best: Matrix) -> None:
+    """Rows' top k, best first, into `papers`/`best`; ties keep the lower position first."""
+    n = scores.shape[1]
+    if k < n:
+        top = np.argpartition(scores, n - k, axis=1)[:, n - k :]
+    else:
+        top = np.broadcast_to(np.arange(n), scores.shape).copy()
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.lexsort((top, -top_scores), axis=1)
+    top = np.take_along_axis(top, order, axis=1)
+    top_scores = np.take_along_axis(top_scores, order, axis=1)
+    top[~np.isfinite(top_scores)] = -1
+    papers[:] = top
+    best[:] = top_scores
 
 
 def score_all(
     profiles: ProfileMatrix,
     papers: Matrix,
     k: int,
-    exclude: Mapping[int, Sequence[int]] | None = None,
+    exclude: Mapping[str, Sequence[int]] | None = None,
     chunk: int = DEFAULT_CHUNK,
+    threads: int = 2,
 ) -> Ranking:
     """Every reader's top `k` papers of the edition (`papers`: one vector per row).
 
-    `exclude` maps a reader's row to paper positions they must not get (already in their
-    email, or sent before). Work per chunk: one BLAS product chunk x dims x papers and one
-    partial sort, so 100,000 readers cost seconds and memory stays chunk x papers floats.
+    `exclude` maps a reader to paper positions they must not get (already in their email,
+    or sent before). Per chunk of readers: one BLAS product chunk x dims x papers, then the
+    partial sort split over `threads` (numpy releases the GIL there). Memory stays about
+    chunk x papers floats beyond the inputs; callers holding more readers than they want in
+    memory call this once per batch read from the store.
     """
     n_readers, n_papers = len(profiles.readers), papers.shape[0]
     k = max(0, min(k, n_papers))
@@ -117,25 +148,26 @@ def score_all(
             f"recommend: papers have {papers.shape[1]} dimensions, profiles "
             f"{profiles.weights.shape[1]}; vectorise and fit with the same vocabulary"
         )
-    exclude = exclude or {}
+    skip_rows, skip_cols = _exclusions(profiles.readers, exclude or {})
     papers_t = np.ascontiguousarray(papers.T, dtype=np.float32)
-    for start in range(0, n_readers, chunk):
-        stop = min(start + chunk, n_readers)
-        scores = profiles.weights[start:stop] @ papers_t
-        scores += profiles.bias[start:stop, None]
-        for r in range(start, stop):
-            skip = exclude.get(r)
-            if skip:
-                scores[r - start, list(skip)] = -np.inf
-        if k < n_papers:
-            top = np.argpartition(scores, n_papers - k, axis=1)[:, n_papers - k :]
-        else:
-            top = np.broadcast_to(np.arange(n_papers), (stop - start, n_papers)).copy()
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        top_scores = np.take_along_axis(top_scores, order, axis=1)
-        top[~np.isfinite(top_scores)] = -1
-        out_papers[start:stop] = top
-        out_scores[start:stop] = top_scores
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for start in range(0, n_readers, chunk):
+            stop = min(start + chunk, n_readers)
+            scores = profiles.weights[start:stop] @ papers_t
+            scores += profiles.bias[start:stop, None]
+            lo, hi = np.searchsorted(skip_rows, [start, stop])
+            scores[skip_rows[lo:hi] - start, skip_cols[lo:hi]] = -np.inf
+            step = -(-(stop - start) // max(1, threads))
+            parts = [
+                pool.submit(
+                    _top,
+                    scores[i : i + step],
+                    k,
+                    out_papers[start + i : min(start + i + step, stop)],
+                    out_scores[start + i : min(start + i + step, stop)],
+                )
+                for i in range(0, stop - start, step)
+            ]
+            for part in parts:
+                part.result()
     return Ranking(profiles.readers, out_papers, out_scores)

@@ -13,7 +13,7 @@ import re
 import struct
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,7 @@ from scipy import sparse  # type: ignore[import-untyped]
 from sklearn.decomposition import TruncatedSVD  # type: ignore[import-untyped]
 from sklearn.feature_extraction.text import (  # type: ignore[import-untyped]
     ENGLISH_STOP_WORDS,
+    CountVectorizer,
     TfidfVectorizer,
 )
 
@@ -63,10 +64,14 @@ def paper_text(paper: Paper) -> str:
     return _LATEX.sub(" ", _MATH.sub(" ", text)).lower()
 
 
+_TOKEN = r"(?u)\b[a-z][a-z0-9]+(?:-[a-z0-9]+)*\b"
+
+
 def _tfidf(max_features: int) -> TfidfVectorizer:
+    """The fit only: it picks the vocabulary and the idf weights (`Vectorizer` applies them)."""
     return TfidfVectorizer(
         lowercase=False,
-        token_pattern=r"(?u)\b[a-z][a-z0-9]+(?:-[a-z0-9]+)*\b",
+        token_pattern=_TOKEN,
         stop_words=sorted(STOP_WORDS),
         ngram_range=(1, 2),
         min_df=2,
@@ -81,23 +86,42 @@ def _tfidf(max_features: int) -> TfidfVectorizer:
 class Vectorizer:
     """A fitted tf-idf vocabulary and its projection to `dimensions` dense coordinates.
 
-    `terms` maps a column of the sparse tf-idf space to its words (for explanations);
-    `version` names this fit, so vectors made by another fit are never mixed with these.
+    `terms[i]` are the words of column i of the sparse tf-idf space (for explanations) and
+    `idf[i]` its weight; `version` names this fit, so vectors made by another fit are never
+    mixed with these. Applying it needs no fitted scikit-learn object: a reloaded fit gives
+    the same vectors whatever scikit-learn version is installed.
     """
 
-    tfidf: TfidfVectorizer
-    components: Matrix
     terms: list[str]
+    idf: Matrix
+    components: Matrix
     version: bytes
+    _counter: CountVectorizer | None = field(default=None, repr=False, compare=False)
 
     @property
     def dimensions(self) -> int:
         return int(self.components.shape[0])
 
     def sparse(self, papers: Sequence[Paper]) -> sparse.csr_matrix:
-        """The papers' l2-normalised tf-idf rows: used to name the terms papers share."""
-        rows = self.tfidf.transform([paper_text(p) for p in papers])
-        return sparse.csr_matrix(rows, dtype=np.float32)
+        """The papers' tf-idf rows (sublinear tf x idf, l2-normalised): used to name the
+        terms papers share, and projected by `transform`."""
+        if self._counter is None:
+            self._counter = CountVectorizer(
+                lowercase=False,
+                token_pattern=_TOKEN,
+                stop_words=sorted(STOP_WORDS),
+                ngram_range=(1, 2),
+                vocabulary={t: i for i, t in enumerate(self.terms)},
+                dtype=np.float32,
+            )
+        rows = sparse.csr_matrix(self._counter.transform([paper_text(p) for p in papers]))
+        rows = rows.astype(np.float32)
+        np.log(rows.data, out=rows.data)
+        rows.data += 1.0
+        rows = rows @ sparse.diags(self.idf.astype(np.float32))
+        norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return sparse.csr_matrix(sparse.diags(1.0 / norms) @ rows, dtype=np.float32)
 
     def transform(self, papers: Sequence[Paper]) -> Matrix:
         """One l2-normalised dense row per paper; a paper with no known word gets zeros."""
@@ -112,7 +136,7 @@ class Vectorizer:
         np.savez_compressed(
             out,
             terms=np.array(self.terms, dtype=np.str_),
-            idf=np.asarray(self.tfidf.idf_, dtype=np.float32),
+            idf=self.idf,
             components=self.components,
             version=np.frombuffer(self.version, dtype=np.uint8),
         )
@@ -127,14 +151,11 @@ class Vectorizer:
                 idf = np.asarray(saved["idf"], dtype=np.float32)
                 components = np.asarray(saved["components"], dtype=np.float32)
                 version = bytes(saved["version"].astype(np.uint8))
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as ex:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as ex:
             raise RecommendError(f"recommend: the saved vocabulary does not load: {ex}") from ex
         if len(terms) != len(idf) or components.shape[1] != len(terms) or len(version) != 8:
             raise RecommendError("recommend: the saved vocabulary is inconsistent; fit it again")
-        tfidf = _tfidf(len(terms))
-        tfidf.vocabulary_ = {t: i for i, t in enumerate(terms)}
-        tfidf.idf_ = idf
-        return cls(tfidf, components, terms, version)
+        return cls(terms, idf, components, version)
 
 
 def normalise_rows(rows: Matrix) -> Matrix:
@@ -155,16 +176,19 @@ def fit_vectorizer(
         raise RecommendError(f"recommend: {len(papers)} papers are too few to fit a vocabulary")
     tfidf = _tfidf(max_features)
     try:
-        rows = tfidf.fit_transform([paper_text(p) for p in papers])
+        tfidf.fit([paper_text(p) for p in papers])
     except ValueError as ex:
         raise RecommendError(f"recommend: no vocabulary in {len(papers)} papers: {ex}") from ex
     terms = [str(t) for t in tfidf.get_feature_names_out()]
+    idf = np.asarray(tfidf.idf_, dtype=np.float32)
+    unprojected = Vectorizer(terms, idf, np.zeros((0, len(terms)), np.float32), bytes(8))
+    rows = unprojected.sparse(papers)
     k = max(1, min(dimensions, rows.shape[0] - 1, rows.shape[1] - 1))
     svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=5, random_state=0)
     svd.fit(rows)
     components = np.asarray(svd.components_, dtype=np.float32)
     digest = hashlib.sha256(components.tobytes() + "\n".join(terms).encode()).digest()[:8]
-    return Vectorizer(tfidf, components, terms, digest)
+    return Vectorizer(terms, idf, components, digest)
 
 
 def vector_to_bytes(vector: Matrix, version: bytes) -> bytes:

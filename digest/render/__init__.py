@@ -19,9 +19,11 @@ from digest.errors import RenderError
 from digest.match import Match
 from digest.models import Subscriber, Topic
 from digest.render.cards import (
+    Card,
     CardCache,
     Group,
     build_card,
+    paper_card,
     paper_links,
     why_lines,
 )
@@ -247,6 +249,9 @@ class Renderer:
         missing = [k for k, v in checked.items() if v is None]
         if missing:
             raise RenderError(f"links: no valid http(s) URL for {' and '.join(missing)}")
+        # "web" is the subscriber's page of emails; this email's own is under its edition
+        web = safe_url(links.get("web"))
+        checked["web"] = f"{web.rstrip('/')}/{edition_name}" if web else None
         return {
             "brand": self.brand,
             "headline": edition_label(edition_name, edition_date, long=True),
@@ -277,11 +282,16 @@ class Renderer:
 
 
 __all__ = [
+    "Card",
     "RenderedEmail",
     "Renderer",
     "authors_line",
+    "build_card",
+    "edition_label",
     "inline_css",
+    "paper_card",
     "paper_links",
+    "plural",
     "readable_query",
     "safe_url",
     "snippet",

@@ -203,6 +203,28 @@ def build_card(
     )
 
 
+def paper_card(paper: Paper, thumbnails: bool = False) -> Card:
+    """The card of a paper that no query picked (a web page before any search): the same
+    parts as an email's card, with nothing highlighted and no why."""
+    view = view_paper(paper, thumbnails)
+    body, _ = abstract_snippet(view.abstract, [])
+    links = [(label, url) for label, url in view.links if url != view.url]
+    return Card(
+        paper=view,
+        title=segments(view.title, []),
+        abstract=segments(body, []),
+        why=[],
+        text_abstract=_TEXT.fill(body),
+        text_why="",
+        compact=False,
+        why_line="",
+        short_title=shorten(view.title, MAX_COMPACT_TITLE),
+        short_authors=shorten(view.authors, MAX_COMPACT_AUTHORS),
+        links=links,
+        text_links=list(view.links),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RenderedCard:
     """A card as both parts print it, and the group it goes under in a digest."""

@@ -8,14 +8,35 @@ One mixin per concern; `Store` is all of them over one connection.
 from __future__ import annotations
 
 from digest.store.base import BUSY_TIMEOUT_MS, StoreBase
+from digest.store.bounces import (
+    BounceDay,
+    BounceEvent,
+    BounceKind,
+    BouncesMixin,
+    BounceTarget,
+    DeliveryRef,
+    Origin,
+)
 from digest.store.deliveries import DeliveriesMixin
 from digest.store.papers import PapersMixin, SourceState, UpsertCounts
 from digest.store.people import SubscribersMixin
 from digest.store.schema import migrations
 
 
-class Store(PapersMixin, SubscribersMixin, DeliveriesMixin, StoreBase):
+class Store(PapersMixin, SubscribersMixin, DeliveriesMixin, BouncesMixin, StoreBase):
     """One open database. Cheap to open; migrations run on open."""
 
 
-__all__ = ["BUSY_TIMEOUT_MS", "SourceState", "Store", "UpsertCounts", "migrations"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "BounceDay",
+    "BounceEvent",
+    "BounceKind",
+    "BounceTarget",
+    "DeliveryRef",
+    "Origin",
+    "SourceState",
+    "Store",
+    "UpsertCounts",
+    "migrations",
+]

@@ -216,6 +216,47 @@ class PapersMixin(StoreBase):
         )
         return self._papers_with_sources(self.db.query(sql, [start, end]))
 
+    def window_stamp(self, start: str, end: str) -> tuple[int, str]:
+        """(how many papers, latest change) first collected in (start, end]: a web page built
+        from that window is still current while this stays the same."""
+        sql = (
+            "select count(*), coalesce(max(updated_at), '') from papers"
+            " where first_seen > ? and first_seen <= ?"
+        )
+        count, latest = self.db.execute(sql, [start, end]).fetchone()
+        return int(count), str(latest)
+
+    def first_seen_bounds(self) -> tuple[str | None, str | None]:
+        """The first and last time a paper was collected: how far back and forward the web
+        pages may navigate."""
+        row = self.db.execute("select min(first_seen), max(first_seen) from papers").fetchone()
+        return row[0], row[1]
+
+    def sent_deliveries(
+        self, sub_id: int, limit: int, edition: str | None = None
+    ) -> list[dict[str, Any]]:
+        """A subscriber's sent emails, newest first (one edition's when named): edition,
+        papers (ids, as listed), matched, new_papers, sent_at. For their web view and feed."""
+        sql = (
+            "select edition, papers, matched, new_papers, sent_at from deliveries"
+            " where subscriber_id = ? and status = 'sent'"
+        )
+        params: list[Any] = [sub_id]
+        if edition is not None:
+            sql += " and edition = ?"
+            params.append(edition)
+        sql += " order by sent_at desc, edition desc limit ?"
+        rows = list(self.db.query(sql, [*params, limit]))
+        for row in rows:
+            row["papers"] = json.loads(row["papers"] or "[]")
+        return rows
+
+    def sent_in_other_editions(self, sub_id: int, edition: str) -> set[str]:
+        """The papers this subscriber received in any edition but this one: what the web view
+        of this edition's email must not count among the matches the cap left out."""
+        sql = "select paper_id from sent_papers where subscriber_id = ? and edition != ?"
+        return {row[0] for row in self.db.execute(sql, [sub_id, edition]).fetchall()}
+
     def papers_by_id(self, ids: Sequence[str]) -> list[Paper]:
         return self._papers_with_sources(self._rows_by_id(ids).values())
 

@@ -190,3 +190,36 @@ def m007_delivery_counts(db: sqlite_utils.Database) -> None:
     # so a delivery sent on a later day or by another worker states its own edition's numbers.
     db.table("deliveries").add_column("matched", int)
     db.table("deliveries").add_column("new_papers", int)
+
+
+@migrations()
+def m008_bounces(db: sqlite_utils.Database) -> None:
+    # What came back after the relay's 250 (bounces, complaints, unsubscribe requests), one row
+    # per message and subscriber it concerns; and the messages already handled, so a message
+    # is acted on once however many runs (or readers) see it.
+    db.table("bounce_events").create(
+        {
+            "id": int,
+            "at": str,
+            "kind": str,
+            "subscriber_id": int,
+            "edition": str,
+            "delivery_id": int,
+            "recipient": str,
+            "status": str,
+            "diagnostic": str,
+            "origin": str,
+            "report": str,
+            "message_key": str,
+            "matched_by": str,
+            "action": str,
+        },
+        pk="id",
+        not_null={"at", "kind", "origin", "message_key"},
+    )
+    db.table("bounce_events").create_index(["at"])
+    db.table("bounce_events").create_index(["subscriber_id", "kind", "at"])
+    db.table("bounce_events").create_index(["delivery_id"])
+    db.table("processed_messages").create(
+        {"key": str, "origin": str, "processed_at": str, "kind": str, "action": str}, pk="key"
+    )

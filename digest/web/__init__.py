@@ -1,5 +1,7 @@
-"""The web app (Starlette): subscribe with double opt-in, confirm, unsubscribe (a page with a
-button, and RFC 8058 one-click POST), preferences, delete my data.
+"""The web app (Starlette): the web edition (today's papers, a day, a week, searchable), the
+live preview of a filter, subscribe with double opt-in, confirm, unsubscribe (a page with a
+button, and RFC 8058 one-click POST), preferences, delete my data, and behind signed links
+each email as a page and a personal Atom feed.
 
 Thin: every change goes through digest.subscribers and the store, in the store's own thread
 (digest.web.state); emails through the renderer, message builder and transport the daily job
@@ -24,7 +26,7 @@ from digest.config import Config
 from digest.errors import DigestError, TokenError
 from digest.models import Topic
 from digest.send import Transport
-from digest.web import faults, manage, routes
+from digest.web import browse, faults, manage, preview, routes, views
 from digest.web.guard import SecurityHeaders
 from digest.web.state import Clock, Web
 
@@ -41,7 +43,13 @@ def _routes(web: Web) -> list[BaseRoute]:
         return Route(path, partial(handler, web), methods=["POST"], max_body_size=BODY_LIMIT)
 
     return [
-        get("/", routes.home),
+        get("/", browse.home),
+        get("/d/{day}", browse.day),
+        get("/week/{week}", browse.week),
+        get("/preview.json", preview.endpoint),
+        get("/w/{token}", views.email_page),
+        get("/w/{token}/{edition}", views.email_page),
+        get("/f/{token}", views.feed),
         post("/subscribe", routes.subscribe),
         Route("/subscribe", lambda r: RedirectResponse("/", 303), methods=["GET"]),
         get("/c/{token}", routes.confirm_page),
@@ -52,6 +60,7 @@ def _routes(web: Web) -> list[BaseRoute]:
         get("/manage/{token}", manage.show),
         post("/manage/{token}", manage.change),
         get("/static/web.css", routes.css),
+        get("/static/preview.js", routes.script),
         get("/healthz", routes.health),
     ]
 
@@ -75,6 +84,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await web.store.aclose()
+        await web.reader.aclose()
 
     table = _routes(web)
     app = Starlette(

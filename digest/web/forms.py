@@ -92,7 +92,7 @@ def read_preferences(
             return default
         if value.isascii() and value.isdigit() and len(value) <= 4:
             return int(value)
-        errors["other"] = f"{label}: give a whole number"
+        errors[name] = f"{label}: give a whole number"
         return default
 
     sub = Subscriber(
@@ -112,5 +112,24 @@ def read_preferences(
         try:
             subs.validate(sub, topics)
         except SubscriberError as ex:
-            errors["other"] = str(ex).split(": ", 1)[-1]
+            message = str(ex).split(": ", 1)[-1]
+            errors[field_of(message)] = message
     return sub, errors
+
+
+FIELD_OF_MESSAGE = (
+    ("cadence", "cadence"),
+    ("weekday", "weekday"),
+    ("hour", "hour"),
+    ("unknown time zone", "tz"),
+    ("max papers", "max_papers"),
+    ("unknown topic", "topics"),
+    ("give at least one", "topics"),
+    ("query", "queries"),
+)
+
+
+def field_of(message: str) -> str:
+    """The form field a validation message is about, so the page shows it next to that
+    field (`other` when it names none)."""
+    return next((name for start, name in FIELD_OF_MESSAGE if message.startswith(start)), "other")

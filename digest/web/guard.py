@@ -11,8 +11,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("digest.web")
 ERROR_PAGE = (
-    b"<!DOCTYPE html><html lang=en><meta charset=utf-8><title>Something went wrong</title>"
-    b"<h1>Something went wrong</h1><p>Our fault, not yours. Please try again later.</p></html>"
+    b"<!DOCTYPE html><html lang=en><meta charset=utf-8>"
+    b'<meta name="viewport" content="width=device-width, initial-scale=1">'
+    b'<link rel="stylesheet" href="/static/web.css"><title>Something went wrong</title>'
+    b'<main><header><a class="brand" href="/">Home</a></header>'
+    b"<h1>Something went wrong</h1><p>Our fault, not yours. Please try again later.</p>"
+    b"</main></html>"
 )
 
 
@@ -29,7 +33,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token_page = scope["path"].startswith(("/c/", "/u/", "/r/", "/manage/"))
+        token_page = scope["path"].startswith(("/c/", "/u/", "/r/", "/manage/", "/w/", "/f/"))
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -37,7 +41,8 @@ class SecurityHeaders:
                 headers += [
                     (
                         b"content-security-policy",
-                        b"default-src 'none'; style-src 'self'; form-action 'self'; "
+                        b"default-src 'none'; style-src 'self'; script-src 'self'; "
+                        b"connect-src 'self'; img-src 'self' https:; form-action 'self'; "
                         b"frame-ancestors 'none'; base-uri 'none'",
                     ),
                     (b"x-content-type-options", b"nosniff"),

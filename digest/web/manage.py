@@ -15,6 +15,7 @@ from digest import subscribers as subs
 from digest.models import Subscriber
 from digest.web import replies
 from digest.web.forms import csrf_for, csrf_ok, field, read_preferences
+from digest.web.preview import preview_of
 from digest.web.state import Web
 
 
@@ -88,6 +89,17 @@ async def resume(web: Web, posted: Posted) -> Response:
     return replies.manage(web, sub, posted.token, posted.csrf, notice="Emails resumed.")
 
 
+async def preview(web: Web, posted: Posted) -> Response:
+    """The Preview button without JavaScript: the form as sent (not saved), with what it
+    would bring."""
+    topics = [t for t in posted.form.getlist("topic") if isinstance(t, str)]
+    queries = field(posted.form, "queries").splitlines()
+    shown = await preview_of(web, topics, queries)
+    wanted, _ = read_preferences(web.topics, posted.form, posted.sub)
+    text = field(posted.form, "queries")
+    return replies.manage(web, wanted, posted.token, posted.csrf, text=text, preview=shown)
+
+
 async def delete(web: Web, posted: Posted) -> Response:
     """Erase the subscriber and their history, once the box is ticked."""
     sub = posted.sub
@@ -107,4 +119,5 @@ ACTIONS: dict[str, Callable[[Web, Posted], Awaitable[Response]]] = {
     "pause": pause,
     "resume": resume,
     "delete": delete,
+    "preview": preview,
 }

@@ -4,6 +4,8 @@ out; no store, no request."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.responses import HTMLResponse
 
 from digest.errors import TokenError
@@ -100,10 +102,13 @@ def manage(
     notice: str = "",
     errors: dict[str, str] | None = None,
     text: str = "",
+    preview: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     """The preferences page for `sub`, with a notice of what was just done or the errors
-    of what was sent (`text` keeps the queries as typed)."""
+    of what was sent (`text` keeps the queries as typed), and a preview if one was asked
+    for. An unsubscribed person is offered to subscribe again instead of pause/unsubscribe."""
     links = subscriber_links(web.tokens, web.config.web.base_url, sub.id or 0, sub.email)
+    unsubscribe_token = links["unsubscribe"].rsplit("/", 1)[-1]
     return web.page(
         "manage",
         status,
@@ -114,5 +119,9 @@ def manage(
         sub_status=sub.status,
         paused_until=(sub.paused_until or "")[:10],
         unsubscribe_url=links["unsubscribe"],
+        resubscribe_action=f"/r/{unsubscribe_token}",
+        feed_url=links["feed"],
+        web_url=links["web"],
+        preview=preview,
         **form_context(web.topics, sub, errors, text),
     )

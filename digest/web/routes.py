@@ -7,6 +7,7 @@ exception handlers answer both (digest.web.faults). Every store call goes throug
 
 from __future__ import annotations
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
@@ -16,19 +17,10 @@ from digest.models import Subscriber
 from digest.tokens import TokenExpired
 from digest.web import replies
 from digest.web.forms import csrf_for, csrf_ok, field, form_context, read_preferences
+from digest.web.preview import preview_of
 from digest.web.state import Web
 
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
-
-
-async def home(web: Web, request: Request) -> Response:
-    """The subscribe form, with its CSRF cookie."""
-    csrf = csrf_for(request)
-    blank = Subscriber(email="")
-    response = web.page(
-        "subscribe", title="Subscribe", csrf=csrf, email="", **form_context(web.topics, blank)
-    )
-    return web.with_csrf(response, csrf)
 
 
 async def subscribe(web: Web, request: Request) -> Response:
@@ -38,6 +30,8 @@ async def subscribe(web: Web, request: Request) -> Response:
     csrf = csrf_for(request)
     if not csrf_ok(request, form):
         return web.with_csrf(replies.form_expired(web), csrf)
+    if field(form, "action") == "preview":
+        return await preview_page(web, request, form, csrf)
     raw_email = field(form, "email").strip()
     errors: dict[str, str] = {}
     try:
@@ -50,7 +44,13 @@ async def subscribe(web: Web, request: Request) -> Response:
     if errors:
         context = form_context(web.topics, sub, errors, field(form, "queries"))
         response = web.page(
-            "subscribe", 422, title="Subscribe", csrf=csrf, email=raw_email, **context
+            "subscribe",
+            422,
+            title="Subscribe",
+            csrf=csrf,
+            email=raw_email,
+            preview=None,
+            **context,
         )
         return web.with_csrf(response, csrf)
     per_ip = web.config.web.signups_per_ip_per_hour
@@ -63,6 +63,20 @@ async def subscribe(web: Web, request: Request) -> Response:
     if send:
         web.confirm_later(response, sub)
     return response
+
+
+async def preview_page(web: Web, request: Request, form: FormData, csrf: str) -> Response:
+    """The Preview button without JavaScript: the form as sent, with what it would bring."""
+    topics = [t for t in form.getlist("topic") if isinstance(t, str)]
+    queries = field(form, "queries").splitlines()
+    shown = await preview_of(web, topics, queries)
+    sub, _ = read_preferences(web.topics, form, Subscriber(email=""))
+    context = form_context(web.topics, sub, None, field(form, "queries"))
+    email = field(form, "email").strip()
+    response = web.page(
+        "subscribe", title="Subscribe", csrf=csrf, email=email, preview=shown, **context
+    )
+    return web.with_csrf(response, csrf)
 
 
 def _confirm_max_age(web: Web) -> int:
@@ -145,6 +159,11 @@ async def resubscribe(web: Web, request: Request) -> Response:
 async def css(web: Web, request: Request) -> Response:
     """The one stylesheet (the CSP allows styles from 'self' only)."""
     return Response(web.stylesheet, media_type="text/css")
+
+
+async def script(web: Web, request: Request) -> Response:
+    """The forms' live preview script (the CSP allows scripts from 'self' only)."""
+    return Response(web.script, media_type="text/javascript")
 
 
 async def health(web: Web, request: Request) -> Response:

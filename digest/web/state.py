@@ -28,6 +28,7 @@ from digest.store import Store
 from digest.tokens import Tokens
 from digest.web.forms import CSRF_COOKIE
 from digest.web.guard import RateLimiter
+from digest.web.listing import Listings
 
 Clock = Callable[[], datetime]
 P = ParamSpec("P")
@@ -99,7 +100,12 @@ class Web:
         self.transport = transport
         self.limits = RateLimiter()
         self.store = StoreThread(config.database.path)
+        # the pages' reads have a connection and thread of their own: a write waiting for
+        # the daily job's lock (a signup, an unsubscribe) never holds up a page
+        self.reader = StoreThread(config.database.path)
         self.stylesheet = self.pages.stylesheet()
+        self.script = self.pages.script()
+        self.listings = Listings(topics)
         self.confirmations_failed = 0
 
     def now(self) -> str:

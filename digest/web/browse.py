@@ -1,0 +1,191 @@
+"""The web edition: today's papers at `/`, a day at `/d/YYYY-MM-DD`, a week at
+`/week/YYYY-Www`, each searchable with the filter language (`?q=`) and by topic (`?topic=`),
+beside the subscribe form. Works without JavaScript. Built from digest.web.listing's cached
+windows; a listing's HTML is cached by what it shows."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import partial
+from typing import Any
+from urllib.parse import urlencode
+
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import Response
+
+from digest.edition import Edition
+from digest.models import Subscriber
+from digest.render import build_card, edition_label, paper_card, plural
+from digest.web.forms import csrf_for, form_context
+from digest.web.listing import (
+    PAGE_WAIT,
+    Indexed,
+    WindowOf,
+    day_window,
+    select,
+    week_window,
+)
+from digest.web.state import Web
+
+LIMIT = 60  # cards on one page: what a page costs stays bounded whatever a day holds
+MAX_QUERY = 2000  # characters of ?q= read (the parser refuses what is longer than it allows)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """What one page covers: a day or a week, its path, heading and neighbours."""
+
+    name: Hashable
+    path: str
+    title: str
+    unit: str
+    window_of: WindowOf
+    nav: list[tuple[str, str, str]]  # (rel, href, label)
+
+
+def _day_path(day: date, today: date) -> str:
+    return "/" if day == today else f"/d/{day.isoformat()}"
+
+
+def _week_name(day: date) -> str:
+    return Edition.weekly(day).name
+
+
+def day_span(day: date, now: datetime) -> Span:
+    """Today or an earlier day, with links to the day before, the day after and its week."""
+    today = now.date()
+    before, after = day - timedelta(days=1), day + timedelta(days=1)
+    nav = [("prev", _day_path(before, today), f"← {before:%a %d %b}")]
+    nav.append(("week", f"/week/{_week_name(day)}", f"Week {day.isocalendar()[1]}"))
+    if after <= today:
+        nav.append(("next", _day_path(after, today), f"{after:%a %d %b} →"))
+    return Span(
+        ("day", day),
+        _day_path(day, today),
+        edition_label(day.isoformat(), day, long=True),
+        "day",
+        partial(day_window, day=day, now=now),
+        nav,
+    )
+
+
+def week_span(monday: date, now: datetime) -> Span:
+    """An ISO week, with links to the weeks around it and to its last day."""
+    name = _week_name(monday)
+    before, after = monday - timedelta(days=7), monday + timedelta(days=7)
+    nav = [("prev", f"/week/{_week_name(before)}", f"← Week {before.isocalendar()[1]}")]
+    last = min(monday + timedelta(days=6), now.date())
+    nav.append(("day", _day_path(last, now.date()), f"{last:%a %d %b}"))
+    if after <= now.date():
+        nav.append(("next", f"/week/{_week_name(after)}", f"Week {after.isocalendar()[1]} →"))
+    title = edition_label(name, monday, long=True)
+    window_of = partial(week_window, monday=monday, now=now)
+    return Span(("week", monday), f"/week/{name}", title, "week", window_of, nav)
+
+
+async def home(web: Web, request: Request) -> Response:
+    """Today's edition, ranked like the email, with the subscribe form."""
+    now = web.clock()
+    return await show(web, request, day_span(now.date(), now))
+
+
+async def day(web: Web, request: Request) -> Response:
+    """One day's edition; a day that is not a date, or not yet, is a 404 page."""
+    now = web.clock()
+    try:
+        wanted = date.fromisoformat(request.path_params["day"])
+    except ValueError:
+        wanted = None
+    if wanted is None or wanted > now.date() or len(request.path_params["day"]) != 10:
+        return web.message("Page not found", "There is no edition on that day.", status=404,
+                           link={"href": "/", "label": "Today's papers"})  # fmt: skip
+    return await show(web, request, day_span(wanted, now))
+
+
+async def week(web: Web, request: Request) -> Response:
+    """One ISO week's papers (`/week/2026-W48`)."""
+    now = web.clock()
+    try:
+        edition = Edition.parse(request.path_params["week"])
+    except ValueError:
+        edition = None
+    if edition is None or edition.cadence != "weekly" or edition.day > now.date():
+        return web.message("Page not found", "There is no such week.", status=404,
+                           link={"href": "/", "label": "Today's papers"})  # fmt: skip
+    return await show(web, request, week_span(edition.day, now))
+
+
+def _href(path: str, q: str, topic: str | None) -> str:
+    params = {k: v for k, v in (("q", q), ("topic", topic)) if v}
+    return f"{path}?{urlencode(params)}" if params else path
+
+
+def _chips(web: Web, path: str, q: str, topic: str | None) -> list[dict[str, Any]]:
+    chips = [{"title": "All", "href": _href(path, q, None), "active": topic is None}]
+    for name, t in web.topics.items():
+        active = name == topic
+        href = _href(path, q, None if active else name)
+        chips.append({"title": t.title, "href": href, "active": active})
+    return chips
+
+
+def render_listing(web: Web, indexed: Indexed, q: str, topic: str | None, unit: str) -> Markup:
+    """The cards a page lists and the line that counts them, as HTML."""
+    chosen = select(indexed, q, topic, LIMIT)
+    new = len(indexed.papers)
+    if chosen.error:
+        count = ""
+    elif q.strip() or topic:
+        count = f"{plural(chosen.total, 'paper')} of {new:,} match"
+    else:
+        count = f"{plural(new, 'new paper')} this {unit}, most upvoted first"
+    cards = [build_card(m, True) for m in chosen.matches] + [
+        paper_card(p, True) for p in chosen.papers
+    ]
+    shown = len(cards)
+    more = f"Showing the first {shown}; narrow the search to see the rest." if (
+        chosen.total > shown) else ""  # fmt: skip
+    html = web.pages.render(
+        "listing", error=chosen.error, count=count, cards=cards, more=more, unit=unit
+    )
+    return Markup(html)  # rendered by our autoescaping templates
+
+
+async def show(web: Web, request: Request, span: Span) -> Response:
+    """A day's or a week's page: search box, topic chips, navigation, cards, the form."""
+    q = request.query_params.get("q", "")[:MAX_QUERY]
+    asked = request.query_params.get("topic", "")
+    topic = asked if asked in web.topics else None
+    indexed = await web.listings.within(web.reader, span.name, span.window_of, PAGE_WAIT)
+    if indexed is None:
+        busy = "The papers are being updated: reload in a minute."
+        page = web.pages.render("listing", error="", count="", cards=[], unit=span.unit, more=busy)
+        listing = Markup(page)
+    else:
+        listing = web.listings.page(
+            ("listing", span.name, indexed.key, q, topic),
+            partial(render_listing, web, indexed, q, topic, span.unit),
+        )
+    csrf = csrf_for(request)
+    nav = [{"rel": rel, "href": _href(href, q, topic), "label": label}
+           for rel, href, label in span.nav]  # fmt: skip
+    response = web.page(
+        "edition",
+        title=span.title,
+        layout="wide",
+        path=span.path,
+        unit=span.unit,
+        q=q,
+        topic=topic or "",
+        chips=_chips(web, span.path, q, topic),
+        nav=nav,
+        listing=listing,
+        csrf=csrf,
+        email="",
+        preview=None,
+        **form_context(web.topics, Subscriber(email="")),
+    )
+    return web.with_csrf(response, csrf)

@@ -1,0 +1,202 @@
+"""The papers of a day, a week or the last seven days as the web pages show them: a window's
+papers indexed once and kept while they stay the same, ranked like the email, selected by a
+query and a topic. No routes and no HTML; store work runs in the store's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time as clock
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, TypeVar
+
+from digest.edition import Window, daily_window
+from digest.errors import DigestError, QueryError
+from digest.match import Match, Matcher
+from digest.models import Paper, Subscriber, Topic
+from digest.query import parse
+from digest.store import Store
+
+if TYPE_CHECKING:
+    from digest.web.state import StoreThread
+
+DAY = timedelta(days=1)
+FRESH_SECONDS = 5.0  # how long a window's papers are served before the store is asked again
+MAX_QUERIES = 512  # distinct queries one matcher remembers before it is built afresh
+MAX_PAPERS = 50_000  # a window's papers loaded at most: the cost of a page stays bounded
+PAGE_WAIT = 2.0  # seconds a page waits for the database before it answers without it
+T = TypeVar("T")
+log = logging.getLogger("digest.web")
+
+
+@dataclass(frozen=True, slots=True)
+class Indexed:
+    """One window's papers, newest-trending first, and the matcher over them."""
+
+    window: Window
+    stamp: tuple[int, str]
+    papers: list[Paper]
+    matcher: Matcher
+    checked: float
+
+    @property
+    def key(self) -> tuple[str, tuple[int, str]]:
+        """Equal while the window holds the same papers: what cached pages are keyed by."""
+        return self.window.start.isoformat(), self.stamp
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What a page lists: the papers (with why, when a query or topic picked them), how many
+    there are in all, and the caret message of a query that does not parse."""
+
+    matches: list[Match]
+    papers: list[Paper]
+    total: int
+    error: str = ""
+
+
+def trending(papers: list[Paper]) -> list[Paper]:
+    """The day's order without a query, as the email breaks ties: HF upvotes, then the
+    freshest, then the id (stable)."""
+    by_id = sorted(papers, key=lambda p: p.id)
+    by_date = sorted(by_id, key=lambda p: p.published or "", reverse=True)
+    return sorted(by_date, key=lambda p: -(p.upvotes or 0))
+
+
+def day_window(store: Store, day: date, now: datetime) -> Window:
+    """A day's papers: its daily edition's window once opened; today's provisional one
+    before the run; else the calendar day (UTC), for days no edition was made."""
+    if store.get_edition(day.isoformat()) is not None or day >= now.date():
+        return daily_window(store, day, now)
+    start = datetime.combine(day, time(), UTC)
+    return Window(start, start + DAY)
+
+
+def week_window(store: Store, monday: date, now: datetime) -> Window:
+    """A week's papers: from the start of its Monday to the end of its Sunday (or today)."""
+    last = min(monday + timedelta(days=6), now.date())
+    return Window(day_window(store, monday, now).start, day_window(store, last, now).end)
+
+
+def recent_window(now: datetime, days: int = 7) -> Window:
+    """The last `days` calendar days (UTC), today included: what a preview counts over."""
+    start = datetime.combine(now.date() - timedelta(days=days - 1), time(), UTC)
+    return Window(start, now)
+
+
+def _stamp(store: Store, window: Window) -> tuple[int, str]:
+    return store.window_stamp(window.start.isoformat(), window.end.isoformat())
+
+
+def _load(store: Store, window: Window, topics: Mapping[str, Topic], now: datetime) -> Indexed:
+    stamp = _stamp(store, window)
+    papers = store.papers_between(window.start.isoformat(), window.end.isoformat())
+    papers = trending(papers[-MAX_PAPERS:])
+    return Indexed(window, stamp, papers, Matcher(papers, topics, now), clock.monotonic())
+
+
+WindowOf = Callable[[Store], Window]
+
+
+def _check(store: Store, window_of: WindowOf) -> tuple[Window, tuple[int, str]]:
+    window = window_of(store)
+    return window, _stamp(store, window)
+
+
+class Listings:
+    """The indexed windows the pages read, each checked against the store at most every
+    `fresh_seconds`, and rebuilt only when its papers changed (or its query cache is full).
+    Pages built from one are cached by its key (see `page`)."""
+
+    def __init__(self, topics: Mapping[str, Topic], fresh_seconds: float = FRESH_SECONDS) -> None:
+        self.topics = topics
+        self.fresh_seconds = fresh_seconds
+        self._indexed: OrderedDict[Hashable, Indexed] = OrderedDict()
+        self._pages: OrderedDict[Hashable, object] = OrderedDict()
+        self._lock = asyncio.Lock()
+
+    async def get(self, store: StoreThread, name: Hashable, window_of: WindowOf) -> Indexed:
+        """The papers and matcher of the window `window_of` gives (`name` keys it, e.g.
+        ("day", date)): from memory while fresh, else checked, else loaded."""
+        found = self._indexed.get(name)
+        if found is not None and self._usable(found):
+            return found
+        async with self._lock:
+            found = self._indexed.get(name)
+            if found is not None and self._usable(found):
+                return found
+            window, stamp = await store.call(_check, window_of)
+            same = found is not None and (found.window.start, found.stamp) == (window.start, stamp)
+            if found is not None and same and found.matcher.distinct_queries < MAX_QUERIES:
+                found = replace(found, window=window, checked=clock.monotonic())
+                self._indexed[name] = found
+                return found
+            found = await store.call(_load, window, self.topics, window.end)
+            self._indexed[name] = found
+            self._indexed.move_to_end(name)
+            while len(self._indexed) > 64:
+                self._indexed.popitem(last=False)
+            return found
+
+    def last(self, name: Hashable) -> Indexed | None:
+        """The window's papers as last loaded, however old (None if never): what a page
+        shows when the database does not answer in time."""
+        return self._indexed.get(name)
+
+    async def within(
+        self, store: StoreThread, name: Hashable, window_of: WindowOf, seconds: float
+    ) -> Indexed | None:
+        """`get`, waiting at most `seconds` for the database (the daily job may hold it while
+        the reader opens); then, or when the database fails (logged), the last loaded papers,
+        or None: the page and its form still answer."""
+        try:
+            return await asyncio.wait_for(self.get(store, name, window_of), seconds)
+        except TimeoutError:
+            log.warning("papers of %s: the database did not answer in %ss", name, seconds)
+        except DigestError as ex:
+            log.error("papers of %s: %s", name, ex)
+        return self.last(name)
+
+    def _usable(self, found: Indexed) -> bool:
+        fresh = clock.monotonic() - found.checked < self.fresh_seconds
+        return fresh and found.matcher.distinct_queries < MAX_QUERIES
+
+    def page(self, key: Hashable, make: Callable[[], T]) -> T:
+        """What `make` builds for `key` (a window's key and what was asked), built once while
+        it stays among the last few hundred asked for."""
+        if key in self._pages:
+            self._pages.move_to_end(key)
+            return self._pages[key]  # type: ignore[return-value]
+        value = self._pages[key] = make()
+        while len(self._pages) > 512:
+            self._pages.popitem(last=False)
+        return value
+
+
+def select(indexed: Indexed, query: str, topic: str | None, limit: int) -> Selection:
+    """The window's papers a query and a topic (both, when both are given) select, best
+    first, at most `limit`; without either, every paper by trending. A query that does not
+    parse selects nothing and says where it fails, as `digest query check` does."""
+    query = query.strip()
+    if query:
+        try:
+            parse(query)
+        except QueryError as ex:
+            return Selection([], [], 0, ex.caret())
+    if not query and not topic:
+        return Selection([], indexed.papers[:limit], len(indexed.papers))
+    sub = Subscriber(
+        email="web@localhost",
+        queries=[query] if query else [],
+        topics=[topic] if topic else [],
+        max_papers=max(len(indexed.papers), 1),
+    )
+    found = list(indexed.matcher.for_subscriber(sub))
+    wanted = len(sub.queries) + len(sub.topics)
+    if wanted > 1:
+        found = [m for m in found if len(m.selecting) == wanted]
+    return Selection(found[:limit], [], len(found))

@@ -1,0 +1,130 @@
+""" "See your email before you subscribe": which papers of the last seven days a set of topics
+and queries would have brought, a count per day and the top few with why and highlights.
+One computation serves the JSON endpoint the forms' script calls and the no-JavaScript
+Preview button. Its cost is bounded: seven days of papers, indexed once for everyone, and
+the form's own limits on queries; it is rate-limited per client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, timedelta
+from functools import partial
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from digest import subscribers as subs
+from digest.errors import QueryError, SubscriberError
+from digest.match import Match
+from digest.models import Subscriber
+from digest.query import parse
+from digest.render import build_card, plural
+from digest.web.listing import PAGE_WAIT, Indexed, recent_window
+from digest.web.state import Web
+
+DAYS = 7
+TOP = 5
+PER_MINUTE = 120  # previews per client per minute: typing with a pause fires a few
+
+
+def _problem(topics: Sequence[str], queries: Sequence[str]) -> str:
+    """Why these interests cannot be previewed (as the form would say it), or ""."""
+    try:
+        subs.check_query_limits("queries", list(queries))
+    except SubscriberError as ex:
+        return str(ex).split(": ", 1)[-1]
+    for query in queries:
+        try:
+            parse(query)
+        except QueryError as ex:
+            return ex.caret()
+    if not topics and not queries:
+        return "Pick a topic or write a query to see what it would bring."
+    return ""
+
+
+def _item(match: Match) -> dict[str, Any]:
+    card = build_card(match)
+    why = "; also ".join(
+        label + (": " + ", ".join(f"{t} ({w})" if w else t for t, w in terms) if terms else "")
+        for label, terms in card.why
+    )
+    return {
+        "id": match.paper.id,
+        "title": card.title,
+        "url": card.paper.url,
+        "authors": card.paper.authors,
+        "meta": " · ".join(card.paper.meta),
+        "abstract": card.abstract,
+        "why": why,
+        "day": (match.paper.first_seen or "")[:10],
+    }
+
+
+def compute(
+    indexed: Indexed, today: date, topics: Sequence[str], queries: Sequence[str]
+) -> dict[str, Any]:
+    """The preview as plain data (JSON as sent, and the no-JavaScript page's context)."""
+    error = _problem(topics, queries)
+    if error:
+        return {"error": error, "total": 0, "summary": "", "days": [], "top": []}
+    sub = Subscriber(
+        email="preview@localhost",
+        topics=list(topics),
+        queries=list(queries),
+        max_papers=max(len(indexed.papers), 1),
+    )
+    found = indexed.matcher.for_subscriber(sub)
+    per_day: dict[str, int] = {}
+    for match in found:
+        key = (match.paper.first_seen or "")[:10]
+        per_day[key] = per_day.get(key, 0) + 1
+    days = []
+    for back in range(DAYS - 1, -1, -1):
+        day = today - timedelta(days=back)
+        days.append({"day": day.isoformat(), "label": f"{day:%a %d %b}",
+                     "count": per_day.get(day.isoformat(), 0)})  # fmt: skip
+    total = len(found)
+    summary = (
+        f"{plural(total, 'paper')} of the last {DAYS} days would have matched"
+        f" ({plural(len(indexed.papers), 'new paper')})"
+    )
+    return {"error": "", "total": total, "summary": summary, "days": days,
+            "top": [_item(m) for m in found[:TOP]]}  # fmt: skip
+
+
+async def preview_of(web: Web, topics: Sequence[str], queries: Sequence[str]) -> dict[str, Any]:
+    """The preview of these interests, from the last seven days' shared index (cached per
+    distinct set of interests while those days' papers stay the same)."""
+    now = web.clock()
+    known = [t for t in dict.fromkeys(topics) if t in web.topics]
+    wanted = list(dict.fromkeys(q.strip() for q in queries if q.strip()))
+    indexed = await web.listings.within(
+        web.reader, ("recent", now.date()), lambda store: recent_window(now, DAYS), PAGE_WAIT
+    )
+    if indexed is None:
+        return {"error": "The papers are being updated: try again in a minute.", "total": 0,
+                "summary": "", "days": [], "top": []}  # fmt: skip
+    key = ("preview", indexed.key, tuple(known), tuple(wanted))
+    found: dict[str, Any] = web.listings.page(
+        key, partial(compute, indexed, now.date(), known, wanted)
+    )
+    return found
+
+
+async def endpoint(web: Web, request: Request) -> Response:
+    """GET /preview.json?topic=..&queries=..: the preview as JSON, for the forms' script."""
+    if not web.limits.allow(f"preview:{web.client_ip(request)}", PER_MINUTE, 60.0):
+        body = {"error": "Too many previews; wait a minute.", "total": 0, "days": [], "top": []}
+        return Response(json.dumps(body), status_code=429, media_type="application/json")
+    params = request.query_params
+    topics = [t[:100] for t in params.getlist("topic")[:100]]
+    queries = params.get("queries", "")[:20_000].splitlines()
+    data = await preview_of(web, topics, queries)
+    return Response(
+        json.dumps(data, ensure_ascii=False),
+        media_type="application/json",
+        headers={"cache-control": "no-store"},
+    )
