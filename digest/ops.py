@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from digest.bounces.health import bounce_alerts, bounce_stats, bounce_stats_json
 from digest.collect import SourceReport
 from digest.config import Config, load_topics
 from digest.errors import ConfigError, DigestError, RenderError, TokenError
@@ -88,6 +89,7 @@ def stats(store: Store, now: datetime, days: int = 14) -> dict[str, Any]:
         "top_topics": store.topic_counts(),
         "papers": store.count_papers(),
         "sources": store.all_source_states(),
+        "bounces_per_day": bounce_stats_json(bounce_stats(store, now, days)),
     }
 
 
@@ -222,6 +224,7 @@ def alerts(
                 f"First failures:\n{failures}\n\nRun `digest doctor` and `digest stats`.",
             )
         )
+    found.extend(bounce_alerts(config, store, now))
     since = (now - timedelta(days=1)).isoformat()
     return [a for a in found if not store.alert_sent_since(a[0], since)]
 

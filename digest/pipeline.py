@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from digest.bounces.process import BounceReport, bounces_after_run
 from digest.build import Builder, confirmation_message
 from digest.collect import SourceReport, collect_async
 from digest.config import Config
@@ -45,6 +46,7 @@ class RunReport:
     purged: int = 0
     alerts: int = 0
     seconds: float = 0.0
+    bounces: BounceReport | None = None  # the bounce mailbox, read when configured
 
     @property
     def source_errors(self) -> list[str]:
@@ -70,6 +72,8 @@ class RunReport:
         """Something did not work out and deserves exit 1: a source, a skipped item, a
         delivery failed or deferred, an error in one delivery."""
         s = self.send
+        if self.bounces is not None and self.bounces.failed:
+            return True  # the bounce mailbox could not be read to the end
         return bool(self.source_errors or self.items_skipped or s.failed or s.deferred or s.errors)
 
     def summary(self) -> str:
@@ -92,6 +96,8 @@ class RunReport:
             parts.append(f"{len(self.source_errors)} source errors")
         if self.items_skipped:
             parts.append(f"{self.items_skipped} items skipped")
+        if self.bounces is not None:
+            parts.append(f"{len(self.bounces.outcomes)} bounce-mailbox messages")
         return "digest run: " + ", ".join(parts) + f" in {self.seconds:.1f}s"
 
 
@@ -207,6 +213,7 @@ class Pipeline:
         report.plan, matchers = self._plan(dry_run)
         lap("plan")
         if not dry_run:
+            report.bounces = bounces_after_run(self.config, self.store, self.clock())
             await self._deliver(report, matchers, send, shard, on_done)
         lap("send")
         report.seconds = time.perf_counter() - started

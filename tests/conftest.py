@@ -113,3 +113,10 @@ def write_config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "digest.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def subprocess_env(secret: str, **extra: str) -> dict[str, str]:
+    """The environment for running `python -m digest` in a child process: the caller's, minus
+    every DIGEST_ variable (no real config, database or secret leaks in), plus this secret."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    return {**env, "DIGEST_SECRET": secret, **extra}

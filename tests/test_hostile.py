@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pytest_httpserver import HTTPServer
 
 from digest.models import Subscriber
 from digest.store import Store
-from tests.conftest import ARXIV_RSS, HF_JUNE, app_config, recording
+from tests.conftest import ARXIV_RSS, HF_JUNE, app_config, recording, subprocess_env
 from tests.smtp_server import Recorder
 
 ROOT = Path(__file__).parent.parent
@@ -69,8 +68,9 @@ class World:
         )
 
     def run(self) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-        env.update(self.env, DIGEST_DB=str(self.tmp / "digest.db"))
+        env = {**subprocess_env(""), **self.env, "DIGEST_DB": str(self.tmp / "digest.db")}
+        if not self.env.get("DIGEST_SECRET"):
+            del env["DIGEST_SECRET"]
         command = [sys.executable, "-m", "digest", "run", "--config", str(self.config()), "-q"]
         return subprocess.run(
             command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -22,7 +21,7 @@ from digest.models import Subscriber
 from digest.ops import doctor
 from digest.pipeline import Pipeline
 from digest.store import Store
-from tests.conftest import DATA, HF_JUNE, app_config
+from tests.conftest import DATA, HF_JUNE, app_config, subprocess_env
 from tests.smtp_server import Recorder
 
 ROOT = Path(__file__).parent.parent
@@ -30,7 +29,7 @@ SECRET = "ops-test-secret-0123456789abcdef0123"
 NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
 
 
-def write_config(tmp_path: Path, port: int, extra: str = "", source: str = "") -> Path:
+def ops_config(tmp_path: Path, port: int, extra: str = "", source: str = "") -> Path:
     return app_config(
         tmp_path,
         [("hf", "hf", source or DATA / HF_JUNE)],
@@ -42,13 +41,13 @@ def write_config(tmp_path: Path, port: int, extra: str = "", source: str = "") -
 
 def test_doctor_gives_a_verdict_for_each_part(tmp_path: Path, smtp: tuple[Recorder, int]) -> None:
     _, port = smtp
-    config = load_config(write_config(tmp_path, port), env={"DIGEST_SECRET": SECRET})
+    config = load_config(ops_config(tmp_path, port), env={"DIGEST_SECRET": SECRET})
     verdicts = {c.name: c.verdict for c in doctor(config)}
     assert verdicts == {
         "config": "ok", "database": "ok", "smtp": "ok", "secret": "ok", "base url": "ok",
         "from": "ok", "topics": "ok", "sources": "ok",
     }  # fmt: skip
-    broken = write_config(tmp_path, 9)  # nothing listens on the discard port; no secret
+    broken = ops_config(tmp_path, 9)  # nothing listens on the discard port; no secret
     result = CliRunner().invoke(app, ["doctor", "--config", str(broken)])
     assert result.exit_code == 1
     assert "FAIL  smtp: 127.0.0.1:9:" in result.stdout
@@ -58,7 +57,7 @@ def test_doctor_gives_a_verdict_for_each_part(tmp_path: Path, smtp: tuple[Record
 
 def test_stats_after_a_run(tmp_path: Path, smtp: tuple[Recorder, int]) -> None:
     _, port = smtp
-    path = write_config(tmp_path, port)
+    path = ops_config(tmp_path, port)
     with Store(tmp_path / "digest.db") as store:
         store.add_subscribers_bulk(
             [Subscriber("a@example.org", status="active", topics=["llm-agents"], hour=0),
@@ -84,7 +83,7 @@ def _run(path: Path, now: datetime):  # type: ignore[no-untyped-def]
 
 def test_a_failing_source_alerts_the_admin_once(tmp_path: Path, smtp: tuple[Recorder, int]) -> None:
     recorder, port = smtp
-    path = write_config(
+    path = ops_config(
         tmp_path, port, '[alerts]\nadmin_email = "admin@example.org"\nsource_failures = 3\n',
         source=str(tmp_path / "missing.json"),
     )  # fmt: skip
@@ -100,7 +99,7 @@ def test_a_failing_source_alerts_the_admin_once(tmp_path: Path, smtp: tuple[Reco
 
 def test_a_run_with_many_failures_alerts_once(tmp_path: Path, smtp: tuple[Recorder, int]) -> None:
     recorder, port = smtp
-    path = write_config(tmp_path, port, '[alerts]\nadmin_email = "admin@example.org"\n')
+    path = ops_config(tmp_path, port, '[alerts]\nadmin_email = "admin@example.org"\n')
     people = [
         Subscriber(f"p{n}@example.org", status="active", topics=["llm-agents"], hour=0)
         for n in range(4)
@@ -139,18 +138,12 @@ def test_a_run_sends_its_digests_and_its_alert_over_one_smtp_connection(
     assert recorder.connections - before == 1
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    env["DIGEST_SECRET"] = SECRET
-    return env
-
-
 def test_two_sending_processes_never_take_the_same_delivery(
     tmp_path: Path, smtp: tuple[Recorder, int]
 ) -> None:
     """`digest run --no-send` plans; two `digest send --shard K/2` processes send at once."""
     recorder, port = smtp
-    path = write_config(tmp_path, port)
+    path = ops_config(tmp_path, port)
     people = [
         Subscriber(f"s{n}@example.org", status="active", topics=["llm-agents"], hour=0)
         for n in range(300)
@@ -160,14 +153,14 @@ def test_two_sending_processes_never_take_the_same_delivery(
     digest = [sys.executable, "-m", "digest"]
     planned = subprocess.run(
         [*digest, "run", "--no-send", "--config", str(path)],
-        env=_env(), cwd=ROOT, capture_output=True, text=True, check=False,
+        env=subprocess_env(SECRET), cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert planned.returncode == 0, planned.stderr
     assert "0 sent, 300 planned" in planned.stdout
     workers = [
         subprocess.Popen(
             [*digest, "send", "--shard", f"{k}/2", "--config", str(path)],
-            env=_env(),
+            env=subprocess_env(SECRET),
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -241,7 +234,7 @@ def test_doctor_checks_the_dkim_key_and_prints_the_record_to_publish(
         check=True, capture_output=True,
     ).stdout  # fmt: skip
     mail = '[mail]\ndkim_selector = "d2026"\ndkim_domain = "example.org"\n'
-    path = write_config(tmp_path, port)
+    path = ops_config(tmp_path, port)
     text = path.read_text().replace("[mail]\n", mail + f'dkim_key_file = "{key}"\n')
     path.write_text(text)
     runner = CliRunner()

@@ -71,7 +71,7 @@ def bounce_alerts(config: Config, store: Store, now: datetime) -> list[tuple[str
 
 
 BOUNCE_COLUMNS = (
-    "day", "sent", "hard", "soft", "complaints", "unsubscribes", "hard rate", "complaint rate",
+    "day", "sent", "hard", "soft", "complaints", "unsubscribes", "hard %", "complaint %",
 )  # fmt: skip
 
 

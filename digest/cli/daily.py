@@ -77,6 +77,7 @@ def _finish(report: RunReport, quiet: bool, interactive: bool) -> None:
     line on stderr, also under --quiet, and makes the exit status 1."""
     stats = report.send
     problems = list(report.source_errors) + report.skip_lines + stats.failures
+    problems += report.bounces.errors if report.bounces else []
     if interactive and not quiet:
         out.print(_stats_table(stats, report.seconds))
     if not quiet:

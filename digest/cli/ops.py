@@ -13,6 +13,7 @@ from rich.markup import escape as _escape
 from rich.table import Table
 from rich.text import Text
 
+from digest.bounces.health import BOUNCE_COLUMNS, bounce_rows
 from digest.cli.app import (
     EXIT_CODES,
     ConfigOption,
@@ -76,6 +77,12 @@ def stats_command(
     for day, sent, failed in data["sends_per_day"]:
         sends.add_row(day, str(sent), str(failed))
     out.print(sends)
+    bounces = Table(title=f"bounces and complaints, last {days} days", title_justify="left")
+    for column in BOUNCE_COLUMNS:
+        bounces.add_column(column, justify="right")
+    for row in bounce_rows(data["bounces_per_day"]):
+        bounces.add_row(*row)
+    out.print(bounces)
     topics = Table(title="top topics", title_justify="left")
     topics.add_column("topic")
     topics.add_column("subscribers", justify="right")
