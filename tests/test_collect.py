@@ -25,7 +25,7 @@ from digest.cli import app
 from digest.collect import SourceReport, collect
 from digest.config import SourceConfig
 from digest.errors import StoreError
-from digest.models import SourceResult
+from digest.models import Paper, SourceResult
 from digest.sources import COLLECTORS, Body, SourceRequest, feed
 from digest.store import Store
 from tests.conftest import (
@@ -578,10 +578,18 @@ def test_parsing_a_huge_feed_does_not_block_the_event_loop(
             work = feed.collect(request)
             return await longest_stall(work)
 
-    started = time.perf_counter()
+    async def parse_on_the_loop() -> tuple[list[Paper], float]:
+        async def inline() -> list[Paper]:
+            return feed.parse(huge_feed(6000), "huge", src.url)
+
+        return await longest_stall(inline())
+
+    # Measured against the same parse done on the loop, in the same run, so a loaded machine
+    # slows both alike: off the loop, the longest stall is a small part of the parse.
+    _, blocking = asyncio.run(parse_on_the_loop())
     result, stall = asyncio.run(fetch_and_parse())
     assert len(result.papers) == 6000
-    assert stall < 0.3 < time.perf_counter() - started, f"the event loop stalled {stall:.2f}s"
+    assert stall < blocking / 3, f"the loop stalled {stall:.2f}s; parsing on it: {blocking:.2f}s"
 
 
 def test_a_healthy_source_is_not_timed_out_while_a_huge_feed_is_parsed(
