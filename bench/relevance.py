@@ -289,9 +289,9 @@ def main() -> None:
         f"load {t1 - t0:.0f} s, fit {t2 - t1:.0f} s, rank {t3 - t2:.0f} s"
     )
     print(f"{'method':<15}{'label':<8}{'recall@10':>10}{'nDCG@10':>10}")
-    for label, per_method in summary.items():
-        for name, m in per_method.items():
-            print(f"{name:<15}{label:<8}{m['recall_at_10']:>10.4f}{m['ndcg_at_10']:>10.4f}")
+    for label, table in summary.items():
+        for name, row in table.items():
+            print(f"{name:<15}{label:<8}{row['recall_at_10']:>10.4f}{row['ndcg_at_10']:>10.4f}")
     author = summary["author"]
     for base in ("keyword", "popularity"):
         ours, other = author["ours"]["ndcg_at_10"], author[base]["ndcg_at_10"]
@@ -303,9 +303,9 @@ def main() -> None:
         "keyword query, so it favours keyword; the corpus holds a few cs.* primary categories."
     )
     out: dict[str, object] = {"bench": "relevance", "readers": evaluated}
-    for name, m in author.items():
+    for name, row in author.items():
         topic = summary["topic"][name]
-        out[name] = m | {f"topic_{key}": value for key, value in topic.items()}
+        out[name] = row | {f"topic_{key}": value for key, value in topic.items()}
     print(json.dumps(out))
 
 

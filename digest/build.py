@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from digest.bounces.verp import envelope_sender
 from digest.collect import SourceReport
 from digest.config import Config
 from digest.edition import Edition
@@ -57,6 +58,24 @@ def nothing_new_cause(reports: Sequence[SourceReport], day: date) -> str | None:
     return None
 
 
+def envelope_sender_for(config: Config, sub: Subscriber, edition: Edition) -> str | None:
+    """MAIL FROM of one delivery: with `[bounces] address`, its signed VERP form naming the
+    subscriber and edition (a bounce then says which delivery failed); else None (From).
+
+    Raises:
+        TokenError: no secret to sign it with (our setup: the delivery waits)."""
+    if not config.bounces.address:
+        return None
+    return envelope_sender(config.bounces.address, config.secret, sub.id or 0, edition.name)
+
+
+def feedback_id_for(config: Config, edition: Edition) -> str:
+    """`Feedback-ID: campaign:edition:sender-id` (Gmail's feedback loop), when `[mail]
+    feedback_id` names the sender; the campaign is the cadence. Never per subscriber."""
+    sender_id = str(getattr(config.mail, "feedback_id", "") or "")
+    return f"{edition.cadence.value}:{edition.name}:{sender_id}" if sender_id else ""
+
+
 def digest_message(
     config: Config,
     sub: Subscriber,
@@ -65,12 +84,15 @@ def digest_message(
     message_id: str,
     now: datetime,
     dkim: Dkim | None = None,
+    edition: Edition | None = None,
 ) -> Outgoing:
-    """A digest as it goes out: the list headers (RFC 2369/8058) and the subscriber's links.
+    """A digest as it goes out: the list headers (RFC 2369/8058) and the subscriber's links;
+    with its edition, the VERP envelope sender and Feedback-ID when configured.
 
     Raises:
         SendError: an address or header this message cannot carry (that delivery's fault).
         ConfigError: the DKIM key does not sign (ours: the delivery waits for the fix).
+        TokenError: a VERP sender is configured but there is no secret (ours).
     """
     mail = config.mail
     return build_message(
@@ -86,6 +108,8 @@ def digest_message(
         unsubscribe_mailto=mail.unsubscribe_mailto or None,
         reply_to=mail.reply_to or None,
         dkim=dkim,
+        envelope_sender=envelope_sender_for(config, sub, edition) if edition else None,
+        feedback_id=feedback_id_for(config, edition) if edition else "",
     )
 
 
@@ -124,8 +148,11 @@ def build_digest(
         )
     if rendered is None:
         return None
-    message_id = message_id or message_id_for(sub.id or 0, edition.name, config.mail.from_)
-    return Built(rendered, digest_message(config, sub, rendered, links, message_id, now, dkim))
+    message_id = message_id or message_id_for(
+        sub.id or 0, edition.name, config.mail.from_, config.secret
+    )
+    message = digest_message(config, sub, rendered, links, message_id, now, dkim, edition)
+    return Built(rendered, message)
 
 
 def confirmation_message(

@@ -1,28 +1,38 @@
 """Papers x subscribers -> ranked matches for an edition, each with why it is there.
 
 One inverted index over the edition's new papers; each DISTINCT query (a topic many people
-share counts once) is evaluated and ranked once; each subscriber then only merges the ranked
-lists of their own queries, drops what they already received and caps. `EditionMatchers`
-keeps one such index per edition. Renders and sends nothing.
+share counts once) is evaluated and ranked once, into integer ranks comparable across
+queries; each subscriber then only merges the ranked lists of their own queries, drops what
+they already received and caps. A batch of subscribers is merged as arrays, once per filter
+signature. `EditionMatchers` keeps one such index per edition. Renders and sends nothing.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
+
+import numpy as np
+import numpy.typing as npt
 
 from digest.edition import Edition, Window, papers_in, window_of
 from digest.models import Paper, Subscriber, Topic
-from digest.query import Hit, Node, PaperIndex, Term, parse, positions, terms_of
+from digest.query import Hit, Node, PaperIndex, Term, parse, terms_of
 from digest.store import Store
 
 FIELD_WEIGHT = {"title": 3.0, "abstract": 1.0, "author": 2.0, "category": 1.0, "source": 0.5}
 POPULARITY_WEIGHT = 0.4  # ln(1+upvotes): 118 upvotes stays under the title-vs-abstract gap
 FRESHNESS_WEIGHT = 0.5
 FRESHNESS_DAYS = 7.0
-BATCH = 1000
+BATCH = 250
+MIN_DEPTH = 16  # entries per query kept in the shared rank table (deeper when a cap asks)
+# What matching reads of a subscriber: `Store.iter_subscribers(fields=MATCH_FIELDS)`.
+MATCH_FIELDS = ("id", "email", "status", "queries", "topics", "max_papers", "min_upvotes")
+
+_Ints = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +128,7 @@ def _freshness(paper: Paper, now: datetime) -> float:
     return max(0.0, 1.0 - max(age, 0.0) / FRESHNESS_DAYS)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # equal by identity: one per (kind, name) per matcher
 class _Prepared:
     """One of a subscriber's topics or queries, evaluated and ranked once for everyone."""
 
@@ -126,6 +136,7 @@ class _Prepared:
     name: str
     label: str
     node: Node
+    qid: int  # its ranked list's row in the matcher's rank table, shared by equal queries
     bits: int
     scores: list[float]
     order: list[int]
@@ -138,30 +149,75 @@ class _Prepared:
         return self._score_of.get(i, 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _RankTable:
+    """The first `depth` entries of every ranked query as integer ranks comparable across
+    queries: rank r is paper `paper[r]` at `score[r]`, and a lower rank sorts first exactly
+    as (-score, -upvotes, id) does. `end` pads a shorter list and stands for no paper."""
+
+    top: _Ints  # (queries, depth) ranks
+    paper_of: _Ints  # rank -> paper position, `end` -> a position no paper has
+    selected: npt.NDArray[np.uint8]  # (queries, bytes): every paper each query selects
+    paper: list[int]
+    score: list[float]
+    queries: int
+    depth: int
+    end: int
+
+
+@dataclass(slots=True)
+class _Picks:
+    """A batch's merged results: subscriber n's ranks are ranks[at[n] : at[n] + count[n]]
+    (at -1: take the one-by-one path); kept flat so a batch allocates few objects."""
+
+    at: list[int]
+    count: list[int]
+    total: list[int]
+    ranks: list[int]
+    shared: set[int]  # the `at` of every result more than one subscriber gets
+
+
 class Matcher:
     """Everything shared by all subscribers of one edition: the index and per-query rankings.
 
-    A subscriber's list is an exact top-k merge of their queries' ranked lists.
+    A subscriber's list is an exact top-k merge of their queries' ranked lists: one by one
+    in `for_subscriber`, a batch at a time over a table of ranks in `for_subscribers`, with
+    the same result, subscriber by subscriber.
     """
 
     def __init__(self, papers: Sequence[Paper], topics: Mapping[str, Topic], now: datetime):
         self.papers = list(papers)
         self.topics = topics
         self.index = PaperIndex(self.papers)
-        self._base = [
+        base = [
             POPULARITY_WEIGHT * math.log1p(max(p.upvotes or 0, 0))
             + FRESHNESS_WEIGHT * _freshness(p, now)
             for p in self.papers
         ]
+        self._base = np.array(base, np.float64)
+        self._bytes = (len(self.papers) + 7) // 8
         self._upvotes = [p.upvotes or 0 for p in self.papers]
         self._nodes: dict[str, Node] = {}
         self._ranked: dict[Node, tuple[list[float], list[int]]] = {}
         self._prepared: dict[tuple[str, str], _Prepared] = {}
+        self._topic_sources: dict[str, _Prepared] = {}
+        self._query_sources: dict[str, _Prepared] = {}
         self._reasons: dict[tuple[int, int], Reason] = {}
         self._term_sets: dict[tuple[int, ...], tuple[Term, ...]] = {}
         self._position = {p.id: i for i, p in enumerate(self.papers)}
         self._below: dict[int, int] = {}
         self._order_key = [(-(p.upvotes or 0), p.id) for p in self.papers]
+        by_key = sorted(range(len(self.papers)), key=lambda i: (self._order_key[i], i))
+        self._paper_order = np.empty(len(self.papers), np.int64)
+        self._paper_order[by_key] = np.arange(len(self.papers))
+        self._qids: dict[Node, int] = {}
+        self._lists: list[tuple[npt.NDArray[np.float64], _Ints]] = []
+        self._selected: list[npt.NDArray[np.uint8]] = []  # each list's papers, packed bits
+        none = np.zeros((0, 0), np.int64)
+        self.merged = 0  # subscribers merged as arrays: one per filter signature in a batch
+        self._table = _RankTable(
+            none, np.zeros(1, np.int64), np.zeros((0, 0), np.uint8), [0], [0.0], 0, 0, 0
+        )
 
     @property
     def distinct_queries(self) -> int:
@@ -184,22 +240,28 @@ class Matcher:
         if cached is not None:
             return cached
         selected = self.index.evaluate(node)
-        score = self._base[:]  # popularity and freshness, then relevance on top
+        score = self._base.copy()  # popularity and freshness, then relevance on top
         by_term: dict[str, int] = {}
         for shown, fld, bits in self.index.term_field_bits(node):
             hit = bits & selected
             by_term[shown] = by_term.get(shown, 0) | hit
-            weight = FIELD_WEIGHT.get(fld, 0.5)
-            for i in positions(hit):
-                score[i] += weight
+            score[self._positions(hit)] += FIELD_WEIGHT.get(fld, 0.5)
         for hit in by_term.values():
-            for i in positions(hit):
-                score[i] += 0.5
-        order_key = self._order_key
-        order = sorted(positions(selected), key=lambda i: (-score[i], order_key[i]))
-        cached = ([score[i] for i in order], order)
+            score[self._positions(hit)] += 0.5
+        found = self._positions(selected)
+        order = found[np.lexsort((self._paper_order[found], -score[found]))]
+        cached = (score[order].tolist(), order.tolist())
         self._ranked[node] = cached
+        self._qids[node] = len(self._lists)
+        self._lists.append((score[order], order))
+        self._selected.append(np.frombuffer(selected.to_bytes(self._bytes, "little"), np.uint8))
         return cached
+
+    def _positions(self, bits: int) -> _Ints:
+        """The set bits of a bitset as an array of paper positions, ascending."""
+        raw = bits.to_bytes(max(self._bytes, (bits.bit_length() + 7) // 8), "little")
+        flags = np.unpackbits(np.frombuffer(raw, np.uint8), bitorder="little")
+        return np.flatnonzero(flags[: len(self.papers)])
 
     def prepared(self, kind: str, name: str) -> _Prepared | None:
         """A topic (by name) or a query (by text), keyed by string so lookups never rehash
@@ -217,19 +279,24 @@ class Matcher:
             scores, order = self.ranked(node)
             terms = tuple(t for t in terms_of(node) if isinstance(t, Term))
             bits = self.index.evaluate(node)
-            found = _Prepared(kind, name, label, node, bits, scores, order, terms)
+            qid = self._qids[node]
+            found = _Prepared(kind, name, label, node, qid, bits, scores, order, terms)
             self._prepared[key] = found
+            (self._topic_sources if kind == "topic" else self._query_sources)[name] = found
         return found
 
     def sources_of(self, sub: Subscriber) -> list[_Prepared]:
         """The subscriber's topics, then their queries, prepared."""
         out = []
-        prepared = self._prepared
-        for kind, names in (("topic", sub.topics), ("query", sub.queries)):
-            for name in names:
-                found = prepared.get((kind, name)) or self.prepared(kind, name)
-                if found is not None:
-                    out.append(found)
+        topics, queries = self._topic_sources, self._query_sources
+        for name in sub.topics:
+            found = topics.get(name) or self.prepared("topic", name)
+            if found is not None:
+                out.append(found)
+        for name in sub.queries:
+            found = queries.get(name) or self.prepared("query", name)
+            if found is not None:
+                out.append(found)
         return out
 
     def reason(self, source: _Prepared, i: int) -> Reason:
@@ -267,6 +334,145 @@ class Matcher:
             scores = [s.score_of(i) for s in sources if s.bits & mask]
             out.append(Match(self.papers[i], max(scores, default=0.0), self, i, sources))
         return out
+
+    def for_subscribers(
+        self, subs: Sequence[Subscriber], sent: Mapping[int, Collection[str]] | None = None
+    ) -> Iterator[Matches]:
+        """`for_subscriber` for each of a batch, in order, with `sent` by subscriber id.
+
+        Subscribers with the same filters and cap share one merge; the others with nothing
+        to skip are merged together as arrays of ranks; a floor or an already-sent paper of
+        this edition takes the one-by-one path. Match objects are made as you iterate."""
+        sent = sent or {}
+        sources = [tuple(self.sources_of(sub)) for sub in subs]
+        picked = self._picks(subs, sources, sent)
+        table, papers = self._table, self.papers
+        paper, score, flat, shared = table.paper, table.score, picked.ranks, picked.shared
+        made: dict[int, list[Match]] = {}  # a shared signature's Match objects, made once
+        for sub, mine, at, count, total in zip(
+            subs, sources, picked.at, picked.count, picked.total, strict=True
+        ):
+            if at < 0:
+                yield self.for_subscriber(sub, sent.get(sub.id or -1, ()))
+                continue
+            found = made.get(at) if shared else None
+            if found is None:
+                found = [
+                    Match(papers[i := paper[r]], score[r], self, i, mine)
+                    for r in flat[at : at + count]
+                ]
+                if shared and at in shared:
+                    made[at] = found
+            yield Matches(found, total)
+
+    def _picks(
+        self,
+        subs: Sequence[Subscriber],
+        sources: Sequence[tuple[_Prepared, ...]],
+        sent: Mapping[int, Collection[str]],
+    ) -> _Picks:
+        """Each subscriber's chosen ranks and total, merged once per filter signature."""
+        picked = _Picks([-1] * len(subs), [0] * len(subs), [0] * len(subs), [], set())
+        first: dict[tuple[int, tuple[_Prepared, ...]], int] = {}
+        owner = [-1] * len(subs)
+        for n, sub in enumerate(subs):
+            mine = sources[n]
+            if sub.min_upvotes or sub.max_papers < 1 or not mine:
+                continue
+            if sent:
+                got = sent.get(sub.id or -1)
+                if got and self.has_any(got):
+                    continue
+            owner[n] = first.setdefault((sub.max_papers, mine), n)
+        if first:
+            self._ensure_ranks(max(subs[n].max_papers for n in first.values()))
+            self._merge_firsts(list(first.values()), subs, sources, picked)
+            for n, found in enumerate(owner):
+                if found >= 0 and found != n:
+                    picked.at[n] = picked.at[found]
+                    picked.count[n] = picked.count[found]
+                    picked.total[n] = picked.total[found]
+                    picked.shared.add(picked.at[found])
+        return picked
+
+    def has_any(self, paper_ids: Collection[str]) -> bool:
+        """Whether any of these papers is in this matcher's index."""
+        position = self._position
+        return any(p in position for p in paper_ids)
+
+    def _merge_firsts(
+        self,
+        firsts: list[int],
+        subs: Sequence[Subscriber],
+        sources: Sequence[tuple[_Prepared, ...]],
+        picked: _Picks,
+    ) -> None:
+        """Merge these subscribers (one per signature), grouped by how many queries they
+        have, into `picked`."""
+        groups: dict[int, list[int]] = {}
+        for n in firsts:
+            groups.setdefault(len(sources[n]), []).append(n)
+        self.merged += len(firsts)
+        for group in groups.values():
+            width = len(sources[group[0]])
+            qids = np.array([s.qid for n in group for s in sources[n]], np.int64)
+            qids = qids.reshape(len(group), width)
+            caps = np.array([subs[n].max_papers for n in group], np.int64)
+            ranks, counts = self._merge(qids, caps)
+            union = np.bitwise_or.reduce(self._table.selected[qids], axis=1)
+            totals = np.bitwise_count(union).sum(axis=1, dtype=np.int64).tolist()
+            base, cap = len(picked.ranks), ranks.shape[1]
+            picked.ranks.extend(ranks.ravel().tolist())
+            for row, (n, count) in enumerate(zip(group, counts.tolist(), strict=True)):
+                picked.at[n] = base + row * cap
+                picked.count[n] = count
+                picked.total[n] = totals[row]
+
+    def _ensure_ranks(self, k: int) -> None:
+        """The rank table covers every query ranked so far, at least `k` deep."""
+        table, longest = self._table, max(1, len(self.papers))
+        k = min(k, longest)  # no list is longer than the edition
+        if table.queries == len(self._lists) and table.depth >= k:
+            return
+        depth = max(table.depth, MIN_DEPTH)
+        while depth < k:
+            depth *= 2
+        depth = min(depth, longest)
+        lists = self._lists
+        lens = [min(len(order), depth) for _, order in lists]
+        total = sum(lens)
+        scores = np.concatenate([s[:depth] for s, _ in lists] or [np.zeros(0)])
+        found = np.concatenate([o[:depth] for _, o in lists] or [np.zeros(0, np.int64)])
+        order = np.lexsort((self._paper_order[found], -scores))
+        rank = np.empty(total, np.int64)
+        rank[order] = np.arange(total, dtype=np.int64)
+        top = np.full((len(lists), depth), total, np.int64)
+        starts = np.repeat(np.cumsum(lens) - lens, lens)
+        top[np.repeat(np.arange(len(lists)), lens), np.arange(total) - starts] = rank
+        paper_of = np.append(found[order], len(self.papers))
+        score = np.append(scores[order], 0.0)
+        selected = np.stack(self._selected) if lists else np.zeros((0, 0), np.uint8)
+        self._table = _RankTable(
+            top, paper_of, selected, paper_of.tolist(), score.tolist(), len(lists), depth, total
+        )
+
+    def _merge(self, qids: _Ints, caps: _Ints) -> tuple[_Ints, _Ints]:
+        """Each row's best ranks over its queries' lists, one per paper, at most its cap:
+        a paper's best score is its lowest rank, so sorting by (paper, rank) and dropping
+        all but the first of each paper leaves exactly the papers `for_subscriber` merges."""
+        table = self._table
+        rows, width = qids.shape
+        cap = int(caps.max())
+        top = table.top[qids, :cap]  # (rows, width, at most cap)
+        ranks = top.reshape(rows, width * top.shape[2])
+        if width > 1:
+            keyed = (table.paper_of[ranks] << 32) | ranks
+            keyed.sort(axis=1)
+            ranks = keyed & 0xFFFFFFFF
+            ranks[:, 1:][(keyed[:, 1:] >> 32) == (keyed[:, :-1] >> 32)] = table.end
+            ranks.sort(axis=1)
+            ranks = ranks[:, :cap]
+        return ranks, np.minimum((ranks < table.end).sum(axis=1), caps)
 
     def _below_floor(self, floor: int) -> int:
         """The bitset of papers with fewer than `floor` upvotes (one per distinct floor)."""
@@ -335,21 +541,11 @@ def match_subscribers(
 ) -> Iterator[SubscriberMatches]:
     """Stream every subscriber's matches, a batch at a time, never a paper they already got."""
     ids = [p.id for p in matcher.papers]
-    batch: list[Subscriber] = []
-
-    def flush() -> Iterator[SubscriberMatches]:
-        sent = store.sent_among([s.id for s in batch if s.id is not None], ids)
-        for sub in batch:
-            matches = matcher.for_subscriber(sub, sent.get(sub.id or -1, ()))
+    sent = store.sent_by_subscriber(ids)
+    stream = iter(subscribers)
+    while batch := list(islice(stream, BATCH)):
+        for sub, matches in zip(batch, matcher.for_subscribers(batch, sent), strict=True):
             yield SubscriberMatches(sub, matches, len(ids))
-        batch.clear()
-
-    for sub in subscribers:
-        batch.append(sub)
-        if len(batch) >= BATCH:
-            yield from flush()
-    if batch:
-        yield from flush()
 
 
 class EditionMatchers:

@@ -135,7 +135,9 @@ class _Planner:
                     "matched": matches.total,
                     "new_papers": len(ids),
                     "reply": None if papers else "no matching papers",
-                    "message_id": message_id_for(sub.id or 0, edition.name, self.config.mail.from_),
+                    "message_id": message_id_for(
+                        sub.id or 0, edition.name, self.config.mail.from_, self.config.secret
+                    ),
                 }
             )
         return rows

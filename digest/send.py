@@ -21,8 +21,10 @@ import asyncio
 import hashlib
 import os
 import random
+import re
 import ssl
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from digest.config import Config, SmtpConfig
 from digest.errors import ConfigError, SendError, StoreError
 from digest.message import Outgoing
 from digest.store import Store
+from digest.store.deliveries import SentMark
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], datetime]
@@ -137,17 +140,223 @@ def _classify(ex: Exception) -> Result:
 
 
 NO_SMTPUTF8 = "server does not offer SMTPUTF8"
+MAX_REPLY = 64 * 1024  # bytes of one reply, well past any real server's
+Reply = tuple[int, str]
+
+
+class _Wire(asyncio.Protocol):
+    """The SMTP conversation after the handshake: replies parsed as they come, any number
+    buffered, so pipelined commands (RFC 2920) read back in order. aiosmtplib's protocol keeps
+    one reply at a time, and its DATA normalises line endings twice and dot-stuffs with a
+    regex: our messages are already CRLF, so they go out as built."""
+
+    def __init__(self, transport: asyncio.BaseTransport, timeout: float) -> None:
+        self.transport = transport
+        self.timeout = timeout
+        self.replies: deque[Reply] = deque()
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[None] | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._lost: Exception | None = None
+        transport.set_protocol(self)
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the connection is still open (no loss seen, not closing)."""
+        return self._lost is None and not self.transport.is_closing()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        pos = start = 0
+        lines: list[bytes] = []
+        while (end := buffer.find(b"\n", pos)) >= 0:
+            line = bytes(buffer[pos:end]).rstrip(b"\r")
+            pos = end + 1
+            lines.append(line)
+            if line[3:4] == b"-":
+                continue
+            if not line[:3].isdigit():
+                self._fail(aiosmtplib.SMTPResponseException(-1, f"malformed reply {line[:80]!r}"))
+                return
+            text = "\n".join(part[4:].strip().decode("utf-8", "surrogateescape") for part in lines)
+            self.replies.append((int(line[:3]), text))
+            lines, start = [], pos
+        del buffer[:start]
+        if len(buffer) > MAX_REPLY:
+            self._fail(aiosmtplib.SMTPResponseException(-1, "reply too long"))
+        elif self.replies:
+            self._wake()
+
+    def _fail(self, ex: Exception) -> None:
+        self._lost = self._lost or ex
+        self.transport.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        lost = aiosmtplib.SMTPServerDisconnected("Connection lost")
+        lost.__cause__ = exc
+        self._lost = self._lost or lost
+        self._writable.set()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too; connection_lost follows
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    async def write(self, data: bytes) -> None:
+        """Send, waiting (up to the timeout) while the kernel's buffer is full."""
+        if not self.is_connected:
+            raise self._lost or aiosmtplib.SMTPServerDisconnected("Connection lost")
+        self.transport.write(data)  # type: ignore[attr-defined]
+        if not self._writable.is_set():
+            try:
+                await asyncio.wait_for(self._writable.wait(), self.timeout)
+            except TimeoutError as ex:
+                raise aiosmtplib.SMTPTimeoutError("Timed out sending to the server") from ex
+        if self._lost is not None and not self.replies:
+            raise self._lost
+
+    async def reply(self) -> Reply:
+        """The next reply, in the order the commands were sent.
+
+        Raises:
+            SMTPTimeoutError: none within the timeout; SMTPServerDisconnected: the server left."""
+        if not self.replies:
+            if self._lost is not None:
+                raise self._lost
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(self._waiter, self.timeout)
+            except TimeoutError as ex:
+                raise aiosmtplib.SMTPReadTimeoutError("Timed out waiting for a reply") from ex
+            finally:
+                self._waiter = None
+            if not self.replies:
+                raise self._lost or aiosmtplib.SMTPServerDisconnected("Connection lost")
+        return self.replies.popleft()
+
+    async def command(self, line: bytes) -> Reply:
+        """One command, one reply."""
+        await self.write(line + b"\r\n")
+        return await self.reply()
+
+    def close(self) -> None:
+        """Drop the connection (a desynchronised or refused one is never reused)."""
+        self._lost = self._lost or aiosmtplib.SMTPServerDisconnected("closed by us")
+        self.transport.close()
+
+
+def _envelope_line(verb: bytes, address: str, options: list[str], encoding: str) -> bytes:
+    """`MAIL FROM:<a> OPTIONS` or `RCPT TO:<a>`; a control character is refused (our
+    addresses are checked when built, so this would be a bug, never the server's fault)."""
+    line = verb + f"<{address}>".encode(encoding) + "".join(f" {o}" for o in options).encode()
+    if any(b < 0x20 or b == 0x7F for b in line):
+        raise ValueError(f"SMTP command holds a control character: {line[:80]!r}")
+    return line
+
+
+def dot_stuffed(data: bytes) -> bytes:
+    """The DATA body of CRLF-lined bytes: lines starting with "." doubled (RFC 5321 4.5.2),
+    then the end-of-data line. Bytes with a bare CR or LF are normalised first."""
+    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\n"):
+        data = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if data.startswith(b"."):
+        data = b"." + data
+    return data + (b".\r\n" if data.endswith(b"\r\n") or not data else b"\r\n.\r\n")
+
+
+@dataclass
+class _Connection:
+    """One connection past its greeting, EHLO, STARTTLS and AUTH (aiosmtplib did those);
+    transactions run over our own wire."""
+
+    wire: _Wire
+    extensions: frozenset[str]
+    body_sent: bool = False  # this transaction's body went (at least partly) out
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the connection can carry another transaction."""
+        return self.wire.is_connected
+
+    def supports(self, extension: str) -> bool:
+        """Whether EHLO offered this extension (case-insensitive)."""
+        return extension.lower() in self.extensions
+
+    async def send(self, message: Outgoing) -> Reply:
+        """MAIL, RCPT and DATA (in one write when the server offers PIPELINING), then the
+        body; the reply to its end. `body_sent` tells whether a loss may have left the
+        message queued. Raises aiosmtplib's errors for refusals, so they classify as before."""
+        self.body_sent = False
+        data = message.data
+        options = ["SMTPUTF8"] if message.smtputf8 else []
+        if message.eight_bit:
+            if self.supports("8bitmime"):
+                options.append("BODY=8BITMIME")
+            else:
+                data = message.seven_bit()
+        if self.supports("size"):
+            options.append(f"SIZE={len(data)}")
+        encoding = "utf-8" if message.smtputf8 else "ascii"
+        mail = _envelope_line(b"MAIL FROM:", message.sender, options, encoding)
+        rcpt = _envelope_line(b"RCPT TO:", message.recipient, [], encoding)
+        wire = self.wire
+        replies: list[Reply] = []
+        if self.supports("pipelining"):
+            await wire.write(b"%s\r\n%s\r\nDATA\r\n" % (mail, rcpt))
+            while len(replies) < 3 and (not replies or replies[-1][0] != 421):
+                replies.append(await wire.reply())  # after a 421 the server hangs up
+        else:
+            replies.append(await wire.command(mail))
+            for line, ok in ((rcpt, (250,)), (b"DATA", (250, 251))):
+                if replies[-1][0] not in ok:
+                    break
+                replies.append(await wire.command(line))
+        replies += [(0, "")] * (3 - len(replies))
+        self._check(message, replies[0], replies[1], replies[2])
+        self.body_sent = True
+        await wire.write(dot_stuffed(data))
+        return await wire.reply()
+
+    def _check(self, message: Outgoing, mail: Reply, rcpt: Reply, data: Reply) -> None:
+        """Raise the refusal, if any, as aiosmtplib would have; a server that said 354 to a
+        DATA whose envelope it refused cannot be cleanly stopped: drop the connection."""
+        refusal: aiosmtplib.SMTPResponseException | None = None
+        if mail[0] != 250:
+            refusal = aiosmtplib.SMTPSenderRefused(mail[0], mail[1], message.sender)
+        elif rcpt[0] not in (250, 251):
+            refusal = aiosmtplib.SMTPRecipientRefused(rcpt[0], rcpt[1], message.recipient)
+        elif data[0] != 354:
+            refusal = aiosmtplib.SMTPDataError(data[0], data[1])
+        if refusal is None:
+            return
+        if data[0] == 354:
+            self.wire.close()
+        raise refusal
 
 
 class SmtpPool(Opened):
     """Up to `concurrency` persistent connections, each used by one sender at a time,
-    reconnected after a 421 or a dropped connection."""
+    reconnected after a 421 or a dropped connection. aiosmtplib connects (greeting, EHLO,
+    STARTTLS, AUTH); each transaction then runs over `_Wire`."""
 
     def __init__(self, config: SmtpConfig, password: str = "", local_hostname: str | None = None):
         self.config = config
         self.password = password
         self.local_hostname = local_hostname
-        self._idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
+        self._idle: asyncio.Queue[_Connection | None] = asyncio.Queue()
         for _ in range(max(1, config.concurrency)):
             self._idle.put_nowait(None)
 
@@ -166,8 +375,20 @@ class SmtpPool(Opened):
             local_hostname=self.local_hostname,
         )
 
+    async def _connect(self) -> _Connection:
+        """A connection ready for transactions: aiosmtplib's handshake, then our wire."""
+        client = self._client()
+        await client.connect()
+        if client.is_ehlo_or_helo_needed:
+            await client.ehlo()
+        transport = client.transport
+        if transport is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost during the handshake")
+        extensions = frozenset(k.lower() for k in client.esmtp_extensions)
+        return _Connection(_Wire(transport, self.config.timeout), extensions)
+
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[list[aiosmtplib.SMTP | None]]:
+    async def _connection(self) -> AsyncIterator[list[_Connection | None]]:
         slot = [await self._idle.get()]
         try:
             yield slot
@@ -175,34 +396,25 @@ class SmtpPool(Opened):
             self._idle.put_nowait(slot[0])
 
     async def send(self, message: Outgoing) -> Result:
-        """One transaction, step by step, so a reply lost after the end of DATA is known to
-        be ambiguous (the server may have queued the message)."""
+        """One transaction, so a reply lost after the end of DATA is known to be ambiguous
+        (the server may have queued the message)."""
         async with self._connection() as slot:
-            in_data = False
+            conn = slot[0]
             try:
-                client = slot[0]
-                if client is None or not client.is_connected:
-                    client = slot[0] = self._client()
-                    await client.connect()
-                if client.is_ehlo_or_helo_needed:
-                    await client.ehlo()
-                options = []
-                if message.smtputf8:
-                    if not client.supports_extension("smtputf8"):
-                        return Result(
-                            False, f"{NO_SMTPUTF8} (needed for a non-ASCII local part)", later=True
-                        )
-                    options.append("SMTPUTF8")
-                if client.supports_extension("size"):
-                    options.append(f"SIZE={len(message.data)}")
-                encoding = "utf-8" if message.smtputf8 else "ascii"
-                await client.mail(message.sender, options=options, encoding=encoding)
-                await client.rcpt(message.recipient, encoding=encoding)
-                in_data = True
-                response = await client.data(message.data)
-                return Result(True, response.message.strip() or "250 OK")
+                if conn is None or not conn.is_connected:
+                    conn = slot[0] = None
+                    conn = slot[0] = await self._connect()
+                if message.smtputf8 and not conn.supports("smtputf8"):
+                    return Result(
+                        False, f"{NO_SMTPUTF8} (needed for a non-ASCII local part)", later=True
+                    )
+                code, text = await conn.send(message)
+                if code != 250:
+                    raise aiosmtplib.SMTPDataError(code, text)
+                return Result(True, text.strip() or "250 OK")
             except (TimeoutError, aiosmtplib.SMTPException, OSError) as ex:
                 result = _classify(ex)
+                in_data = conn is not None and conn.body_sent
                 if in_data and not isinstance(ex, aiosmtplib.SMTPResponseException):
                     result = Result(
                         False, f"{result.reply} after the end of DATA (maybe accepted)",
@@ -211,10 +423,10 @@ class SmtpPool(Opened):
                 await self._recover(slot, ex)
                 return result
 
-    async def _recover(self, slot: list[aiosmtplib.SMTP | None], ex: Exception) -> None:
+    async def _recover(self, slot: list[_Connection | None], ex: Exception) -> None:
         """Keep a healthy connection for the next message; drop one that is not."""
-        client = slot[0]
-        if client is None:
+        conn = slot[0]
+        if conn is None:
             return
         broken = isinstance(
             ex,
@@ -224,22 +436,21 @@ class SmtpPool(Opened):
             | OSError
             | asyncio.TimeoutError,
         ) or (isinstance(ex, aiosmtplib.SMTPResponseException) and ex.code == 421)
-        if not broken:
-            try:
-                await client.rset()
-                return
-            except (TimeoutError, aiosmtplib.SMTPException, OSError):
-                pass
-        client.close()
+        if not broken and conn.is_connected:
+            with suppress(TimeoutError, aiosmtplib.SMTPException, OSError):
+                if (await conn.wire.command(b"RSET"))[0] == 250:
+                    return
+        conn.wire.close()
         slot[0] = None
 
     async def close(self) -> None:
         """Say QUIT on every idle connection."""
         while not self._idle.empty():
-            client = self._idle.get_nowait()
-            if client is not None and client.is_connected:
+            conn = self._idle.get_nowait()
+            if conn is not None and conn.is_connected:
                 with suppress(aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
-                    await client.quit()
+                    await conn.wire.command(b"QUIT")
+                conn.wire.close()
 
 
 class RateLimit:
@@ -290,8 +501,18 @@ class Job:
     possible_duplicate: bool = False
 
 
+GROUP = 32  # deliveries claimed, and "sent" marks committed, per transaction in `run`
+
+
 class Sender:
-    """Drives deliveries through the state machine over one transport."""
+    """Drives deliveries through the state machine over one transport.
+
+    In `run`, the delivery log is written in group commits: `group` deliveries are claimed in
+    one transaction before any of them is sent, and "sent" marks are committed `group` at a
+    time. So a SIGKILL leaves at most 2 x group + 2 x concurrency deliveries `sending` (a
+    group being queued, the queue, those on the wire, the uncommitted marks), all resent and
+    flagged by the next run, and at most group + concurrency of them had really been accepted
+    (the uncommitted marks, and the messages whose end of DATA had gone out)."""
 
     def __init__(
         self,
@@ -301,6 +522,7 @@ class Sender:
         clock: Clock,
         sleep: Sleep = asyncio.sleep,
         on_done: Callable[[Job, str], None] | None = None,
+        group: int = GROUP,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -310,6 +532,27 @@ class Sender:
         self.rate = RateLimit(config.rate_per_second, sleep)
         self.stats = SendStats()
         self.on_done = on_done
+        self.group = max(1, group)
+        self._claimed: set[int] = set()  # claimed by a group claim, not yet sent
+        self._marks: list[SentMark] = []  # accepted, not yet committed
+        self._grouped = False  # inside `run`: marks wait for their group
+
+    def flush(self) -> None:
+        """Commit the buffered "sent" marks in one transaction. Should it fail, those stay
+        `sending`, and the next run resends them as possible duplicates.
+
+        Raises:
+            StoreError: the database failed."""
+        marks, self._marks = self._marks, []
+        if marks:
+            self.store.mark_sent_many(marks)
+
+    def _mark_sent(self, job: Job, reply: str, now: str) -> None:
+        self._marks.append(
+            (job.delivery_id, job.subscriber_id, job.paper_ids, job.edition, reply, now)
+        )
+        if not self._grouped or len(self._marks) >= self.group:
+            self.flush()
 
     def _now(self) -> str:
         return self.clock().isoformat()
@@ -327,13 +570,18 @@ class Sender:
         flagged = job.possible_duplicate
         tries = max(1, self.config.max_attempts)
         for attempt in range(tries):
-            current = self.store.subscriber_status(job.subscriber_id)
-            if current != "active":
-                self.store.mark_skipped(job.delivery_id, f"subscriber is {current}", self._now())
-                self.stats.skipped += 1
-                return "skipped"
-            if not self.store.claim_delivery(job.delivery_id, self._now()):
-                return "taken"
+            if attempt == 0 and job.delivery_id in self._claimed:
+                self._claimed.discard(job.delivery_id)  # claimed with its group
+            else:
+                current = self.store.subscriber_status(job.subscriber_id)
+                if current != "active":
+                    self.store.mark_skipped(
+                        job.delivery_id, f"subscriber is {current}", self._now()
+                    )
+                    self.stats.skipped += 1
+                    return "skipped"
+                if not self.store.claim_delivery(job.delivery_id, self._now()):
+                    return "taken"
             attempts += 1
             if job.possible_duplicate and attempt == 0:
                 self.stats.possible_duplicates += 1
@@ -341,10 +589,7 @@ class Sender:
             result = await self.transport.send(job.message)
             now = self._now()
             if result.ok:
-                self.store.mark_sent(
-                    job.delivery_id, job.subscriber_id, job.paper_ids, job.edition,
-                    result.reply, now,
-                )  # fmt: skip
+                self._mark_sent(job, result.reply, now)
                 self.stats.sent += 1
                 return "sent"
             if result.ambiguous and not flagged:
@@ -390,8 +635,9 @@ class Sender:
         return "deferred"
 
     async def run(self, jobs: AsyncIterator[Job], concurrency: int) -> SendStats:
-        """Send from an async stream of jobs with `concurrency` senders at once."""
-        queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=max(1, concurrency) * 4)
+        """Send from an async stream of jobs with `concurrency` senders at once, claiming and
+        marking in group commits (see the class)."""
+        queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=max(1, concurrency))
 
         async def worker() -> None:
             while (job := await queue.get()) is not None:
@@ -408,21 +654,44 @@ class Sender:
         workers = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
 
         async def produce() -> None:
+            group: list[Job] = []
             async for job in jobs:
-                await queue.put(job)
+                group.append(job)
+                if len(group) >= self.group:
+                    await self._hand_over(group, queue)
+                    group = []
+            await self._hand_over(group, queue)
             for _ in workers:
                 await queue.put(None)
 
         # gathered together: a worker stopped by a StoreError cannot leave the producer
         # waiting forever on a full queue
         tasks = [asyncio.create_task(produce()), *workers]
+        self._grouped = True
         try:
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self._grouped = False
+            self.flush()
         return self.stats
+
+    async def _hand_over(self, group: list[Job], queue: asyncio.Queue[Job | None]) -> None:
+        """Claim a group in one transaction, then queue what was claimed for the senders."""
+        if not group:
+            return
+        claimed, gone = self.store.claim_deliveries([j.delivery_id for j in group], self._now())
+        self._claimed |= claimed
+        for job in group:
+            if job.delivery_id in claimed:
+                await queue.put(job)
+                continue
+            status = "skipped" if job.delivery_id in gone else "taken"
+            self.stats.skipped += status == "skipped"
+            if self.on_done:
+                self.on_done(job, status)
 
 
 def make_transport(config: Config) -> SmtpPool | OutboxTransport:

@@ -14,18 +14,25 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from digest.bounces.events import VerpDelivery
+from digest.bounces.verp import read_token, token_in_address
+from digest.build import feedback_id_for
 from digest.cli import app
-from digest.config import load_config, load_topics
+from digest.config import MailConfig, load_config, load_topics
+from digest.edition import Edition
 from digest.errors import DigestError
+from digest.message import message_id_for
 from digest.models import Subscriber
 from digest.pipeline import Pipeline, RunReport
 from digest.schedule import RunLock
+from digest.send import GROUP
 from digest.store import Store
 from tests.conftest import ARXIV_RSS, DATA, HF_JUNE, app_config
 from tests.smtp_server import Recorder
@@ -35,12 +42,15 @@ NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)  # a Friday
 SECRET = "test-secret-0123456789abcdefghijklmnop"
 
 
+CONCURRENCY = 4
+
+
 def write_config(tmp_path: Path, smtp_port: int | None = None, **mail: str) -> Path:
     return app_config(
         tmp_path,
         [("hf", "hf", DATA / HF_JUNE), ("arxiv", "arxiv", DATA / ARXIV_RSS)],
         smtp_port,
-        smtp={"concurrency": 4, "timeout": 5, "backoff": 0.01},
+        smtp={"concurrency": CONCURRENCY, "timeout": 5, "backoff": 0.01},
         mail={"unsubscribe_mailto": "unsubscribe@example.org", **mail},
     )
 
@@ -244,6 +254,10 @@ def test_sigkill_at_random_moments_never_loses_or_doubles_mail(
         doubles = {address for address, n in counts.items() if n > 1}
         assert all(counts[a] == 2 for a in doubles)
         assert doubles <= flagged, f"unflagged duplicates: {doubles - flagged}"
+        # the group-commit bound (digest.send.Sender): per kill, at most 2G + 2c left
+        # `sending` (resent, flagged), of which at most G + c had really been accepted
+        assert len(flagged) <= kills * (2 * GROUP + 2 * CONCURRENCY), (len(flagged), kills)
+        assert len(doubles) <= kills * (GROUP + CONCURRENCY), (len(doubles), kills)
         report.append(
             f"trial {trial}: killed after {targets} accepted ({kills} kills), "
             f"{len(flagged)} in flight, {len(doubles)} delivered twice"
@@ -641,3 +655,56 @@ def test_preview_out_writes_the_message_the_daily_job_builds(tmp_path: Path) -> 
     for header in ("Subject", "Message-ID", "From", "To", "List-Id", "List-Unsubscribe-Post"):
         assert previewed[header] == daily[header], header
     assert _plain_text(eml).splitlines()[:2] == _plain_text(sent.read_bytes()).splitlines()[:2]
+
+
+def test_with_a_bounce_address_mail_from_is_the_signed_verp_address_of_the_delivery(
+    tmp_path: Path, smtp: tuple[Recorder, int]
+) -> None:
+    """Issue 14: a bounce names its delivery by the address it came back to."""
+    recorder, port = smtp
+    config = write_config(tmp_path, port)
+    config.write_text(config.read_text() + '[bounces]\naddress = "bounces@example.org"\n')
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber("ada@example.org", status="active", topics=["llm-agents"], hour=0)],
+    )
+    assert run_pipeline(config).send.sent == 1
+    (got,) = recorder.received
+    token = token_in_address(got.sender, "bounces@example.org")
+    assert token is not None and got.sender.endswith("@example.org")
+    assert read_token(SECRET, token) == VerpDelivery(1, "2026-06-12")
+    msg = email.message_from_bytes(got.data, policy=email.policy.default)
+    assert msg["From"] == "Paper Digest <digest@example.org>", "From stays the list's"
+    assert msg["Message-ID"] == message_id_for(1, "2026-06-12", str(msg["From"]), SECRET)
+    assert msg["Message-ID"] != message_id_for(1, "2026-06-12", str(msg["From"]))
+    assert msg["Feedback-ID"] is None, "no Feedback-ID unless [mail] feedback_id is set"
+
+
+def test_without_a_bounce_address_mail_from_is_the_from_address(
+    tmp_path: Path, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, port = smtp
+    config = write_config(tmp_path, port)
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber("ada@example.org", status="active", topics=["llm-agents"], hour=0)],
+    )
+    assert run_pipeline(config).send.sent == 1
+    assert recorder.received[0].sender == "digest@example.org"
+
+
+@dataclass(frozen=True)
+class _MailWithFeedbackId(MailConfig):
+    feedback_id: str = "digest-example"  # the key [mail] feedback_id, once config.py has it
+
+
+def test_feedback_id_names_cadence_edition_and_sender_never_the_subscriber(
+    tmp_path: Path,
+) -> None:
+    config = load_config(write_config(tmp_path), env={"DIGEST_SECRET": SECRET})
+    edition = Edition.daily(NOW.date())
+    assert feedback_id_for(config, edition) == ""
+    configured = replace(config, mail=_MailWithFeedbackId(**vars(config.mail)))
+    assert feedback_id_for(configured, edition) == "daily:2026-06-12:digest-example"
+    weekly = Edition.weekly(NOW.date())
+    assert feedback_id_for(configured, weekly) == "weekly:2026-W24:digest-example"

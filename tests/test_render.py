@@ -6,6 +6,7 @@ import ast
 import asyncio
 import dataclasses
 import os
+import random
 import re
 import shutil
 from collections import Counter
@@ -14,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
 from email import policy as email_policy
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cssutils
 import lxml.html
@@ -26,6 +28,8 @@ from digest.errors import RenderError
 from digest.match import Match, Matcher
 from digest.models import Paper, Subscriber
 from digest.pipeline import Pipeline, RunReport
+from digest.query import Term, highlight_spans, parse, terms_of, word_spans
+from digest.query.highlight import TextWords
 from digest.render import (
     RenderedEmail,
     Renderer,
@@ -35,7 +39,16 @@ from digest.render import (
     snippet,
     subject_for,
 )
-from digest.render.text import edition_label, plural
+from digest.render.cards import (
+    CARD_CACHE,
+    CARD_CACHE_MAX,
+    CARD_CACHE_MIN,
+    build_card,
+    card_capacity,
+    paper_words,
+    view_paper,
+)
+from digest.render.text import abstract_snippet, clean, edition_label, plural
 from digest.sources import arxiv, hf
 from digest.store import Store
 from digest.subscribers import MAX_PAPERS_LIMIT
@@ -714,6 +727,34 @@ def test_the_html_and_text_parts_carry_the_same_links_each_as_often(
     assert html_urls(emails["topics-and-queries"].html)[abstract] == 1
 
 
+WEB_LINKS = {
+    **LINKS,
+    "web": "https://digest.example.org/w/TOKEN-w",
+    "feed": "https://digest.example.org/f/TOKEN-f",
+}
+
+
+def test_view_in_browser_is_in_both_parts_once_with_the_editions_own_url(
+    renderer: Renderer, papers: list[Paper]
+) -> None:
+    """The footer's "View in your browser" link (issue 15) goes to this edition's page, in the
+    HTML and the text part alike, so the parts still carry the same links each as often."""
+    capped = Subscriber("cap@example.org", id=4, topics=["llm-agents"], max_papers=3)
+    digest = renderer.digest(capped, matches_for(papers, capped), EDITION, DAY, 54, WEB_LINKS)
+    note = renderer.nothing_new(capped, EDITION, DAY, 0, "weekend", WEB_LINKS)
+    assert note is not None
+    own = f"{WEB_LINKS['web']}/{EDITION}"
+    for rendered in (digest, note):
+        html, text = html_urls(rendered.html), text_urls(rendered.text)
+        assert html == text, f"{html - text} only in html, {text - html} only in text"
+        assert html[own] == 1 and f"View in your browser: {own}" in rendered.text
+        (link,) = [a for a in tree(rendered.html).iter("a") if a.get("href") == own]
+        assert link.text_content() == "View in your browser"
+        assert WEB_LINKS["feed"] not in rendered.text  # the feed is for the preferences page
+    plain = renderer.digest(capped, matches_for(papers, capped), EDITION, DAY, 54, LINKS)
+    assert "View in your browser" not in plain.text + plain.html  # no link without one
+
+
 HIDING = re.compile(
     r"display:\s*none|visibility:\s*hidden|opacity:\s*0(?:\.0*)?(?:;|$)|font-size:\s*[01]px"
     r"|max-height:\s*0(?:px)?(?:;|$)|line-height:\s*[01]px"
@@ -869,3 +910,153 @@ def test_an_edition_is_named_by_its_day_or_its_week(
     name: str, day: date, long: bool, expected: str
 ) -> None:
     assert edition_label(name, day, long) == expected
+
+
+def scanned_spans(text: str, terms: list[Term], field: str) -> list[tuple[int, int]]:
+    """Highlighting as it was before words were kept per paper: every term tried at every
+    word of a fresh tokenisation. The reference the kept words must equal."""
+    tokens = word_spans(text)
+    spans: list[tuple[int, int]] = []
+    for term in terms:
+        if term.field not in ("any", field):
+            continue
+        n, last = len(term.words), len(term.words) - 1
+        for j in range(len(tokens) - last):
+            for k, word in enumerate(term.words):
+                surface, stem_, _, _ = tokens[j + k]
+                if not (surface.startswith(word) if term.prefix and k == last else stem_ == word):
+                    break
+            else:
+                spans.append((tokens[j][2], tokens[j + n - 1][3]))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+VOCABULARY = [
+    *("model", "models", "model's", "Models", "diffusion", "diffusions", "world", "worlds"),
+    *("agent", "agents", "LLM", "LLMs", "studies", "study", "analyses", "analysis", "Straße"),
+    *("STRASSE", "café", "cafés", "naïve", "ﬁne-tuning", "fine", "tuning", "½", "x²", "3D"),
+    *("3d-aware", "world-model", "emoji🙂", "日本語", "模型", "l'agent", "agent’s", "co-operate"),
+]
+QUERIES = [
+    *("model", '"world model"', "diffus*", "agent", "studies OR analysis", "strasse", "cafe"),
+    *("naive", '"fine tuning"', "3d*", '"agent model*"', "llm", "title:world"),
+]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_highlights_from_words_kept_per_paper_equal_fresh_ones_on_random_text(seed: int) -> None:
+    rng = random.Random(seed)
+    seps = (" ", " ", " ", ", ", ". ", " - ", "'", "\u2019", "(", ") ", "_", " \u00a0")
+    text = "".join(rng.choice(VOCABULARY) + rng.choice(seps) for _ in range(rng.randint(1, 160)))
+    text = clean(text)
+    terms = [t for q in rng.sample(QUERIES, 4) for t in terms_of(parse(q)) if isinstance(t, Term)]
+    kept = TextWords(text)
+    for field in ("title", "abstract"):
+        expected = scanned_spans(text, terms, field)
+        assert highlight_spans(text, terms, field, words=kept) == expected
+        assert highlight_spans(text, terms, field) == expected
+    cut = rng.randint(0, len(text))
+    assert kept.head(cut).words == word_spans(text[:cut])
+    assert kept.head(cut).text == text[:cut]
+    assert abstract_snippet(text, terms, kept) == abstract_snippet(text, terms)
+    assert abstract_snippet(text, terms, TextWords("other text")) == abstract_snippet(text, terms)
+
+
+def test_cards_built_from_the_papers_kept_words_equal_cards_built_fresh(
+    papers: list[Paper],
+) -> None:
+    sub = SUBSCRIBERS["topics-and-queries"]
+    for match in matches_for(papers, sub):
+        view = view_paper(match.paper)
+        kept = build_card(match, view=view, words=paper_words(view))
+        assert kept == build_card(match)
+
+
+def test_the_card_cache_drops_the_least_recently_used_card_and_counts_its_hits(
+    papers: list[Paper],
+) -> None:
+    fresh = Renderer(config(), TOPICS)
+    cache = fresh.cards
+    cache.resize(2)
+    first, second, third = matches_for(papers, SUBSCRIBERS["topics-and-queries"])[:3]
+    for match in (first, second, first, third, first):  # `first` stays in use: `second` goes
+        cache.card(match, False)
+    assert (cache.rendered, cache.hits) == (3, 2)
+    cache.card(second, False)
+    assert (cache.rendered, cache.hits) == (4, 2)
+    assert cache.hit_rate == 2 / 6
+
+
+def test_the_card_cache_keeps_no_more_bytes_than_its_budget_but_the_newest_card(
+    papers: list[Paper],
+) -> None:
+    cache = Renderer(config(), TOPICS).cards
+    first, second = matches_for(papers, SUBSCRIBERS["topics-and-queries"])[:2]
+    cache.card(first, False)
+    cache.max_bytes = cache.bytes + 1  # room for about one card
+    for match in (second, first, second):
+        cache.card(match, False)
+    assert (cache.rendered, cache.hits) == (4, 0)
+    cache.card(second, False)  # the newest card always stays
+    assert (cache.rendered, cache.hits) == (4, 1)
+    cache.max_bytes = 10**9
+    for match in (first, second, first):
+        cache.card(match, False)
+    assert (cache.rendered, cache.hits) == (5, 3)
+
+
+def test_the_card_cache_is_sized_from_the_edition_within_its_cap() -> None:
+    assert card_capacity(None) == CARD_CACHE
+    assert card_capacity(25_000) == 25_000
+    assert card_capacity(3) == CARD_CACHE_MIN
+    assert card_capacity(10**9) == CARD_CACHE_MAX
+    sized = Renderer(config(), TOPICS, expected_cards=30_000)
+    assert sized.cards.capacity == 30_000
+    sized.expect_cards(10**7)
+    assert sized.cards.capacity == CARD_CACHE_MAX
+
+
+def test_the_hit_rate_of_the_card_cache_is_reported(papers: list[Paper]) -> None:
+    fresh = Renderer(config(), TOPICS)
+    assert fresh.cards_hit_rate == 0.0
+    matcher = Matcher(papers, TOPICS, NOW)
+    people = [Subscriber(f"p{n}@example.org", id=n, topics=["llm-agents"]) for n in range(4)]
+    for person in people:
+        fresh.digest(person, matcher.for_subscriber(person), EDITION, DAY, 54, LINKS)
+    assert fresh.cards_hit_rate == 3 / 4
+
+
+HIDDEN = dict.fromkeys([*range(32), 127, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF])
+
+
+def checked_whole(url: str) -> str | None:
+    """safe_url as it was: every URL split whole, the reference the shortcut must equal."""
+    url = url.strip()
+    if not url or len(url) > 2000 or url != url.translate(HIDDEN) or " " in url:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://digest.example.org/u/TOKEN", "http://x.org", "https://x.org?q=1", "http://x.org#a",
+        "https://user:pw@x.org:8080/p", "http://[::1]/x", "http://[::1/x", "http://::1]/x",
+        "https://\u2100.com/a", "https://exa\u0301mple.org/", "HTTP://X.ORG/a", "http:///path",
+        "http://?x", "http://#x", "https://", "http://x.org:99999/", "https://x.org/a b",
+        "javascript://x.org/%0aalert(1)", "https:/x.org/a", "http://x.org\u202e/a", "ftp://x.org",
+    ],
+)  # fmt: skip
+def test_links_checked_by_their_host_once_equal_links_checked_whole(url: str) -> None:
+    assert safe_url(url) == checked_whole(url)
+    assert safe_url(url) == checked_whole(url)  # the second time from the host's memo

@@ -9,11 +9,13 @@ import base64
 import email
 import email.policy
 import re
+import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,16 +25,53 @@ from digest.errors import ConfigError, SendError
 from digest.message import Dkim, Outgoing, build_message, check_dkim, message_id_for
 from digest.models import Subscriber
 from digest.render import Renderer
-from digest.send import Job, OutboxTransport, RateLimit, Sender, SendStats, SmtpPool
+from digest.send import (
+    GROUP,
+    Job,
+    OutboxTransport,
+    RateLimit,
+    Sender,
+    SendStats,
+    SmtpPool,
+    dot_stuffed,
+)
 from digest.store import Store
 from digest.tokens import Tokens
 from tests.conftest import make_config
-from tests.smtp_server import Recorder, start
+from tests.smtp_server import FaultyController, Recorder, free_port, start
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 EDITION = "2026-11-24"
 SENDER = "Paper Digest <digest@example.org>"
 UNSUBSCRIBE = "https://digest.example.org/u/TOKEN"
+
+
+class Offering(Recorder):
+    """The recorder, offering PIPELINING (as Postfix and smtp-sink do; aiosmtpd reads commands
+    in order anyway) or not, and 8BITMIME or not."""
+
+    def __init__(self, *, pipelining: bool = False, eight_bit: bool = True, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.pipelining = pipelining
+        self.eight_bit = eight_bit
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        lines = [r for r in responses[:-1] if self.eight_bit or r != "250-8BITMIME"]
+        return [*lines, *(["250-PIPELINING"] if self.pipelining else []), responses[-1]]
+
+
+@pytest.fixture(params=["pipelining", "one-command-at-a-time"])
+def smtp(request: pytest.FixtureRequest) -> Iterator[tuple[Recorder, int]]:
+    """Every test against the recorder runs with and without PIPELINING offered."""
+    recorder = Offering(pipelining=request.param == "pipelining", stall_seconds=1.5)
+    controller = start(recorder)
+    try:
+        yield recorder, controller.port
+    finally:
+        controller.stop()
 
 
 def smtp_config(port: int, **kw: object) -> SmtpConfig:
@@ -276,7 +315,8 @@ def test_non_ascii_subject_and_name_are_encoded() -> None:
         message_id="<x@example.org>",
         date=NOW,
     )
-    assert out.data.isascii()
+    assert out.data.split(b"\r\n\r\n")[0].isascii(), "headers are encoded; bodies go 8bit"
+    assert out.eight_bit and out.seven_bit().isascii()
     msg = email.message_from_bytes(out.data, policy=email.policy.default)
     assert msg["Subject"] == "5 nouveaux articles : diffusion — mar. 24 nov 😀"
     assert msg["To"] == "Zoë <zoe@example.org>"
@@ -389,7 +429,8 @@ def test_internationalised_addresses_travel_as_idna_and_smtputf8(
     ]  # fmt: skip
     plain, utf8 = recorder.received[1], recorder.received[2]
     assert "SMTPUTF8" not in plain.mail_options and "SMTPUTF8" in utf8.mail_options
-    assert b"\r\nTo: user@xn--mnchen-3ya.de\r\n" in plain.data and plain.data.isascii()
+    assert b"\r\nTo: user@xn--mnchen-3ya.de\r\n" in plain.data
+    assert plain.data.split(b"\r\n\r\n")[0].isascii(), "only an SMTPUTF8 message has UTF-8 headers"
     assert "\r\nTo: jörg@xn--mnchen-3ya.de\r\n".encode() in utf8.data
     msg = email.message_from_bytes(utf8.data, policy=email.policy.SMTPUTF8)
     assert msg["To"] == "jörg@xn--mnchen-3ya.de"
@@ -594,3 +635,231 @@ def test_a_transport_closes_when_its_block_ends(tmp_path: Path) -> None:
         server.stop()
     assert len(recorder.received) == 4 and recorder.quits == 2
     assert len(list((tmp_path / "out" / "new").iterdir())) == 1
+
+
+def test_dot_stuffing_doubles_leading_dots_and_ends_the_data() -> None:
+    assert dot_stuffed(b".a\r\nb\r\n.\r\n..c\r\n") == b"..a\r\nb\r\n..\r\n...c\r\n.\r\n"
+    assert dot_stuffed(b"no newline at the end") == b"no newline at the end\r\n.\r\n"
+    assert dot_stuffed(b"bare\nLF\rCR\r\n.x") == b"bare\r\nLF\r\nCR\r\n..x\r\n.\r\n"
+
+
+def test_lines_starting_with_a_dot_arrive_unchanged(
+    smtp: tuple[Recorder, int], store: Store
+) -> None:
+    recorder, port = smtp
+    text = ".starts with a dot\n.\n..two\nend\n"
+    sent = build_message(
+        sender=SENDER, to="p0@example.org", subject="dots", text=text, html=None,
+        message_id="<dots@example.org>", date=NOW,
+    )  # fmt: skip
+
+    async def go() -> bool:
+        async with SmtpPool(smtp_config(port)) as pool:
+            return (await pool.send(sent)).ok
+
+    assert asyncio.run(go())
+    got = email.message_from_bytes(recorder.received[0].data, policy=email.policy.default)
+    assert got.get_content().replace("\r\n", "\n") == text
+    assert recorder.received[0].data == sent.data
+
+
+async def _withholding_server(seen: list[bytes]) -> asyncio.Server:
+    """A minimal SMTP server offering PIPELINING that answers MAIL, RCPT and DATA only once
+    all three have arrived: a client that waits for each reply before the next command
+    (no pipelining) times out against it."""
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 sink ESMTP\r\n")
+        line = await reader.readline()
+        seen.append(line)
+        writer.write(b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+        while line := await reader.readline():
+            seen.append(line)
+            if line.startswith((b"MAIL", b"RCPT")):
+                continue  # withheld until DATA
+            if line == b"DATA\r\n":
+                writer.write(b"250 sender ok\r\n250 rcpt ok\r\n354 go\r\n")
+                while (body := await reader.readline()) != b".\r\n":
+                    seen.append(body)
+                writer.write(b"250 2.0.0 queued as 1\r\n")
+            elif line == b"QUIT\r\n":
+                writer.write(b"221 bye\r\n")
+                break
+        writer.close()
+
+    return await asyncio.start_server(session, "127.0.0.1", 0)
+
+
+def test_mail_rcpt_and_data_go_in_one_write_when_the_server_offers_pipelining() -> None:
+    seen: list[bytes] = []
+
+    async def go() -> bool:
+        server = await _withholding_server(seen)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with SmtpPool(smtp_config(port, timeout=2.0)) as pool:
+                return (await pool.send(message("p0@example.org", 1))).ok
+        finally:
+            server.close()
+
+    assert asyncio.run(go())
+    commands = [line for line in seen if line[:4] in (b"MAIL", b"RCPT", b"DATA")]
+    assert commands[0].startswith(b"MAIL FROM:<digest@example.org>")
+    assert commands[1:] == [b"RCPT TO:<p0@example.org>\r\n", b"DATA\r\n"]
+
+
+def test_8bit_bodies_go_out_as_built_when_the_server_offers_8bitmime(
+    smtp: tuple[Recorder, int], store: Store
+) -> None:
+    recorder, port = smtp
+    send_all(store, smtp_config(port), plan_people(store, ["zoé@example.org"]))
+    got = recorder.received[0]
+    assert "BODY=8BITMIME" in got.mail_options
+    assert b"Content-Transfer-Encoding: 8bit\r\n" in got.data
+    assert "Hello zoé@example.org".encode() in got.data
+    msg = email.message_from_bytes(got.data, policy=email.policy.default)
+    assert msg.get_body(("plain",)).get_content().startswith("Hello zoé@example.org")
+
+
+def test_a_server_without_8bitmime_gets_quoted_printable_signed_again(tmp_path: Path) -> None:
+    dkim = pytest.importorskip("dkim")
+    key = Dkim("sel", "example.org", _rsa_key(tmp_path))
+    record = check_dkim(key).split(" TXT ", 1)[1].strip('"').encode()
+    recorder = Offering(eight_bit=False)
+    server = start(recorder)
+    sent = build_message(
+        sender=SENDER, to="a@example.org", subject="Signed", text="ça va\n",
+        html="<p>ça va</p>", message_id="<x@example.org>", date=NOW, dkim=key,
+    )  # fmt: skip
+
+    async def go() -> bool:
+        async with SmtpPool(smtp_config(server.port)) as pool:
+            return (await pool.send(sent)).ok
+
+    try:
+        assert asyncio.run(go())
+    finally:
+        server.stop()
+    got = recorder.received[0]
+    assert got.data.isascii() and not any(o.startswith("BODY") for o in got.mail_options)
+    assert b"Content-Transfer-Encoding: quoted-printable\r\n" in got.data
+    msg = email.message_from_bytes(got.data, policy=email.policy.default)
+    assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == "ça va\n"
+    assert dkim.verify(got.data, dnsfunc=lambda name, timeout=5: record)
+
+
+def test_only_a_part_with_a_line_over_998_octets_is_quoted_printable() -> None:
+    out = build_message(
+        sender=SENDER, to="a@example.org", subject="s", text="é" * 600 + "\nshort\n",
+        html="<p>é</p>", message_id="<x@example.org>", date=NOW,
+    )  # fmt: skip
+    text_part, html_part = out.data.split(b"--=_digest_")[1:3]
+    assert b"Content-Transfer-Encoding: quoted-printable" in text_part
+    assert b"Content-Transfer-Encoding: 8bit" in html_part
+    assert all(len(line) <= 998 for line in out.data.split(b"\r\n"))
+    plain = build_message(
+        sender=SENDER, to="a@example.org", subject="s", text="ascii only\n", html=None,
+        message_id="<x@example.org>", date=NOW,
+    )  # fmt: skip
+    assert b"Content-Transfer-Encoding: 7bit" in plain.data and not plain.eight_bit
+
+
+def test_message_ids_carry_an_hmac_nobody_can_compute_without_the_secret() -> None:
+    one = message_id_for(7, EDITION, SENDER, "secret-one")
+    assert one == message_id_for(7, EDITION, SENDER, "secret-one"), "stable for a resend"
+    assert one != message_id_for(7, EDITION, SENDER, "secret-two")
+    assert one != message_id_for(8, EDITION, SENDER, "secret-one")
+    tag = one.split("@")[0].split(".")[-1]
+    assert len(tag) == 16 and tag not in message_id_for(7, EDITION, SENDER)
+    import hashlib
+
+    guessable = hashlib.sha256(f"7/{EDITION}".encode()).hexdigest()[:12]
+    assert guessable not in one
+
+
+def test_the_envelope_sender_and_feedback_id_are_set_per_message() -> None:
+    out = build_message(
+        sender=SENDER, to="a@example.org", subject="s", text="t", html=None,
+        message_id="<x@example.org>", date=NOW,
+        envelope_sender="bounces+7-20261124-abcdefghijklmnop@example.org",
+        feedback_id="daily:2026-11-24:digest",
+    )  # fmt: skip
+    assert out.sender == "bounces+7-20261124-abcdefghijklmnop@example.org"
+    assert b"\r\nFeedback-ID: daily:2026-11-24:digest\r\n" in out.data
+    with pytest.raises(SendError, match="line break"):
+        build_message(
+            sender=SENDER, to="a@example.org", subject="s", text="t", html=None,
+            message_id="<x@example.org>", date=NOW, feedback_id="a\r\nBcc: x@example.com",
+        )  # fmt: skip
+
+
+def _rsa_key(tmp_path: Path) -> bytes:
+    key_path = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key_path), "1024"], check=True,
+                   capture_output=True)  # fmt: skip
+    return key_path.read_bytes()
+
+
+class TrustingPool(SmtpPool):
+    """The pool, trusting one self-signed certificate (the real one verifies against the
+    system's CAs)."""
+
+    def __init__(self, config: SmtpConfig, cafile: Path) -> None:
+        super().__init__(config)
+        self.cafile = cafile
+
+    def _client(self) -> Any:
+        client = super()._client()
+        client.tls_context = ssl.create_default_context(cafile=str(self.cafile))
+        return client
+
+
+def test_after_starttls_transactions_run_over_the_encrypted_connection(tmp_path: Path) -> None:
+    """aiosmtplib does STARTTLS; our wire then takes the TLS transport over (the server
+    refuses MAIL before STARTTLS, so what it recorded came encrypted)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(str(cert), str(key))
+    recorder = Offering(pipelining=True)
+    controller = FaultyController(
+        recorder, hostname="127.0.0.1", port=free_port(), decode_data=False,
+        tls_context=server_tls, require_starttls=True,
+    )  # fmt: skip
+    controller.start()
+
+    async def go() -> list[bool]:
+        config = smtp_config(controller.port, security="starttls", concurrency=1)
+        async with TrustingPool(config, cert) as pool:
+            return [(await pool.send(message(f"p{n}@example.org", n))).ok for n in range(3)]
+
+    try:
+        assert asyncio.run(go()) == [True, True, True]
+    finally:
+        controller.stop()
+    assert [r.recipients for r in recorder.received] == [[f"p{n}@example.org"] for n in range(3)]
+    assert recorder.connections == 2, "the controller's start-up probe, then our one connection"
+
+
+def test_claims_and_sent_marks_are_committed_a_group_at_a_time(
+    smtp: tuple[Recorder, int], store: Store
+) -> None:
+    """Issue 13: about 4 write transactions per email before; now two per group of 32."""
+    recorder, port = smtp
+    items = plan(store, 100)
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        stats = send_all(store, smtp_config(port), items)
+    finally:
+        store.db.conn.set_trace_callback(None)
+    assert stats.sent == 100 and len(recorder.received) == 100
+    transactions = sum(s.startswith("BEGIN") for s in statements)
+    assert transactions <= 2 * -(-100 // GROUP) + 2, transactions
+    assert set(statuses(store).values()) == {"sent"}
+    assert store.sent_counts(1) == (1, 1) and store.sent_counts(100) == (1, 1)

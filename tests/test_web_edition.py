@@ -197,8 +197,8 @@ async def test_the_preview_counts_per_day_and_shows_the_top_few_with_why(
     for item in data["top"]:
         assert item["why"].startswith("title:agent*")
         assert any(hit and text.lower().startswith("agent") for text, hit in item["title"])
-    wider = (await client.get("/preview.json", params={"topic": "llm-agents",
-                                                        "queries": "title:agent*"})).json()  # fmt: skip
+    both = {"topic": "llm-agents", "queries": "title:agent*"}
+    wider = (await client.get("/preview.json", params=both)).json()
     assert wider["total"] >= data["total"]
     bad = (await client.get("/preview.json", params={"queries": BAD})).json()
     assert bad["error"] == doc(await client.get("/", params={"q": BAD})).cssselect(
@@ -224,8 +224,14 @@ async def test_the_preview_button_works_without_javascript_on_both_forms(
             "cadence": "daily", "weekday": "mon", "hour": "8", "tz": "UTC",
             "max_papers": "10", "action": "preview"}  # fmt: skip
     page = doc(await client.post("/subscribe", data=form))
-    assert page.cssselect("#preview-total")[0].text_content().endswith("would have matched (30 new papers)")
-    assert page.cssselect(".preview-top li") and page.cssselect("#queries")[0].text == "title:agent*"
+    assert (
+        page.cssselect("#preview-total")[0]
+        .text_content()
+        .endswith("would have matched (30 new papers)")
+    )
+    assert (
+        page.cssselect(".preview-top li") and page.cssselect("#queries")[0].text == "title:agent*"
+    )
     with Store(edition.config.database.path) as store:
         assert store.count_subscribers().get("pending", 0) == 0  # a preview signs no one up
     token = edition.tokens().make("manage", edition.sub.id or 0, edition.sub.email)
@@ -260,7 +266,9 @@ async def test_view_in_browser_shows_the_email_and_every_match_its_cap_left_out(
     assert page.cssselect("#summary")[0].text_content() == summary.group(1)
     emailed = [t for t in re.findall(r"^\* (.+)$", text, re.M)]
     assert [t[:40] for t in card_titles(page, "#email")] == [t[:40] for t in emailed]
-    assert page.cssselect("#more")[0].text_content().startswith(f"{matched - 3} more papers matched")
+    assert (
+        page.cssselect("#more")[0].text_content().startswith(f"{matched - 3} more papers matched")
+    )
     left_out = card_titles(page, "#left-out")
     assert len(left_out) == matched - 3 and not set(left_out) & set(card_titles(page, "#email"))
     assert page.cssselect("#left-out .why")
@@ -356,9 +364,11 @@ async def test_each_form_error_is_shown_next_to_its_field(
     client: httpx.AsyncClient, changes: dict[str, object], field: str
 ) -> None:
     await client.get("/")
-    form: dict[str, object] = {"csrf": client.cookies["digest_csrf"], "email": "b@example.org",
-                               "topic": ["llm-agents"], "queries": "", "cadence": "daily",
-                               "weekday": "mon", "hour": "8", "tz": "UTC", "max_papers": "10"}  # fmt: skip
+    form: dict[str, object] = {
+        "csrf": client.cookies["digest_csrf"], "email": "b@example.org", "topic": ["llm-agents"],
+        "queries": "", "cadence": "daily", "weekday": "mon", "hour": "8", "tz": "UTC",
+        "max_papers": "10",
+    }  # fmt: skip
     response = await client.post("/subscribe", data={**form, **changes})
     assert response.status_code == 422
     page = doc(response)
@@ -396,3 +406,28 @@ def test_subscribers_links_prints_the_feed_and_the_latest_emails_web_url(
     assert found["feed"].startswith(f"{BASE}/f/")
     assert found["web"].startswith(f"{BASE}/w/")
     assert found["web"].endswith("/" + edition.now.date().isoformat())
+
+
+async def test_an_unexpected_error_and_a_missing_page_are_styled_pages(tmp_path: Path) -> None:
+    """Every error page a visitor may see links the one stylesheet, the 500 that the
+    security middleware answers itself included."""
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def broken(request: Request) -> Response:
+        raise RuntimeError("a bug")
+
+    config = load_config(app_config(tmp_path, []), env={"DIGEST_SECRET": SECRET})
+    app = create_app(config, load_topics(config.topics_path))
+    app.router.routes.append(Route("/broken", broken))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        for path, status in (("/broken", 500), ("/nothing/here", 404)):
+            response = await client.get(path)
+            assert response.status_code == status
+            page = doc(response)
+            assert page.cssselect('link[rel=stylesheet][href="/static/web.css"]')
+            assert page.cssselect("h1") and page.cssselect('a[href="/"]')
+        home = await client.get("/")  # no papers yet: the page and its form still answer
+    assert home.status_code == 200 and doc(home).cssselect("#empty, form#subscribe")

@@ -53,8 +53,9 @@ class Method(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class ProfileInputs:
     """Everything a profile is learned from: ids of seed papers, and of papers marked
-    More or Less like this. Order does not matter; a paper both liked and disliked counts
-    as the latest word, which the caller resolves before building this."""
+    More or Less like this. All are stored papers (seeds come through `resolve_seeds`,
+    feedback is on papers we sent), so each has a vector and the fingerprint of these ids
+    is the fingerprint of the fit. Order does not matter."""
 
     seeds: frozenset[str] = frozenset()
     more: frozenset[str] = frozenset()

@@ -20,13 +20,17 @@ from digest.models import Paper
 from digest.recommend.errors import RecommendError
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_SEEDS",
     "MAX_SEED_BYTES",
+    "MAX_SKIPPED",
+    "MAX_TITLE",
     "Resolution",
     "SeedFormat",
     "SeedKind",
     "SeedRef",
     "Seeds",
+    "latex_to_text",
     "normalise_title",
     "parse_seeds",
     "resolve_seeds",
@@ -34,6 +38,9 @@ __all__ = [
 
 MAX_SEED_BYTES = 5 * 1024 * 1024
 MAX_SEEDS = 2000
+MAX_SKIPPED = 20
+MAX_TITLE = 500
+MAX_DEPTH = 32
 
 _NEW_ID = r"\d{4}\.\d{4,5}"
 _OLD_ID = r"[a-z][a-z\-]+(?:\.[A-Z]{2})?/\d{7}"
@@ -43,7 +50,7 @@ _ARXIV_URL = re.compile(
     rf"({_NEW_ID}|{_OLD_ID})(?:v\d+)?",
     re.IGNORECASE,
 )
-_ARXIV_LABEL = re.compile(rf"arxiv\s*[:.]?\s*({_NEW_ID}|{_OLD_ID})(?:v\d+)?", re.IGNORECASE)
+_ARXIV_LABEL = re.compile(rf"arxiv\s*+[:.]?\s*+({_NEW_ID}|{_OLD_ID})(?:v\d+)?", re.IGNORECASE)
 _ARXIV_DOI = re.compile(rf"^10\.48550/arxiv\.({_NEW_ID}|{_OLD_ID})(?:v\d+)?$", re.IGNORECASE)
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>{}]+)", re.IGNORECASE)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -73,11 +80,26 @@ class SeedRef:
 
 @dataclass(slots=True)
 class Seeds:
-    """What a seeds file held: references in file order, and one line per skipped part."""
+    """What a seeds file held: references in file order, and why parts were skipped (the
+    first MAX_SKIPPED reasons kept, every one counted in `skipped_count`)."""
 
     format: SeedFormat
     refs: list[SeedRef] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    skipped_count: int = 0
+
+    def skip(self, reason: str) -> None:
+        self.skipped_count += 1
+        if len(self.skipped) < MAX_SKIPPED:
+            self.skipped.append(reason)
+
+    def summary(self) -> str:
+        """One line: how many papers the file named and what was skipped, if anything."""
+        line = f"{len(self.refs)} paper(s) named in the {self.format.value} seeds"
+        if self.skipped_count:
+            more = self.skipped_count - 1
+            line += f"; skipped {self.skipped[0]}" + (f" and {more} more" if more else "")
+        return line
 
 
 @dataclass(slots=True)
@@ -183,6 +205,22 @@ def _ref_from_ids(texts: Iterable[str], where: str, bare_id: bool) -> SeedRef | 
 # ---------------------------------------------------------------- formats
 
 
+class _Refs(list[SeedRef]):
+    """The references found so far; parsing stops as soon as there are too many."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def append(self, ref: SeedRef) -> None:
+        if len(self) >= MAX_SEEDS:
+            raise RecommendError(
+                f"seeds: {self.name or 'the file'} names more than {MAX_SEEDS} papers: "
+                "keep the ones that describe what you want to read"
+            )
+        super().append(ref)
+
+
 def _decode(data: bytes) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16", errors="replace")
@@ -216,76 +254,93 @@ def _parse_text(text: str, out: Seeds) -> None:
                 continue
             ref = _ref_from_ids([token], f"line {n}", bare_id=True)
             if ref is None:
-                out.skipped.append(f"line {n}: '{token[:60]}' is not an arXiv id, URL or DOI")
+                out.skip(f"line {n}: '{token[:60]}' is not an arXiv id, URL or DOI")
             else:
                 out.refs.append(ref)
+
+
+_ENTRY = re.compile(r"@\s*([a-zA-Z]+)\s*([{(])")
+# Possessive quantifiers (`*+`): two optional runs of spaces side by side would otherwise
+# backtrack quadratically on a field of a million spaces.
+_FIELD_NAME = re.compile(r"\s*+,?\s*+([a-zA-Z][\w\-:.]*+)\s*+=\s*+")
+_BARE_VALUE = re.compile(r"[^,#\s}]*+")
+_SPACES = re.compile(r"\s*+")
+_GROUP_ENDS = {
+    "}": re.compile(r"[{}]"),
+    ")": re.compile(r"[{})]"),
+    '"': re.compile(r'[{}"]'),
+}
+
+
+def _closing(text: str, start: int, close: str) -> int:
+    """Where the group opened just before `start` ends: the `close` character outside any
+    nested braces ('}' balances them), or len(text) if it never does or nests deeper than
+    any real title (MAX_DEPTH). A regex finds the
+    next brace, so a megabyte without one costs one scan, not a Python step per character."""
+    pattern = _GROUP_ENDS[close]
+    depth = 0
+    for m in pattern.finditer(text, start):
+        c = m.group()
+        if c == "{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return len(text)
+        elif c == "}" and depth:
+            depth -= 1
+        elif c == close and depth == 0:
+            return m.start()
+    return len(text)
 
 
 def _bibtex_entries(text: str) -> Iterable[tuple[int, str, str, dict[str, str]]]:
     """(line, entry type, key, fields) per entry; tolerant of quotes, nested braces, bare
     values and `#` concatenation, the way BibTeX files from Zotero, Google Scholar and
     hand-edited libraries differ."""
-    pos, n = 0, len(text)
+    pos, line, counted = 0, 1, 0
     while True:
         at = text.find("@", pos)
         if at < 0:
             return
-        m = re.compile(r"@\s*([a-zA-Z]+)\s*([{(])").match(text, at)
+        m = _ENTRY.match(text, at)
         if not m:
             pos = at + 1
             continue
-        kind, close = m.group(1).lower(), "}" if m.group(2) == "{" else ")"
-        i, depth = m.end(), 1
-        while i < n and depth:
-            c = text[i]
-            if c == "{":
-                depth += 1
-            elif c == "}" or (c == close and depth == 1):
-                depth -= 1
-            i += 1
-        body, pos = text[m.end() : i - 1], i
+        kind = m.group(1).lower()
+        end = _closing(text, m.end(), "}" if m.group(2) == "{" else ")")
+        body, pos = text[m.end() : end], end + 1
         if kind in ("comment", "string", "preamble"):
             continue
         key, _, rest = body.partition(",")
-        yield text.count("\n", 0, at) + 1, kind, key.strip(), _bibtex_fields(rest)
+        line += text.count("\n", counted, at)
+        counted = at
+        yield line, kind, key.strip(), _bibtex_fields(rest)
+
+
+def _after_spaces(text: str, i: int) -> int:
+    m = _SPACES.match(text, min(i, len(text)))
+    return m.end() if m else i
 
 
 def _bibtex_fields(rest: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     i, n = 0, len(rest)
-    name_re = re.compile(r"\s*,?\s*([a-zA-Z][\w\-:.]*)\s*=\s*")
     while i < n:
-        m = name_re.match(rest, i)
+        m = _FIELD_NAME.match(rest, i)
         if not m:
             break
         name, i, parts = m.group(1).lower(), m.end(), []
         while i < n:
-            c = rest[i]
-            if c == "{":
-                depth, j = 1, i + 1
-                while j < n and depth:
-                    depth += {"{": 1, "}": -1}.get(rest[j], 0)
-                    j += 1
-                parts.append(rest[i + 1 : j - 1])
-                i = j
-            elif c == '"':
-                j = i + 1
-                depth = 0
-                while j < n and (rest[j] != '"' or depth):
-                    depth += {"{": 1, "}": -1}.get(rest[j], 0)
-                    j += 1
-                parts.append(rest[i + 1 : j])
-                i = j + 1
+            if rest[i] in '{"':
+                end = _closing(rest, i + 1, "}" if rest[i] == "{" else '"')
+                parts.append(rest[i + 1 : end])
+                i = end + 1
             else:
-                v = re.compile(r"[^,#\s}]*").match(rest, i)
+                v = _BARE_VALUE.match(rest, i)
                 parts.append(v.group(0) if v else "")
                 i = v.end() if v and v.end() > i else i + 1
-            while i < n and rest[i].isspace():
-                i += 1
+            i = _after_spaces(rest, i)
             if i < n and rest[i] == "#":
-                i += 1
-                while i < n and rest[i].isspace():
-                    i += 1
+                i = _after_spaces(rest, i + 1)
                 continue
             break
         fields[name] = "".join(parts)
@@ -302,11 +357,14 @@ def _parse_bibtex(text: str, out: Seeds) -> None:
             ids.insert(0, f"arXiv:{eprint}")
         ids += [fields.get(k, "") for k in ("doi", "url", "journal", "note", "howpublished")]
         ref = _ref_from_ids(ids[:3], where, bare_id=True) or _ref_from_ids(ids, where, False)
-        title = latex_to_text(fields.get("title", ""))
+        title = fields.get("title", "")
+        if ref is None and len(title) > MAX_TITLE:
+            out.skip(f"{where}: a title of {len(title)} characters is not a title")
+            continue
         if ref is None and title:
-            ref = SeedRef(SeedKind.TITLE, title, where)
+            ref = SeedRef(SeedKind.TITLE, latex_to_text(title), where)
         if ref is None:
-            out.skipped.append(f"{where}: no arXiv id, DOI or title")
+            out.skip(f"{where}: no arXiv id, DOI or title")
         else:
             out.refs.append(ref)
 
@@ -322,14 +380,23 @@ def _parse_csv(text: str, out: Seeds) -> None:
         return
     names = [h.strip().lower() for h in header]
     if not any(h in names for h in ("title", "doi", "url", *_ID_COLUMNS)):
-        out.skipped.append("the CSV has no Title, DOI, URL or arXiv ID column")
+        out.skip("the CSV has no Title, DOI, URL or arXiv ID column")
         return
-    for n, row in enumerate(rows, 2):
+    n = 1
+    while True:
+        n += 1
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as ex:
+            out.skip(f"row {n}: not readable as CSV ({ex}); the rows after it were not read")
+            return
         where = f"row {n}"
         cells: dict[str, str] = {}
         for name, value in zip(names, row, strict=False):
             if value.startswith(_FORMULA_START) and value.strip() not in ("", "-"):
-                out.skipped.append(f"{where}, {name or 'a column'}: a formula was ignored")
+                out.skip(f"{where}, {name or 'a column'}: a formula was ignored")
                 continue
             cells[name] = value.strip()
         if not any(cells.values()):
@@ -338,10 +405,13 @@ def _parse_csv(text: str, out: Seeds) -> None:
         ref = _ref_from_ids(ids, where, bare_id=True)
         ref = ref or _ref_from_ids([cells.get(c, "") for c in _OTHER_COLUMNS], where, False)
         title = cells.get("title", "")
+        if ref is None and len(title) > MAX_TITLE:
+            out.skip(f"{where}: a title of {len(title)} characters is not a title")
+            continue
         if ref is None and title:
             ref = SeedRef(SeedKind.TITLE, latex_to_text(title), where)
         if ref is None:
-            out.skipped.append(f"{where}: no arXiv id, DOI or title")
+            out.skip(f"{where}: no arXiv id, DOI or title")
         else:
             out.refs.append(ref)
 
@@ -358,17 +428,13 @@ def parse_seeds(data: bytes, name: str = "") -> Seeds:
             f"{MAX_SEED_BYTES // (1024 * 1024)} MB limit: export only the papers you want as seeds"
         )
     text = _decode(data).replace("\x00", "")
-    out = Seeds(_detect(text, name))
+    out = Seeds(_detect(text, name), _Refs(name))
     {
         SeedFormat.TEXT: _parse_text,
         SeedFormat.BIBTEX: _parse_bibtex,
         SeedFormat.CSV: _parse_csv,
     }[out.format](text, out)
-    if len(out.refs) > MAX_SEEDS:
-        raise RecommendError(
-            f"seeds: {name or 'the file'} names {len(out.refs)} papers, over the limit of "
-            f"{MAX_SEEDS}: keep the ones that describe what you want to read"
-        )
+    out.refs = list(out.refs)
     return out
 
 

@@ -7,6 +7,7 @@ dropped; nothing here builds HTML out of feed text.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import date
 from email.utils import parseaddr
@@ -23,6 +24,7 @@ from digest.render.cards import (
     CardCache,
     Group,
     build_card,
+    card_capacity,
     paper_card,
     paper_links,
     why_lines,
@@ -49,6 +51,11 @@ from digest.render.text import (
     summary_line,
 )
 
+_Key = tuple[str, tuple[str, ...]]  # Match.key: a paper and the reasons that picked it
+_readable = functools.lru_cache(maxsize=4096)(readable_query)  # a query, parsed once per run
+_label = functools.lru_cache(maxsize=64)(edition_label)
+_subject = functools.lru_cache(maxsize=4096)(subject_for)  # many share their interests
+
 
 class Renderer:
     """Built once per run: templates read, CSS inlined, then only jinja per email.
@@ -67,23 +74,39 @@ class Renderer:
         topics: Mapping[str, Topic] | None = None,
         *,
         thumbnails: bool = False,
+        expected_cards: int | None = None,
     ) -> None:
         self.config = config
         self.topics = dict(topics or {})
         self.thumbnails = thumbnails
         self.brand = clean(parseaddr(config.mail.from_)[0]) or "Paper Digest"
         self.templates = load_templates(config)
+        self._postal = clean(config.mail.postal_address)
+        self._said = functools.lru_cache(maxsize=4096)(self._interests_line)
         loaded = self.templates.loaded
         self.cards = CardCache(
             loaded[card_template("email/digest.html.j2")],
             loaded[card_template("email/digest.txt.j2")],
             thumbnails,
+            card_capacity(expected_cards),
         )
 
     @property
     def cards_rendered(self) -> int:
         """How many cards were rendered so far: the cache's hit rate, for tests and the bench."""
         return self.cards.rendered
+
+    @property
+    def cards_hit_rate(self) -> float:
+        """The share of cards taken from the cache rather than rendered, for the run's report
+        and the bench (0.0 before any email)."""
+        return self.cards.hit_rate
+
+    def expect_cards(self, expected: int) -> None:
+        """Size the card cache for an edition expected to show `expected` distinct cards (at
+        most the cards its emails show in all), within the cache's cap: an edition whose
+        cards all fit renders each once."""
+        self.cards.resize(card_capacity(expected))
 
     def digest(
         self,
@@ -113,9 +136,9 @@ class Renderer:
         grouped = self._grouped(sub, matches)
         html_groups, text_groups = self._sections(sub, grouped, naive)
         names = [
-            label if kind == "topic" else readable_query(name) for (kind, name), label, _ in grouped
+            label if kind == "topic" else _readable(name) for (kind, name), label, _ in grouped
         ]
-        subject = subject_for(shown, names, edition_name, edition_date)
+        subject = _subject(shown, tuple(names), edition_name, edition_date)
         ctx = self._context(sub, edition_name, edition_date, links)
         ctx["subject"] = subject
         ctx["summary"] = summary_line(shown, total, new_papers)
@@ -197,13 +220,14 @@ class Renderer:
 
     def _grouped(
         self, sub: Subscriber, matches: Sequence[Match]
-    ) -> list[tuple[tuple[str, str], str, list[Match]]]:
+    ) -> list[tuple[tuple[str, str], str, list[tuple[Match, _Key]]]]:
         """Each paper under its first reason, groups in the subscriber's order: topics, then
-        queries; as ((kind, name), label, matches)."""
-        groups: dict[tuple[str, str], tuple[str, list[Match]]] = {}
+        queries; as ((kind, name), label, [(match, match.key)])."""
+        groups: dict[tuple[str, str], tuple[str, list[tuple[Match, _Key]]]] = {}
         for m in matches:
-            group, label = self.cards.group_of(m)
-            groups.setdefault(group, (label, []))[1].append(m)
+            key = m.key
+            group, label = self.cards.group_of(m, key)
+            groups.setdefault(group, (label, []))[1].append((m, key))
         order = {("topic", t): i for i, t in enumerate(sub.topics)}
         order.update({("query", q): len(order) + i for i, q in enumerate(sub.queries)})
         ranked = sorted(groups.items(), key=lambda kv: order.get(kv[0], len(order)))
@@ -212,7 +236,7 @@ class Renderer:
     def _sections(
         self,
         sub: Subscriber,
-        grouped: list[tuple[tuple[str, str], str, list[Match]]],
+        grouped: list[tuple[tuple[str, str], str, list[tuple[Match, _Key]]]],
         naive: bool,
     ) -> tuple[list[Group], list[Group]]:
         """The groups of cards as the HTML and text parts print them: the first few cards
@@ -225,7 +249,7 @@ class Renderer:
         for _, label, members in grouped:
             html_cards: list[Any] = []
             text_cards: list[Any] = []
-            for m in members:
+            for m, key in members:
                 compact = position >= full
                 position += 1
                 if naive:
@@ -233,7 +257,7 @@ class Renderer:
                     html_cards.append(card)
                     text_cards.append(card)
                 else:
-                    rendered = self.cards.card(m, compact)
+                    rendered = self.cards.card(m, compact, key)
                     html_cards.append(rendered.html)
                     text_cards.append(rendered.text)
             name = shorten(clean(label), MAX_LABEL) if labelled else None
@@ -254,13 +278,17 @@ class Renderer:
         checked["web"] = f"{web.rstrip('/')}/{edition_name}" if web else None
         return {
             "brand": self.brand,
-            "headline": edition_label(edition_name, edition_date, long=True),
+            "headline": _label(edition_name, edition_date, long=True),
             "email": sub.email,
-            "interests": and_list(self.interests(sub)),
+            "interests": self._said(tuple(sub.topics), tuple(sub.queries)),
             "links": checked,
-            "postal_address": clean(self.config.mail.postal_address),
+            "postal_address": self._postal,
             "note": [],
         }
+
+    def _interests_line(self, topics: tuple[str, ...], queries: tuple[str, ...]) -> str:
+        """The footer's `interests` (`_said` remembers them for all who share them)."""
+        return and_list(self.interests(Subscriber("", topics=list(topics), queries=list(queries))))
 
     def _render(
         self,

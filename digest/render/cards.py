@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import textwrap
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,6 +20,7 @@ from digest.errors import RenderError
 from digest.match import Match, Reason
 from digest.models import Paper
 from digest.query import Term, display, highlight_spans
+from digest.query.highlight import TextWords
 from digest.render.text import (
     MAX_COMPACT_AUTHORS,
     MAX_COMPACT_TITLE,
@@ -35,12 +38,20 @@ from digest.render.text import (
 )
 
 WRAP = 76
-CARD_CACHE = 10_000  # entries per cache: a day's distinct cards fit, a runaway run does not
+CARD_CACHE = 20_000  # rendered cards kept when the edition's size is not known
+CARD_CACHE_MIN = 1_000
+CARD_CACHE_MAX = 40_000
+# A card's two parts take ~4-8 KB (an ellipsis makes a str 2 bytes a character): whatever the
+# count, the cache holds at most this much, so a large edition's run keeps a flat, small RSS.
+CARD_CACHE_BYTES = 128 * 2**20
+PAPER_CACHE = 10_000  # papers' views and words, per cache: an edition's papers fit
 COMPACT_LINKS = ("PDF", "Code")  # a compact card's links besides its title's
 
 _ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z][a-z.-]*(\.[A-Z]{2})?/\d{7}")
 _TEXT = textwrap.TextWrapper(WRAP, "  ", "  ", break_on_hyphens=False)
 _TITLE = textwrap.TextWrapper(WRAP, "* ", "  ", break_on_hyphens=False)
+# A snippet or why line recurs on the cards of one paper for other people: wrapped once.
+_fill = functools.lru_cache(maxsize=8192)(_TEXT.fill)
 
 
 def why_lines(reasons: Sequence[Reason]) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -162,14 +173,30 @@ def _hitting(match: Match, field: str) -> list[Term]:
 _display = functools.lru_cache(maxsize=4096)(display)
 
 
+@dataclass(frozen=True, slots=True)
+class PaperWords:
+    """A paper's shown title and abstract, tokenised once per edition for every card that
+    highlights them."""
+
+    title: TextWords
+    abstract: TextWords
+
+
+def paper_words(view: PaperView) -> PaperWords:
+    """The words of what a card shows of the paper (its cleaned, cut title and abstract)."""
+    return PaperWords(TextWords(view.title), TextWords(view.abstract))
+
+
 def build_card(
     match: Match,
     thumbnails: bool = False,
     view: PaperView | None = None,
     *,
     compact: bool = False,
+    words: PaperWords | None = None,
 ) -> Card:
-    """A paper's card for one set of reasons; `view` is the paper's part, if already known."""
+    """A paper's card for one set of reasons; `view` is the paper's part and `words` its
+    tokenised text, if already known."""
     view = view or view_paper(match.paper, thumbnails)
     why = why_lines(match.reasons)
     text_why = "; also ".join(
@@ -184,16 +211,22 @@ def build_card(
         links = [(label, url) for label, url in links if label.startswith(COMPACT_LINKS)]
     else:
         title_terms, abstract_terms = _hitting(match, "title"), _hitting(match, "abstract")
-        body, spans = abstract_snippet(view.abstract, abstract_terms)
-        title_spans = highlight_spans(view.title, title_terms, "title") if title_terms else []
+        body, spans = abstract_snippet(
+            view.abstract, abstract_terms, words.abstract if words else None
+        )
+        title_spans = (
+            highlight_spans(view.title, title_terms, "title", words=words.title if words else None)
+            if title_terms
+            else []
+        )
     shown = {url for _, url in links}
     return Card(
         paper=view,
         title=segments(view.title, title_spans),
         abstract=segments(body, spans),
         why=why,
-        text_abstract=_TEXT.fill(body),
-        text_why=_TEXT.fill(f"Why: {text_why}"),
+        text_abstract=_fill(body),
+        text_why=_fill(f"Why: {text_why}"),
         compact=compact,
         why_line=shorten(f"Why: {text_why}", MAX_WHY) if compact else "",
         short_title=shorten(view.title, MAX_COMPACT_TITLE),
@@ -250,62 +283,127 @@ _K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
-def _remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
-    """Store a value, dropping the oldest entry once the cache is full: memory stays bounded
-    however many distinct cards a run renders."""
-    if len(cache) >= CARD_CACHE:
+def _remember(cache: dict[_K, _V], key: _K, value: _V, limit: int = PAPER_CACHE) -> _V:
+    """Store a value, dropping the oldest entry once the cache holds `limit`: memory stays
+    bounded however many distinct papers a run sees."""
+    if len(cache) >= limit:
         del cache[next(iter(cache))]
     cache[key] = value
     return value
 
 
-class CardCache:
-    """Cards rendered once per run, for everyone who gets them.
+def card_capacity(expected: int | None) -> int:
+    """How many rendered cards to keep for an edition expected to show `expected` distinct
+    cards (distinct paper, reasons and compactness): all of them, within CARD_CACHE_MIN and
+    CARD_CACHE_MAX; CARD_CACHE when the number is not known."""
+    if expected is None:
+        return CARD_CACHE
+    return max(CARD_CACHE_MIN, min(CARD_CACHE_MAX, expected))
 
-    Keyed by (Match.key, Match.terms, paper.updated_at, compact): everyone whose queries
+
+class CardCache:
+    """Cards rendered once per run, for everyone who gets them; least recently used first out.
+
+    Keyed by (Match.key, paper.updated_at, compact) and Match.terms: everyone whose queries
     picked a paper for the same reasons gets the same card. A paper id (and its updated_at)
-    must stand for one paper's content while the cache lives: build one per run.
+    must stand for one paper's content while the cache lives: build one per run. `hits` and
+    `rendered` count lookups answered from the cache and cards rendered (`hit_rate`).
     """
 
-    def __init__(self, html: Template, text: Template, thumbnails: bool = False) -> None:
+    def __init__(
+        self, html: Template, text: Template, thumbnails: bool = False, capacity: int = CARD_CACHE
+    ) -> None:
         self.html = html
         self.text = text
         self.thumbnails = thumbnails
+        self.capacity = max(1, capacity)
+        self.max_bytes = CARD_CACHE_BYTES
+        self.bytes = 0  # what the kept cards' text takes, as sys.getsizeof counts it
         self.rendered = 0
-        self._cards: dict[tuple[object, ...], RenderedCard] = {}
+        self.hits = 0
+        self._cards: OrderedDict[tuple[object, ...], tuple[tuple[Term, ...], RenderedCard, int]]
+        self._cards = OrderedDict()
         self._papers: dict[tuple[str, str | None], PaperView] = {}
+        self._words: dict[tuple[str, str | None], PaperWords] = {}
         self._groups: dict[tuple[str, tuple[str, ...]], tuple[tuple[str, str], str]] = {}
 
-    def card(self, match: Match, compact: bool) -> RenderedCard:
-        """The match's card, rendered now only if no one got the same card before.
+    @property
+    def hit_rate(self) -> float:
+        """The share of card lookups answered without rendering (0.0 before any)."""
+        looked = self.hits + self.rendered
+        return self.hits / looked if looked else 0.0
+
+    def resize(self, capacity: int) -> None:
+        """Keep up to `capacity` cards from now on (see `card_capacity`), the least recently
+        used dropped first."""
+        self.capacity = max(1, capacity)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Drop the least recently used cards until both the count and the bytes fit (the
+        newest card always stays)."""
+        cards = self._cards
+        while len(cards) > self.capacity or (self.bytes > self.max_bytes and len(cards) > 1):
+            self.bytes -= cards.popitem(last=False)[1][2]
+
+    def card(
+        self, match: Match, compact: bool, key: tuple[str, tuple[str, ...]] | None = None
+    ) -> RenderedCard:
+        """The match's card, rendered now only if no one got the same card recently; `key`
+        is `match.key` when the caller already has it.
 
         Raises:
             RenderError: the card templates fail on this paper.
         """
         paper = match.paper
-        key = (match.key, match.terms, paper.updated_at, compact)
-        found = self._cards.get(key)
-        if found is not None:
-            return found
-        view = self._papers.get((paper.id, paper.updated_at))
-        if view is None:
-            view = _remember(
-                self._papers, (paper.id, paper.updated_at), view_paper(paper, self.thumbnails)
-            )
-        card = build_card(match, self.thumbnails, view, compact=compact)
+        key = key or match.key
+        terms = match.terms
+        at = (key, paper.updated_at, compact)
+        found = self._cards.get(at)
+        # the terms are checked, not hashed: the matcher hands out one tuple per set of reasons
+        if found is not None and (found[0] is terms or found[0] == terms):
+            self._cards.move_to_end(at)
+            self.hits += 1
+            return found[1]
+        view, words = self._paper(paper, compact)
+        card = build_card(match, self.thumbnails, view, compact=compact, words=words)
         try:
             html = Markup(self.html.render(card=card))
             text = self.text.render(card=card)
         except TemplateError as ex:
             raise RenderError(f"email/digest card: {ex}") from ex
-        group, label = self.group_of(match)
+        group, label = self.group_of(match, key)
         self.rendered += 1
-        return _remember(self._cards, key, RenderedCard(html, text, card.paper.title, group, label))
+        rendered = RenderedCard(html, text, card.paper.title, group, label)
+        size = sys.getsizeof(html) + sys.getsizeof(text)
+        self.bytes += size - (found[2] if found is not None else 0)
+        self._cards[at] = (terms, rendered, size)
+        self._cards.move_to_end(at)
+        self._trim()
+        return rendered
 
-    def group_of(self, match: Match) -> tuple[tuple[str, str], str]:
-        """The paper's first reason ((kind, name), label): its card goes under it."""
-        found = self._groups.get(match.key)
+    def _paper(self, paper: Paper, compact: bool) -> tuple[PaperView, PaperWords | None]:
+        """The paper's view, and its words when a full card highlights them: once per paper."""
+        at = (paper.id, paper.updated_at)
+        view = self._papers.get(at)
+        if view is None:
+            view = _remember(self._papers, at, view_paper(paper, self.thumbnails))
+        if compact:
+            return view, None
+        words = self._words.get(at)
+        if words is None:
+            words = _remember(self._words, at, paper_words(view))
+        return view, words
+
+    def group_of(
+        self, match: Match, key: tuple[str, tuple[str, ...]] | None = None
+    ) -> tuple[tuple[str, str], str]:
+        """The paper's first reason ((kind, name), label): its card goes under it. `key` is
+        `match.key` when the caller already has it."""
+        key = key or match.key
+        found = self._groups.get(key)
         if found is None:
             first = match.reasons[0] if match.reasons else Reason("query", "", "", ())
-            found = _remember(self._groups, match.key, ((first.kind, first.name), first.label))
+            group = ((first.kind, first.name), first.label)
+            found = _remember(self._groups, key, group, max(PAPER_CACHE, self.capacity))
         return found

@@ -5,6 +5,7 @@ Pure functions over strings and numbers: no template is rendered and no markup b
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 
 from digest.errors import QueryError
 from digest.query import Term, Upvotes, highlight_spans, parse, terms_of
+from digest.query.highlight import TextWords
 
 MAX_TITLE = 300
 MAX_SNIPPET = 420
@@ -77,13 +79,23 @@ def safe_url(url: str | None) -> str | None:
     url = (url or "").strip()
     if not url or len(url) > 2000 or url != url.translate(_HIDDEN) or " " in url:
         return None
+    if url.startswith(("https://", "http://")):
+        # what urlsplit makes of the scheme and host depends on the part before the path
+        start = url.index("//") + 2
+        ends = [at for at in (url.find(c, start) for c in "/?#") if at >= 0]
+        return url if _web_origin(url[: min(ends, default=len(url))]) else None
+    return url if _is_web(url) else None
+
+
+def _is_web(url: str) -> bool:
     try:
         parts = urlsplit(url)
     except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return url
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+_web_origin = functools.lru_cache(maxsize=4096)(_is_web)  # most links share a few hosts
 
 
 def authors_line(authors: Sequence[str]) -> str:
@@ -142,18 +154,24 @@ def snippet(text: str, spans: Sequence[tuple[int, int]]) -> tuple[str, list[tupl
     return body, kept
 
 
-def abstract_snippet(text: str, terms: Sequence[Term]) -> tuple[str, list[tuple[int, int]]]:
+def abstract_snippet(
+    text: str, terms: Sequence[Term], words: TextWords | None = None
+) -> tuple[str, list[tuple[int, int]]]:
     """The snippet and its highlights; the head alone is searched first, since a hit there
-    decides the snippet and tokenizing a whole abstract costs most of a card."""
+    decides the snippet. `words`, the text already tokenised (`TextWords(text)`, kept per
+    paper for the edition), saves tokenising it for each card."""
     if not terms:
         return snippet(text, [])
+    if words is not None and words.text != text:
+        words = None
     if len(text) > MAX_SNIPPET + 60:
         space = text.rfind(" ", 0, MAX_SNIPPET)
-        head = text[: space if space > MAX_SNIPPET // 2 else MAX_SNIPPET]
-        spans = highlight_spans(head, terms, "abstract")
+        cut = space if space > MAX_SNIPPET // 2 else MAX_SNIPPET
+        head = words.head(cut) if words else TextWords(text[:cut])
+        spans = highlight_spans(head.text, terms, "abstract", words=head)
         if spans and spans[0][1] <= MAX_SNIPPET - 60:
             return snippet(text, spans)
-    return snippet(text, highlight_spans(text, terms, "abstract"))
+    return snippet(text, highlight_spans(text, terms, "abstract", words=words))
 
 
 def plural(n: int, word: str) -> str:

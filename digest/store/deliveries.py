@@ -8,9 +8,51 @@ from typing import Any
 
 from digest.store.base import StoreBase
 
+# (delivery id, subscriber id, paper ids, edition, reply, time): one "sent" mark
+SentMark = tuple[int, int, tuple[str, ...], str, str, str]
 
-class DeliveriesMixin(StoreBase):
-    """The delivery log, alerts and stats."""
+
+class DeliveryStatsMixin(StoreBase):
+    """What the delivery log says, counted: stats, recent failures, alerts."""
+
+    def delivery_counts(self, since: str | None = None) -> dict[str, int]:
+        sql = "select status, count(*) from deliveries"
+        params: list[Any] = []
+        if since:
+            sql += " where updated_at >= ?"
+            params.append(since)
+        sql += " group by status"
+        return {r[0]: r[1] for r in self.db.execute(sql, params).fetchall()}
+
+    def alert_sent_since(self, key: str, since: str) -> bool:
+        row = self.db.execute("select sent_at from alerts where key = ?", [key]).fetchone()
+        return row is not None and row[0] >= since
+
+    def record_alert(self, key: str, subject: str, now: str) -> None:
+        with self.write():
+            self.db.execute(
+                "insert or replace into alerts (key, sent_at, subject) values (?, ?, ?)",
+                [key, now, subject],
+            )
+
+    def sends_per_day(self, days: int, now: str) -> list[tuple[str, int, int]]:
+        """(day, sent, failed) for the last `days` days, newest first."""
+        sql = (
+            "select substr(updated_at, 1, 10) as day, sum(status = 'sent'), sum(status = 'failed')"
+            " from deliveries where updated_at >= date(?, ?) group by day order by day desc"
+        )
+        return [tuple(r) for r in self.db.execute(sql, [now, f"-{days} days"]).fetchall()]
+
+    def recent_failures(self, limit: int = 10) -> list[dict[str, Any]]:
+        sql = (
+            "select email, edition, last_reply, updated_at from deliveries"
+            " where status = 'failed' order by updated_at desc limit ?"
+        )
+        return list(self.db.query(sql, [limit]))
+
+
+class DeliveriesMixin(DeliveryStatsMixin):
+    """The delivery log (planned, claimed, sent or not), alerts and stats."""
 
     def delivered_editions(
         self, sub_ids: Sequence[int], editions: Sequence[str]
@@ -100,6 +142,37 @@ class DeliveriesMixin(StoreBase):
             )
             return cursor.rowcount == 1
 
+    def claim_deliveries(
+        self, delivery_ids: Sequence[int], now: str
+    ) -> tuple[set[int], dict[int, str]]:
+        """pending -> sending for a group, in one transaction committed before any of them is
+        sent; one whose subscriber is no longer active is skipped instead. Returns the claimed
+        ids and, for the skipped, the subscriber's status; an id in neither was not pending
+        (another worker got there first)."""
+        ids = list(dict.fromkeys(delivery_ids))
+        if not ids:
+            return set(), {}
+        marks = ",".join("?" * len(ids))
+        with self.write():
+            rows = self.db.execute(
+                "select d.id, s.status from deliveries d left join subscribers s"
+                f" on s.id = d.subscriber_id where d.id in ({marks}) and d.status = 'pending'",
+                ids,
+            ).fetchall()
+            claimed = [r[0] for r in rows if r[1] == "active"]
+            gone = {r[0]: r[1] or "removed" for r in rows if r[1] != "active"}
+            self.db.conn.executemany(
+                "update deliveries set status = 'skipped', last_reply = ?, updated_at = ?"
+                " where id = ?",
+                [(f"subscriber is {status}", now, i) for i, status in gone.items()],
+            )
+            self.db.conn.executemany(
+                "update deliveries set status = 'sending', attempts = attempts + 1,"
+                " updated_at = ? where id = ? and status = 'pending'",
+                [(now, i) for i in claimed],
+            )
+        return set(claimed), gone
+
     def mark_sent(
         self,
         delivery_id: int,
@@ -110,16 +183,25 @@ class DeliveriesMixin(StoreBase):
         now: str,
     ) -> None:
         """Accepted by the server: the delivery and its papers are sent, in one transaction."""
+        self.mark_sent_many([(delivery_id, sub_id, tuple(paper_ids), edition, reply, now)])
+
+    def mark_sent_many(self, marks: Sequence[SentMark]) -> None:
+        """Many deliveries accepted by the server, each with its papers, in one transaction
+        (the sender's group commit)."""
         with self.write():
-            self.db.execute(
+            self.db.conn.executemany(
                 "update deliveries set status = 'sent', last_reply = ?, sent_at = ?,"
                 " updated_at = ? where id = ?",
-                [reply, now, now, delivery_id],
+                [(reply, now, now, delivery_id) for delivery_id, _, _, _, reply, now in marks],
             )
             self.db.conn.executemany(
                 "insert or ignore into sent_papers (subscriber_id, paper_id, edition, sent_at)"
                 " values (?, ?, ?, ?)",
-                [(sub_id, p, edition, now) for p in paper_ids],
+                [
+                    (sub, p, edition, now)
+                    for _, sub, papers, edition, _, now in marks
+                    for p in papers
+                ],
             )
 
     def mark_retry(self, delivery_id: int, reply: str, next_attempt_at: str, now: str) -> None:
@@ -200,38 +282,3 @@ class DeliveriesMixin(StoreBase):
             return None
         rows[0]["papers"] = json.loads(rows[0]["papers"] or "[]")
         return rows[0]
-
-    def delivery_counts(self, since: str | None = None) -> dict[str, int]:
-        sql = "select status, count(*) from deliveries"
-        params: list[Any] = []
-        if since:
-            sql += " where updated_at >= ?"
-            params.append(since)
-        sql += " group by status"
-        return {r[0]: r[1] for r in self.db.execute(sql, params).fetchall()}
-
-    def alert_sent_since(self, key: str, since: str) -> bool:
-        row = self.db.execute("select sent_at from alerts where key = ?", [key]).fetchone()
-        return row is not None and row[0] >= since
-
-    def record_alert(self, key: str, subject: str, now: str) -> None:
-        with self.write():
-            self.db.execute(
-                "insert or replace into alerts (key, sent_at, subject) values (?, ?, ?)",
-                [key, now, subject],
-            )
-
-    def sends_per_day(self, days: int, now: str) -> list[tuple[str, int, int]]:
-        """(day, sent, failed) for the last `days` days, newest first."""
-        sql = (
-            "select substr(updated_at, 1, 10) as day, sum(status = 'sent'), sum(status = 'failed')"
-            " from deliveries where updated_at >= date(?, ?) group by day order by day desc"
-        )
-        return [tuple(r) for r in self.db.execute(sql, [now, f"-{days} days"]).fetchall()]
-
-    def recent_failures(self, limit: int = 10) -> list[dict[str, Any]]:
-        sql = (
-            "select email, edition, last_reply, updated_at from deliveries"
-            " where status = 'failed' order by updated_at desc limit ?"
-        )
-        return list(self.db.query(sql, [limit]))

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from digest.edition import Edition
 from digest.models import Subscriber
@@ -154,25 +154,14 @@ def render_listing(web: Web, indexed: Indexed, q: str, topic: str | None, unit: 
     return Markup(html)  # rendered by our autoescaping templates
 
 
-async def show(web: Web, request: Request, span: Span) -> Response:
-    """A day's or a week's page: search box, topic chips, navigation, cards, the form."""
-    q = request.query_params.get("q", "")[:MAX_QUERY]
-    asked = request.query_params.get("topic", "")
-    topic = asked if asked in web.topics else None
-    indexed = await web.listings.within(web.reader, span.name, span.window_of, PAGE_WAIT)
-    if indexed is None:
-        busy = "The papers are being updated: reload in a minute."
-        page = web.pages.render("listing", error="", count="", cards=[], unit=span.unit, more=busy)
-        listing = Markup(page)
-    else:
-        listing = web.listings.page(
-            ("listing", span.name, indexed.key, q, topic),
-            partial(render_listing, web, indexed, q, topic, span.unit),
-        )
-    csrf = csrf_for(request)
+CSRF_SLOT = "csrfslot0000000000000000000000000"  # stands for the visitor's token in a cached page
+
+
+def render_page(web: Web, span: Span, listing: Markup, q: str, topic: str | None) -> str:
+    """The whole page but the visitor's CSRF token (CSRF_SLOT): built once per listing."""
     nav = [{"rel": rel, "href": _href(href, q, topic), "label": label}
            for rel, href, label in span.nav]  # fmt: skip
-    response = web.page(
+    return web.pages.render(
         "edition",
         title=span.title,
         layout="wide",
@@ -183,9 +172,27 @@ async def show(web: Web, request: Request, span: Span) -> Response:
         chips=_chips(web, span.path, q, topic),
         nav=nav,
         listing=listing,
-        csrf=csrf,
+        csrf=CSRF_SLOT,
         email="",
         preview=None,
         **form_context(web.topics, Subscriber(email="")),
     )
-    return web.with_csrf(response, csrf)
+
+
+async def show(web: Web, request: Request, span: Span) -> Response:
+    """A day's or a week's page: search box, topic chips, navigation, cards, the form. Pages
+    are cached whole by what they show; only the visitor's CSRF token is put in per request."""
+    q = request.query_params.get("q", "")[:MAX_QUERY]
+    asked = request.query_params.get("topic", "")
+    topic = asked if asked in web.topics else None
+    indexed = await web.listings.within(web.reader, span.name, span.window_of, PAGE_WAIT)
+    if indexed is None:
+        busy = "The papers are being updated: reload in a minute."
+        page = web.pages.render("listing", error="", count="", cards=[], unit=span.unit, more=busy)
+        html = render_page(web, span, Markup(page), q, topic)
+    else:
+        key = ("page", span.name, span.title, indexed.key, q, topic)
+        listing = partial(render_listing, web, indexed, q, topic, span.unit)
+        html = await web.listings.page(key, lambda: render_page(web, span, listing(), q, topic))
+    csrf = csrf_for(request)
+    return web.with_csrf(HTMLResponse(html.replace(CSRF_SLOT, csrf)), csrf)

@@ -9,9 +9,11 @@ import logging
 import time as clock
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
 from digest.edition import Window, daily_window
 from digest.errors import DigestError, QueryError
@@ -19,9 +21,7 @@ from digest.match import Match, Matcher
 from digest.models import Paper, Subscriber, Topic
 from digest.query import parse
 from digest.store import Store
-
-if TYPE_CHECKING:
-    from digest.web.state import StoreThread
+from digest.web.store_thread import StoreThread
 
 DAY = timedelta(days=1)
 FRESH_SECONDS = 5.0  # how long a window's papers are served before the store is asked again
@@ -41,6 +41,15 @@ class Indexed:
     papers: list[Paper]
     matcher: Matcher
     checked: float
+    days: dict[str, int]  # UTC day first collected -> bitset of the papers' positions
+
+    def selected(self, sub: Subscriber) -> int:
+        """The bitset of the papers any of `sub`'s topics and queries selects: counting
+        them costs bit operations, whatever the window holds."""
+        union = 0
+        for source in self.matcher.sources_of(sub):
+            union |= source.bits
+        return union
 
     @property
     def key(self) -> tuple[str, tuple[int, str]]:
@@ -96,7 +105,12 @@ def _load(store: Store, window: Window, topics: Mapping[str, Topic], now: dateti
     stamp = _stamp(store, window)
     papers = store.papers_between(window.start.isoformat(), window.end.isoformat())
     papers = trending(papers[-MAX_PAPERS:])
-    return Indexed(window, stamp, papers, Matcher(papers, topics, now), clock.monotonic())
+    days: dict[str, int] = {}
+    for i, paper in enumerate(papers):
+        day = (paper.first_seen or "")[:10]
+        days[day] = days.get(day, 0) | 1 << i
+    matcher = Matcher(papers, topics, now)
+    return Indexed(window, stamp, papers, matcher, clock.monotonic(), days)
 
 
 WindowOf = Callable[[Store], Window]
@@ -110,7 +124,7 @@ def _check(store: Store, window_of: WindowOf) -> tuple[Window, tuple[int, str]]:
 class Listings:
     """The indexed windows the pages read, each checked against the store at most every
     `fresh_seconds`, and rebuilt only when its papers changed (or its query cache is full).
-    Pages built from one are cached by its key (see `page`)."""
+    Pages built from one are cached by its key (see `page`). Lives in one event loop."""
 
     def __init__(self, topics: Mapping[str, Topic], fresh_seconds: float = FRESH_SECONDS) -> None:
         self.topics = topics
@@ -118,29 +132,54 @@ class Listings:
         self._indexed: OrderedDict[Hashable, Indexed] = OrderedDict()
         self._pages: OrderedDict[Hashable, object] = OrderedDict()
         self._lock = asyncio.Lock()
+        self._refreshing: set[Hashable] = set()
+        self._pending: dict[Hashable, asyncio.Future[Any]] = {}
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-pages")
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def get(self, store: StoreThread, name: Hashable, window_of: WindowOf) -> Indexed:
         """The papers and matcher of the window `window_of` gives (`name` keys it, e.g.
-        ("day", date)): from memory while fresh, else checked, else loaded."""
+        ("day", date)). Only the first load is waited for; after that a stale one is served
+        while it is checked (and reloaded if its papers changed) in the background, so a
+        day's new papers never stall the pages."""
         found = self._indexed.get(name)
-        if found is not None and self._usable(found):
+        if found is None:
+            async with self._lock:
+                found = self._indexed.get(name)
+                if found is None:
+                    found = await self._refresh(store, name, window_of, None)
             return found
-        async with self._lock:
-            found = self._indexed.get(name)
-            if found is not None and self._usable(found):
-                return found
-            window, stamp = await store.call(_check, window_of)
-            same = found is not None and (found.window.start, found.stamp) == (window.start, stamp)
-            if found is not None and same and found.matcher.distinct_queries < MAX_QUERIES:
-                found = replace(found, window=window, checked=clock.monotonic())
-                self._indexed[name] = found
-                return found
-            found = await store.call(_load, window, self.topics, window.end)
-            self._indexed[name] = found
-            self._indexed.move_to_end(name)
-            while len(self._indexed) > 64:
-                self._indexed.popitem(last=False)
-            return found
+        if not self._usable(found) and name not in self._refreshing:
+            self._refreshing.add(name)
+            task = asyncio.create_task(self._refresh_quietly(store, name, window_of, found))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return found
+
+    async def _refresh(
+        self, store: StoreThread, name: Hashable, window_of: WindowOf, found: Indexed | None
+    ) -> Indexed:
+        window, stamp = await store.call(_check, window_of)
+        same = found is not None and (found.window.start, found.stamp) == (window.start, stamp)
+        if found is not None and same and found.matcher.distinct_queries < MAX_QUERIES:
+            fresh = replace(found, window=window, checked=clock.monotonic())
+        else:
+            fresh = await store.call(_load, window, self.topics, window.end)
+        self._indexed[name] = fresh
+        self._indexed.move_to_end(name)
+        while len(self._indexed) > 64:
+            self._indexed.popitem(last=False)
+        return fresh
+
+    async def _refresh_quietly(
+        self, store: StoreThread, name: Hashable, window_of: WindowOf, found: Indexed
+    ) -> None:
+        try:
+            await self._refresh(store, name, window_of, found)
+        except Exception as ex:  # the stale papers stay; the next request tries again
+            log.error("papers of %s not refreshed: %s", name, ex)
+        finally:
+            self._refreshing.discard(name)
 
     def last(self, name: Hashable) -> Indexed | None:
         """The window's papers as last loaded, however old (None if never): what a page
@@ -165,16 +204,33 @@ class Listings:
         fresh = clock.monotonic() - found.checked < self.fresh_seconds
         return fresh and found.matcher.distinct_queries < MAX_QUERIES
 
-    def page(self, key: Hashable, make: Callable[[], T]) -> T:
+    async def page(self, key: Hashable, make: Callable[[], T]) -> T:
         """What `make` builds for `key` (a window's key and what was asked), built once while
-        it stays among the last few hundred asked for."""
+        it stays among the last few hundred asked for. Built in the pages' own thread, so
+        the event loop keeps answering cached pages meanwhile; everyone asking for the same
+        new page at once waits for the one build."""
         if key in self._pages:
             self._pages.move_to_end(key)
             return self._pages[key]  # type: ignore[return-value]
-        value = self._pages[key] = make()
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.get_running_loop().run_in_executor(self._builder, make)
+            self._pending[key] = pending
+            pending.add_done_callback(partial(self._settle, key))
+        found: T = await asyncio.shield(pending)
+        return found
+
+    def _settle(self, key: Hashable, done: asyncio.Future[Any]) -> None:
+        self._pending.pop(key, None)
+        if done.cancelled() or done.exception() is not None:
+            return
+        self._pages[key] = done.result()
         while len(self._pages) > 512:
             self._pages.popitem(last=False)
-        return value
+
+    def close(self) -> None:
+        """Stop the pages' thread (at shutdown)."""
+        self._builder.shutdown(wait=False)
 
 
 def select(indexed: Indexed, query: str, topic: str | None, limit: int) -> Selection:
@@ -193,10 +249,11 @@ def select(indexed: Indexed, query: str, topic: str | None, limit: int) -> Selec
         email="web@localhost",
         queries=[query] if query else [],
         topics=[topic] if topic else [],
-        max_papers=max(len(indexed.papers), 1),
+        max_papers=limit,
     )
-    found = list(indexed.matcher.for_subscriber(sub))
-    wanted = len(sub.queries) + len(sub.topics)
-    if wanted > 1:
-        found = [m for m in found if len(m.selecting) == wanted]
-    return Selection(found[:limit], [], len(found))
+    if not (query and topic):
+        found = indexed.matcher.for_subscriber(sub)
+        return Selection(list(found), [], found.total)
+    every = indexed.matcher.for_subscriber(replace(sub, max_papers=len(indexed.papers)))
+    both = [m for m in every if len(m.selecting) == 2]
+    return Selection(both[:limit], [], len(both))

@@ -71,22 +71,16 @@ def compute(
     if error:
         return {"error": error, "total": 0, "summary": "", "days": [], "top": []}
     sub = Subscriber(
-        email="preview@localhost",
-        topics=list(topics),
-        queries=list(queries),
-        max_papers=max(len(indexed.papers), 1),
+        email="preview@localhost", topics=list(topics), queries=list(queries), max_papers=TOP
     )
-    found = indexed.matcher.for_subscriber(sub)
-    per_day: dict[str, int] = {}
-    for match in found:
-        key = (match.paper.first_seen or "")[:10]
-        per_day[key] = per_day.get(key, 0) + 1
+    found = indexed.matcher.for_subscriber(sub)  # the top few, ranked as the email ranks
+    selected = indexed.selected(sub)
     days = []
     for back in range(DAYS - 1, -1, -1):
         day = today - timedelta(days=back)
-        days.append({"day": day.isoformat(), "label": f"{day:%a %d %b}",
-                     "count": per_day.get(day.isoformat(), 0)})  # fmt: skip
-    total = len(found)
+        count = (selected & indexed.days.get(day.isoformat(), 0)).bit_count()
+        days.append({"day": day.isoformat(), "label": f"{day:%a %d %b}", "count": count})
+    total = selected.bit_count()
     summary = (
         f"{plural(total, 'paper')} of the last {DAYS} days would have matched"
         f" ({plural(len(indexed.papers), 'new paper')})"
@@ -108,7 +102,7 @@ async def preview_of(web: Web, topics: Sequence[str], queries: Sequence[str]) ->
         return {"error": "The papers are being updated: try again in a minute.", "total": 0,
                 "summary": "", "days": [], "top": []}  # fmt: skip
     key = ("preview", indexed.key, tuple(known), tuple(wanted))
-    found: dict[str, Any] = web.listings.page(
+    found: dict[str, Any] = await web.listings.page(
         key, partial(compute, indexed, now.date(), known, wanted)
     )
     return found
