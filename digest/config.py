@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, cast, get_type_hints
+from typing import Any, cast, get_origin, get_type_hints
 
 from digest.errors import ConfigError
 from digest.models import Topic
@@ -125,6 +125,9 @@ class BouncesConfig:
     soft_days: int = 30
     complaint_alert_rate: float = 0.001  # a day's complaints / sends above this: an alert
     hard_alert_rate: float = 0.02  # a day's hard bounces / sends above this: an alert
+    # provider webhooks (digest serve): each is off until its credentials are configured
+    sns_topics: tuple[str, ...] = ()  # TopicArns of SES notifications we subscribed /hooks/ses to
+    postmark_user: str = ""  # basic-auth user of /hooks/postmark; DIGEST_POSTMARK_PASSWORD
 
     @property
     def mailbox_configured(self) -> bool:
@@ -152,6 +155,8 @@ class Config:
     old_secrets: tuple[str, ...] = ()
     smtp_password: str = ""
     imap_password: str = ""
+    postmark_password: str = ""
+    mailgun_signing_key: str = ""
 
     def source(self, name: str) -> SourceConfig:
         for src in self.sources:
@@ -184,7 +189,12 @@ def _key_name(f: str) -> str:
 
 
 def _check_value(value: Any, expected: Any, where: str) -> Any:
-    """Accept the TOML value if it fits the annotated type; ints pass for floats."""
+    """Accept the TOML value if it fits the annotated type; ints pass for floats; a
+    `tuple[str, ...]` takes a TOML array of strings."""
+    if get_origin(expected) is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        return tuple(value)
     allowed = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}
     options = [
         t
@@ -279,6 +289,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None, env: Mapping[str, s
     )
     kwargs["smtp_password"] = env.get("DIGEST_SMTP_PASSWORD", "")
     kwargs["imap_password"] = env.get("DIGEST_IMAP_PASSWORD", "")
+    kwargs["postmark_password"] = env.get("DIGEST_POSTMARK_PASSWORD", "")
+    kwargs["mailgun_signing_key"] = env.get("DIGEST_MAILGUN_SIGNING_KEY", "")
     _check_bounces(kwargs.get("bounces", BouncesConfig()), file)
     mail = kwargs.get("mail", MailConfig())
     if mail.no_matches not in ("skip", "note"):
@@ -300,6 +312,9 @@ def _check_bounces(bounces: BouncesConfig, file: str) -> None:
         raise ConfigError(f"{where}.imap_user: needed with imap_host")
     if bounces.imap_tls not in IMAP_SECURITY:
         raise ConfigError(f"{where}.imap_tls: {bounces.imap_tls!r} is not tls or starttls")
+    for topic in bounces.sns_topics:
+        if not topic.startswith("arn:") or ":sns:" not in topic:
+            raise ConfigError(f"{where}.sns_topics: {topic[:120]!r} is not an SNS topic ARN")
     local, at, domain = bounces.address.rpartition("@")
     if bounces.address and (not local or not at or "." not in domain or "+" in local):
         raise ConfigError(

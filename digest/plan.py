@@ -12,12 +12,14 @@ from typing import Any
 
 from digest.config import Config
 from digest.edition import Cadence, Edition, daily_window, due_edition, weekly_window
-from digest.match import EditionMatchers
+from digest.match import MATCH_FIELDS, EditionMatchers
 from digest.message import message_id_for
 from digest.models import Subscriber, Topic
 from digest.store import Store
 
-BATCH = 1000
+BATCH = 250  # small pages keep the garbage collector's passes short
+# What planning reads of a subscriber: matching's fields and the clock that makes them due.
+PLAN_FIELDS = (*MATCH_FIELDS, "cadence", "weekday", "hour", "tz")
 
 
 @dataclass
@@ -61,7 +63,7 @@ def plan(
     running twice plans nothing twice."""
     planner = _Planner(config, store, matchers, now, written_at, dry_run)
     batch: list[Subscriber] = []
-    for sub in store.iter_subscribers(["active"]):
+    for sub in store.iter_subscribers(["active"], fields=PLAN_FIELDS):
         batch.append(sub)
         if len(batch) >= BATCH:
             planner.batch(batch)
@@ -80,6 +82,7 @@ class _Planner:
     written_at: datetime
     dry_run: bool
     report: PlanReport = field(default_factory=PlanReport)
+    sent: dict[str, dict[int, set[str]]] = field(default_factory=dict)
 
     def batch(self, batch: Sequence[Subscriber]) -> None:
         todo = self._due(batch)
@@ -112,11 +115,12 @@ class _Planner:
         to write, each with the counts its email states (new papers, matches before the cap)."""
         matcher = self.matchers.of(current)
         ids = [p.id for p in matcher.papers]
-        sent = self.store.sent_among([s.id or 0 for s, _ in group], ids)
+        if current.name not in self.sent:  # one join for the edition, not one per batch
+            self.sent[current.name] = self.store.sent_by_subscriber(ids)
         note = self.config.mail.no_matches == "note"
         rows = []
-        for sub, edition in group:
-            matches = matcher.for_subscriber(sub, sent.get(sub.id or 0, ()))
+        found = matcher.for_subscribers([s for s, _ in group], self.sent[current.name])
+        for (sub, edition), matches in zip(group, found, strict=True):
             papers = [m.paper.id for m in matches]
             self.report.no_matches += not papers
             if self.dry_run:

@@ -502,6 +502,7 @@ class Job:
 
 
 GROUP = 32  # deliveries claimed, and "sent" marks committed, per transaction in `run`
+GROUP_SECONDS = 0.5  # the longest a mark waits for its group (slow, rate-limited runs)
 
 
 class Sender:
@@ -509,10 +510,11 @@ class Sender:
 
     In `run`, the delivery log is written in group commits: `group` deliveries are claimed in
     one transaction before any of them is sent, and "sent" marks are committed `group` at a
-    time. So a SIGKILL leaves at most 2 x group + 2 x concurrency deliveries `sending` (a
-    group being queued, the queue, those on the wire, the uncommitted marks), all resent and
-    flagged by the next run, and at most group + concurrency of them had really been accepted
-    (the uncommitted marks, and the messages whose end of DATA had gone out)."""
+    time (or once the oldest has waited GROUP_SECONDS). So a SIGKILL leaves at most
+    2 x group + 2 x concurrency deliveries `sending` (a group being queued, the queue, those
+    on the wire, the uncommitted marks), all resent and flagged by the next run, and at most
+    group + concurrency of them had really been accepted (the uncommitted marks, and the
+    messages whose end of DATA had gone out)."""
 
     def __init__(
         self,
@@ -535,6 +537,7 @@ class Sender:
         self.group = max(1, group)
         self._claimed: set[int] = set()  # claimed by a group claim, not yet sent
         self._marks: list[SentMark] = []  # accepted, not yet committed
+        self._oldest_mark = 0.0  # time.monotonic() of the first uncommitted mark
         self._grouped = False  # inside `run`: marks wait for their group
 
     def flush(self) -> None:
@@ -548,10 +551,16 @@ class Sender:
             self.store.mark_sent_many(marks)
 
     def _mark_sent(self, job: Job, reply: str, now: str) -> None:
+        if not self._marks:
+            self._oldest_mark = time.monotonic()
         self._marks.append(
             (job.delivery_id, job.subscriber_id, job.paper_ids, job.edition, reply, now)
         )
-        if not self._grouped or len(self._marks) >= self.group:
+        if (
+            not self._grouped
+            or len(self._marks) >= self.group
+            or time.monotonic() - self._oldest_mark >= GROUP_SECONDS
+        ):
             self.flush()
 
     def _now(self) -> str:

@@ -176,3 +176,34 @@ def test_a_bounces_setting_that_cannot_work_is_refused_naming_the_key(
     with pytest.raises(ConfigError) as info:
         load_config(write_config(tmp_path, f"[bounces]\n{setting}\n"), env={})
     assert message in str(info.value)
+
+
+def test_the_webhook_settings_take_a_list_of_topics_and_secrets_only_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    topic = "arn:aws:sns:eu-west-1:123456789012:digest-ses"
+    path = write_config(tmp_path, f'[bounces]\nsns_topics = ["{topic}"]\npostmark_user = "pm"\n')
+    env = {"DIGEST_POSTMARK_PASSWORD": "pw", "DIGEST_MAILGUN_SIGNING_KEY": "key"}
+    config = load_config(path, env=env)
+    assert (config.bounces.sns_topics, config.bounces.postmark_user) == ((topic,), "pm")
+    assert (config.postmark_password, config.mailgun_signing_key) == ("pw", "key")
+    defaults = load_config(env={})
+    assert defaults.bounces.sns_topics == () and defaults.postmark_password == ""
+    assert defaults.mailgun_signing_key == ""
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ('sns_topics = "arn:aws:sns:eu-west-1:1:t"', "[bounces].sns_topics: expected a list of"),
+        ('sns_topics = ["arn:aws:sns:eu-west-1:1:t", 3]', "expected a list of strings"),
+        ('sns_topics = ["digest-ses"]', "[bounces].sns_topics: 'digest-ses' is not an SNS topic"),
+        ('postmark_password = "pw"', "[bounces]: unknown key 'postmark_password'"),
+    ],
+)
+def test_a_webhook_setting_that_cannot_work_is_refused_naming_the_key(
+    tmp_path: Path, setting: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(tmp_path, f"[bounces]\n{setting}\n"), env={})
+    assert message in str(info.value)

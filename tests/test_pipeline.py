@@ -9,6 +9,7 @@ import email.policy
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -621,7 +622,8 @@ def test_a_planned_email_reads_the_same_whatever_the_pipeline_did_before(
             assert old is not None
             built = pipeline.build(row, old)
             assert built is not None
-            texts.append(_plain_text(built.data))
+            # Signed links carry the second they were made: compare the emails, not the clock.
+            texts.append(re.sub(r"/(u|manage|w|f)/[\w.-]+", r"/\1/TOKEN", _plain_text(built.data)))
     assert texts[0] == texts[1]
     assert "new papers" not in texts[0].splitlines()[1]
 

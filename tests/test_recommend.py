@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyp
 
 from digest.errors import DigestError
 from digest.models import Paper
+from digest.recommend.bibtex import latex_to_text
 from digest.recommend.explain import Explainer, explain
 from digest.recommend.profile import (
     Feedback,
@@ -32,7 +33,6 @@ from digest.recommend.seeds import (
     MAX_SKIPPED,
     SeedFormat,
     SeedKind,
-    latex_to_text,
     normalise_title,
     parse_seeds,
     resolve_seeds,
@@ -384,6 +384,18 @@ def test_shared_terms_prefer_phrases_and_do_not_repeat_their_words(
     words = [w for t in terms for w in t.split()]
     assert len(words) == len(set(words))
     assert any(" " in t for t in terms)
+
+
+def test_shared_terms_skip_plurals_of_chosen_words_and_phrases_neither_paper_has(
+    vectorizer: Vectorizer,
+) -> None:
+    a = Paper(id="a", title="Chain of thought for node classification with graph neural networks")
+    b = Paper(id="b", title="Chain of thought in node classification, graph neural network")
+    terms = Explainer(vectorizer, [a, b]).shared("a", "b", limit=6)
+    assert "chain thought" in vectorizer.terms and "chain thought" not in terms
+    assert "node classification" in terms
+    words = [w.rstrip("s") for t in terms for w in t.split()]
+    assert len(words) == len(set(words))
 
 
 def test_one_explainer_names_each_readers_own_liked_paper(vectorizer: Vectorizer) -> None:

@@ -5,6 +5,9 @@ Both work on the normaliser's word spans, so what is highlighted is exactly what
 
 from __future__ import annotations
 
+import copy
+import sys
+from array import array
 from bisect import bisect_right
 from collections.abc import Iterable
 
@@ -35,36 +38,54 @@ def _applies(term_field: str, fld: str | None) -> bool:
 
 class TextWords:
     """A text's word spans, tokenised once: the card cache keeps one per paper and field for
-    the whole edition, so highlighting each subscriber's terms only looks words up."""
+    the whole edition, so highlighting each subscriber's terms only looks words up.
 
-    __slots__ = ("_starts", "text", "words")
+    Kept compact (a paper's abstract is a few KB, not ~50 KB of tuples): per word its surface
+    and stem (shared strings) and its start and end offsets into `text`. A `head` shares them
+    and sees only its first `count` words.
+    """
+
+    __slots__ = ("_starts", "begins", "count", "ends", "stems", "surfaces", "text")
 
     def __init__(self, text: str) -> None:
+        spans = word_spans(text)
         self.text = text
-        self.words = word_spans(text)
+        self.count = len(spans)
+        self.stems = [w[1] for w in spans]
+        self.surfaces = [st if st == su else sys.intern(su) for su, st, _, _ in spans]
+        self.begins = array("l", [w[2] for w in spans])
+        self.ends = array("l", [w[3] for w in spans])
         self._starts: dict[tuple[str, bool], list[int]] = {}
+
+    @property
+    def words(self) -> list[tuple[str, str, int, int]]:
+        """(surface, stem, start, end) per word, as `word_spans(text)` gives them."""
+        at = range(self.count)
+        return [(self.surfaces[i], self.stems[i], self.begins[i], self.ends[i]) for i in at]
 
     def starts(self, word: str, prefix: bool) -> list[int]:
         """Where a term's word may begin, ascending: the positions of its stem, or of words
-        starting with it (a prefix term's last word). Found once per word. A `head`'s list
-        may run past its words: stop at `len(words)`."""
+        starting with it (a prefix term's last word). Found once per word, over the whole
+        text, so a `head`'s list may run past its words: stop at `count`."""
         found = self._starts.get((word, prefix))
         if found is None:
             if prefix:
-                found = [j for j, w in enumerate(self.words) if w[0].startswith(word)]
+                found = [j for j, w in enumerate(self.surfaces) if w.startswith(word)]
             else:
-                found = [j for j, w in enumerate(self.words) if w[1] == word]
+                found = [j for j, w in enumerate(self.stems) if w == word]
             self._starts[(word, prefix)] = found
         return found
 
     def head(self, end: int) -> TextWords:
         """The words of `text[:end]`, as tokenising that prefix afresh would give them: the
-        words before `end`, unless one straddles it (then the prefix is tokenised)."""
-        kept = bisect_right([w[3] for w in self.words], end)
-        if kept < len(self.words) and self.words[kept][2] < end:
+        words before `end`, unless one straddles it or the last is an `s` that the prefix
+        would read as a possessive (`model's_` cut after the s): then the prefix is tokenised."""
+        kept = bisect_right(self.ends, end, 0, self.count)
+        straddles = kept < self.count and self.begins[kept] < end
+        if straddles or (kept and self.ends[kept - 1] == end and self.surfaces[kept - 1] == "s"):
             return TextWords(self.text[:end])
-        head = TextWords.__new__(TextWords)
-        head.text, head.words, head._starts = self.text[:end], self.words[:kept], self._starts
+        head = copy.copy(self)
+        head.text, head.count = self.text[:end], kept
         return head
 
 
@@ -82,22 +103,25 @@ def highlight_spans(
     (`TextWords(text)`), saves tokenising it again.
     """
     found = words if words is not None and words.text == text else TextWords(text)
-    tokens = found.words
+    surfaces, stems, count = found.surfaces, found.stems, found.count
     spans: list[tuple[int, int]] = []
     for term in terms:
         if not isinstance(term, Term) or not _applies(term.field, field):
             continue
         n, last = len(term.words), len(term.words) - 1
         for j in found.starts(term.words[0], term.prefix and not last):
-            if j + last >= len(tokens):
+            if j + last >= count:
                 break
             for k in range(1, n):
-                surface, stem, _, _ = tokens[j + k]
                 word = term.words[k]
-                if not (surface.startswith(word) if term.prefix and k == last else stem == word):
+                if not (
+                    surfaces[j + k].startswith(word)
+                    if term.prefix and k == last
+                    else stems[j + k] == word
+                ):
                     break
             else:
-                spans.append((tokens[j][2], tokens[j + n - 1][3]))
+                spans.append((found.begins[j], found.ends[j + last]))
     spans.sort()
     merged: list[tuple[int, int]] = []
     for start, end in spans:

@@ -2,7 +2,7 @@
 
 Pure: Papers and plain typed values in and out; no store, no SQL, no I/O, no printing.
 Modules import one way: `errors` <- `vectorize` <- `profile` <- `score`; `vectorize` <-
-`explain`; `seeds` stands alone (no numpy, so the web can read a pasted BibTeX cheaply).
+`explain`; `bibtex` <- `seeds` (no numpy there, so the web can read a pasted BibTeX cheaply).
 Import from the modules: this package re-exports nothing, so loading `seeds` never loads
 scikit-learn.
 """

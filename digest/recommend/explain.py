@@ -5,6 +5,7 @@ manipulation"). Pure: Papers and vectors in, a Reason out; never scores or fits.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,12 +13,22 @@ import numpy as np
 import numpy.typing as npt
 
 from digest.models import Paper
-from digest.recommend.vectorize import Matrix, Vectorizer
+from digest.recommend.vectorize import Matrix, Vectorizer, paper_text
 
 __all__ = ["Explainer", "Reason", "explain"]
 
 MAX_TERMS = 3
-PHRASE_BOOST = 1.5
+PHRASE_FLOOR = 0.2  # a phrase goes first unless it weighs under this share of the best term
+_WORDS = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def _plain(paper: Paper) -> str:
+    """The paper's words, lower case, single-spaced and padded, for phrase look-ups."""
+    return " " + " ".join(_WORDS.findall(paper_text(paper))) + " "
+
+
+def _singular(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +61,7 @@ class Explainer:
         self._terms = vectorizer.terms
         self._at = {p.id: i for i, p in enumerate(unique)}
         self._titles = {p.id: p.title for p in unique}
+        self._texts = {p.id: _plain(p) for p in unique}
         self._indptr: npt.NDArray[np.int64] = (
             np.asarray(rows.indptr, dtype=np.int64) if rows is not None else np.zeros(1, np.int64)
         )
@@ -68,8 +80,10 @@ class Explainer:
         return self._indices[lo:hi], self._data[lo:hi]
 
     def shared(self, a: str, b: str, limit: int = MAX_TERMS) -> tuple[str, ...]:
-        """The terms weighing most in both papers' tf-idf rows, two-word phrases first: a
-        phrase ("diffusion policy") says more than its words, which are then not repeated."""
+        """The terms weighing most in both papers' tf-idf rows, phrases first: a phrase
+        ("diffusion policy") says more than its words, which are then not repeated (nor
+        their plurals). A phrase is shown only if both papers have it word for word: the
+        vocabulary joins words across a dropped stop word ("chain thought")."""
         a_cols, a_vals = self._row(a)
         b_cols, b_vals = self._row(b)
         common, in_a, in_b = np.intersect1d(a_cols, b_cols, assume_unique=True, return_indices=True)
@@ -77,15 +91,25 @@ class Explainer:
             return ()
         terms = [self._terms[int(c)] for c in common]
         weight = a_vals[in_a] * b_vals[in_b]
-        weight *= np.array([PHRASE_BOOST if " " in t else 1.0 for t in terms], np.float32)
+        texts = (self._texts.get(a, ""), self._texts.get(b, ""))
+        order = np.argsort(-weight, kind="stable")
+        ranked = [terms[int(n)] for n in order]
+        floor = PHRASE_FLOOR * float(weight[order[0]])
+        phrases = [
+            terms[int(n)]
+            for n in order
+            if " " in terms[int(n)]
+            and weight[n] >= floor
+            and all(f" {terms[int(n)]} " in x for x in texts)
+        ]
         chosen: list[str] = []
         used: set[str] = set()
-        for n in np.argsort(-weight, kind="stable"):
-            words = terms[int(n)].split()
-            if used.intersection(words):
+        for term in phrases + [t for t in ranked if " " not in t]:
+            words = {_singular(w) for w in term.split()}
+            if used & words:
                 continue
-            chosen.append(terms[int(n)])
-            used.update(words)
+            chosen.append(term)
+            used |= words
             if len(chosen) == limit:
                 break
         return tuple(chosen)

@@ -16,6 +16,7 @@ import email.utils
 import ipaddress
 import random
 import socket
+import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -365,3 +366,45 @@ async def fetch(
         if attempt + 1 < attempts:
             await sleep(delay)
     raise SourceError(f"{name}: GET {full_url} failed after {attempts} attempts: {problem}")
+
+
+def fetch_small(
+    url: str,
+    *,
+    max_bytes: int = 64 * 1024,
+    timeout: float = 10.0,
+    user_agent: str = CollectConfig.user_agent,
+    transport: httpx.BaseTransport | None = None,
+) -> bytes:
+    """One GET of a small document for the web app (an SNS signing certificate, an SNS
+    subscription confirmation): the caller has checked the URL; no redirects followed, no
+    content encoding accepted, at most `max_bytes` read, `timeout` seconds in all (checked
+    between reads, each read bounded by it too). Synchronous: run it in a thread.
+
+    Raises:
+        SourceError: naming the URL and what failed (a status, the cap, the time, the network).
+    """
+    deadline = time.monotonic() + timeout
+    headers = {"User-Agent": user_agent, "Accept-Encoding": "identity"}
+    try:
+        with (
+            httpx.Client(transport=transport, timeout=timeout, follow_redirects=False) as client,
+            client.stream("GET", url, headers=headers) as response,
+        ):
+            if response.status_code != 200:
+                raise SourceError(f"GET {url[:200]}: HTTP {response.status_code}")
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                raise SourceError(f"GET {url[:200]}: refused Content-Encoding {encoding!r}")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_raw():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise SourceError(f"GET {url[:200]}: body over {max_bytes:,} bytes")
+                if time.monotonic() > deadline:
+                    raise SourceError(f"GET {url[:200]}: took more than {timeout:g}s")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx.HTTPError as ex:
+        raise SourceError(f"GET {url[:200]} failed: {type(ex).__name__}: {ex}") from ex

@@ -1,7 +1,8 @@
 """The web app (Starlette): the web edition (today's papers, a day, a week, searchable), the
 live preview of a filter, subscribe with double opt-in, confirm, unsubscribe (a page with a
 button, and RFC 8058 one-click POST), preferences, delete my data, and behind signed links
-each email as a page and a personal Atom feed.
+each email as a page and a personal Atom feed; and the bounce and complaint webhooks of
+SES (through SNS), Postmark and Mailgun (digest.web.hooks).
 
 Thin: every change goes through digest.subscribers and the store, in the store's own thread
 (digest.web.state); emails through the renderer, message builder and transport the daily job
@@ -22,13 +23,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from digest.bounces.webhooks import MAX_BODY
 from digest.config import Config
 from digest.errors import DigestError, TokenError
 from digest.models import Topic
 from digest.send import Transport
-from digest.web import browse, faults, manage, preview, routes, views
+from digest.web import browse, faults, hooks, manage, preview, routes, views
 from digest.web.guard import SecurityHeaders
-from digest.web.state import Clock, Web
+from digest.web.state import Clock, Fetch, Web
 
 BODY_LIMIT = 64 * 1024  # the largest honest form (20 queries of 200 characters) is ~5 KB
 Handler = Callable[[Web, Request], Awaitable[Response]]
@@ -41,6 +43,9 @@ def _routes(web: Web) -> list[BaseRoute]:
     def post(path: str, handler: Handler) -> Route:
         # the limit per route, so a 413 is answered inside SecurityHeaders and carries its headers
         return Route(path, partial(handler, web), methods=["POST"], max_body_size=BODY_LIMIT)
+
+    def hook(path: str, handler: Handler) -> Route:
+        return Route(path, partial(handler, web), methods=["POST"], max_body_size=MAX_BODY)
 
     return [
         get("/", browse.home),
@@ -62,6 +67,9 @@ def _routes(web: Web) -> list[BaseRoute]:
         get("/static/web.css", routes.css),
         get("/static/preview.js", routes.script),
         get("/healthz", routes.health),
+        hook("/hooks/ses", hooks.ses),
+        hook("/hooks/postmark", hooks.postmark),
+        hook("/hooks/mailgun", hooks.mailgun),
     ]
 
 
@@ -70,15 +78,16 @@ def create_app(
     topics: dict[str, Topic],
     transport: Transport | None = None,
     clock: Clock | None = None,
+    fetch: Fetch | None = None,
 ) -> Starlette:
-    """The app `digest serve` runs; tests pass a transport (the outbox, a local SMTP server)
-    and a clock.
+    """The app `digest serve` runs; tests pass a transport (the outbox, a local SMTP server),
+    a clock, and the GET the SES webhook fetches SNS's certificate and SubscribeURL with.
 
     Raises:
         TokenError: no usable secret to sign links with.
         RenderError: the web templates cannot be found.
     """
-    web = Web(config, topics, transport, clock)
+    web = Web(config, topics, transport, clock, fetch)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parseaddr
+from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 from starlette.background import BackgroundTask
@@ -22,6 +24,7 @@ from digest.pages import Pages
 from digest.pipeline import send_confirmation
 from digest.render import Renderer
 from digest.send import Transport
+from digest.sources.http import fetch_small
 from digest.store import Store
 from digest.tokens import Tokens
 from digest.web.forms import CSRF_COOKIE
@@ -30,6 +33,7 @@ from digest.web.listing import Listings
 from digest.web.store_thread import StoreThread
 
 Clock = Callable[[], datetime]
+Fetch = Callable[[str], bytes]  # a GET of a small document, run in a worker thread
 P = ParamSpec("P")
 T = TypeVar("T")
 log = logging.getLogger("digest.web")
@@ -44,6 +48,7 @@ class Web:
         topics: dict[str, Topic],
         transport: Transport | None = None,
         clock: Clock | None = None,
+        fetch: Fetch | None = None,
     ) -> None:
         self.config = config
         self.topics = topics
@@ -62,6 +67,20 @@ class Web:
         self.script = self.pages.script()
         self.listings = Listings(topics)
         self.confirmations_failed = 0
+        self.fetch = fetch or partial(fetch_small, user_agent=config.collect.user_agent)
+        self.certificates: dict[str, bytes] = {}
+        self.webhooks: Counter[str] = Counter()  # answers per "provider status"
+
+    def sns_certificate(self, url: str) -> bytes:
+        """SNS's signing certificate at `url` (checked on the SNS host by the caller), fetched
+        once per process: SNS signs with one certificate for months. Called in a thread."""
+        pem = self.certificates.get(url)
+        if pem is None:
+            pem = self.fetch(url)
+            if len(self.certificates) >= 16:
+                self.certificates.clear()
+            self.certificates[url] = pem
+        return pem
 
     def now(self) -> str:
         """The injected clock's time, as the store records it."""
