@@ -72,7 +72,7 @@ def envelope_sender_for(config: Config, sub: Subscriber, edition: Edition) -> st
 def feedback_id_for(config: Config, edition: Edition) -> str:
     """`Feedback-ID: campaign:edition:sender-id` (Gmail's feedback loop), when `[mail]
     feedback_id` names the sender; the campaign is the cadence. Never per subscriber."""
-    sender_id = str(getattr(config.mail, "feedback_id", "") or "")
+    sender_id = config.mail.feedback_id
     return f"{edition.cadence.value}:{edition.name}:{sender_id}" if sender_id else ""
 
 

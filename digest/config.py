@@ -62,6 +62,7 @@ class MailConfig:
     dkim_selector: str = ""
     dkim_domain: str = ""
     dkim_key_file: str = ""  # the PEM private key; the file is the secret, keep it 0600
+    feedback_id: str = ""  # sender id in Gmail's Feedback-ID header; empty: no header
 
 
 @dataclass(frozen=True)
