@@ -17,15 +17,28 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
-from digest.errors import TokenError
+from digest.errors import ConfigError, TokenError
 
-PURPOSES = ("confirm", "unsubscribe", "manage", "web", "feed")
-LINK_PATHS = {"confirm": "c", "unsubscribe": "u", "manage": "manage", "web": "w", "feed": "f"}
+PURPOSES = ("confirm", "unsubscribe", "manage", "web", "feed", "feedback")
+LINK_PATHS = {
+    "confirm": "c",
+    "unsubscribe": "u",
+    "manage": "manage",
+    "web": "w",
+    "feed": "f",
+    "feedback": "fb",
+}
+FEEDBACK_KINDS = ("more", "less")
 CONFIRM_MAX_AGE = 48 * 3600
 
 
 class TokenExpired(TokenError):
     """A well-signed token past its age: the page says so and offers a fresh link (410)."""
+
+
+class MissingSecret(ConfigError, TokenError):
+    """No DIGEST_SECRET: our own configuration, so commands refuse to start (exit 2), while
+    code that catches TokenError still sees a token problem."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +82,7 @@ class Tokens:
         TokenError: no secret: links in emails could not be signed.
         """
         if not secret:
-            raise TokenError(
+            raise MissingSecret(
                 "DIGEST_SECRET is not set: links in emails must be signed; set it to a long "
                 "random string (python3 -c 'import secrets; print(secrets.token_hex(32))')"
             )
@@ -103,6 +116,27 @@ class Tokens:
             raise TokenError(f"this {purpose} link is not valid")
         return TokenClaims(data[0], data[1])
 
+    def make_paper(self, subscriber_id: int, email: str, paper_id: str) -> str:
+        """A "More/Less like this" token: signed for one subscriber AND one paper, so it
+        records an opinion on that paper only, and only for that person."""
+        data = [subscriber_id, email_tag(email), paper_id]
+        return str(self._serializer("feedback").dumps(data))
+
+    def read_paper(self, token: str) -> tuple[TokenClaims, str]:
+        """The claims and paper id of a genuine feedback token, or TokenError."""
+        try:
+            data = self._serializer("feedback").loads(token)
+        except BadSignature as ex:
+            raise TokenError("this feedback link is not valid (mistyped or cut short?)") from ex
+        if (
+            not isinstance(data, list)
+            or len(data) != 3
+            or not isinstance(data[0], int)
+            or not all(isinstance(x, str) for x in data[1:])
+        ):
+            raise TokenError("this feedback link is not valid")
+        return TokenClaims(data[0], data[1]), data[2]
+
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
         if purpose not in self._serializers:
             raise TokenError(f"unknown token purpose {purpose!r}")
@@ -124,3 +158,12 @@ def subscriber_links(
         purpose: link(base_url, purpose, tokens.make(purpose, subscriber_id, email))
         for purpose in ("unsubscribe", "manage", "feed", "web")
     }
+
+
+def feedback_links(
+    tokens: Tokens, base_url: str, subscriber_id: int, email: str, paper_id: str
+) -> tuple[str, str]:
+    """The "More like this" and "Less like this" URLs of one paper for one subscriber."""
+    token = tokens.make_paper(subscriber_id, email, paper_id)
+    base = base_url.rstrip("/")
+    return f"{base}/fb/more/{token}", f"{base}/fb/less/{token}"

@@ -22,8 +22,9 @@ from rich.markup import escape
 
 from digest import __version__
 from digest.config import Config, load_config, load_topics
-from digest.errors import ConfigError, DigestError, StoreError
+from digest.errors import ConfigError, DigestError, QueryError, StoreError
 from digest.models import Topic
+from digest.query import parse
 from digest.store import Store
 
 app = typer.Typer(
@@ -60,6 +61,8 @@ def terminal_safe(text: str) -> str:
 
 
 def error_line(message: str) -> None:
+    """Print a failure as README promises: one red line on stderr, also under --quiet (a
+    multi-line message is joined so cron mail and log greps see it whole)."""
     one = " ".join(terminal_safe(message).split("\n"))
     err.print(f"[red]Error:[/red] {escape(one)}", highlight=False, soft_wrap=True)
 
@@ -70,6 +73,7 @@ def fails_cleanly(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        """The command itself, with our errors mapped to exit codes instead of tracebacks."""
         try:
             return func(*args, **kwargs)
         except (ConfigError, StoreError) as ex:
@@ -86,11 +90,21 @@ def fails_cleanly(func: F) -> F:
 
 
 def open_store(config_path: Path | None) -> tuple[Config, Store]:
+    """The config and its database, for commands that need both.
+
+    Raises:
+        ConfigError: the config does not load (the caller's `fails_cleanly` exits 2).
+    """
     config = load_config(config_path)
     return config, Store(config.database.path)
 
 
 def parse_day(value: str | None, option: str) -> date | None:
+    """An ISO date from an option, or None when not given.
+
+    Raises:
+        typer.BadParameter: not YYYY-MM-DD (a usage error, exit 2, naming the option).
+    """
     if value is None:
         return None
     try:
@@ -116,7 +130,19 @@ def _main(
 
 
 def open_topics(config: Config) -> dict[str, Topic]:
-    return load_topics(config.topics_path)
+    """The topic presets the config points at, for commands that validate or match topics.
+
+    Raises:
+        ConfigError: the topics file is missing or malformed, or a topic's query does not
+            parse (named with the file and the topic, so the fix is obvious).
+    """
+    topics = load_topics(config.topics_path)
+    for name, topic in topics.items():
+        try:
+            parse(topic.query)
+        except QueryError as ex:
+            raise ConfigError(f"{config.topics_path}: [{name}]: query: {ex}") from ex
+    return topics
 
 
 def confirm_or_exit(question: str, yes: bool) -> None:
