@@ -17,14 +17,14 @@ from digest.collect import SourceReport
 from digest.config import Config
 from digest.edition import Edition
 from digest.errors import ConfigError, RenderError, SendError, StoreError, TokenError
-from digest.match import EditionMatchers, Match
+from digest.match import EditionMatchers, Match, Recommended
 from digest.message import Dkim, Outgoing, build_message, message_id_for
 from digest.models import Subscriber
-from digest.render import RenderedEmail, Renderer
+from digest.render import Reading, RenderedEmail, Renderer
 from digest.send import Clock, Job, SendStats
-from digest.store import Store
+from digest.store import Store, planned_recommendations
 from digest.subscribers import for_confirmation
-from digest.tokens import Tokens, subscriber_links
+from digest.tokens import Tokens, feedback_links, subscriber_links
 
 # Failures of our own setup while building a message: the delivery waits for the fix.
 OURS = (ConfigError, TokenError, RenderError)
@@ -126,6 +126,7 @@ def build_digest(
     cause: str | None = None,
     dkim: Dkim | None = None,
     message_id: str | None = None,
+    reading: Reading | None = None,
 ) -> Built | None:
     """One subscriber's email for an edition: their digest, or with no matches the note the
     `no_matches` policy asks for (None under `skip`: nothing to send). `cause` says why a
@@ -137,10 +138,10 @@ def build_digest(
         SendError: this subscriber's address cannot be mailed.
     """
     rendered: RenderedEmail | None
-    if matches:
+    if matches or (reading and reading.recommended):
         rendered = renderer.digest(
             sub, matches, edition.name, edition.day, counts.new_papers, links,
-            matched=counts.matched,
+            matched=counts.matched, reading=reading,
         )  # fmt: skip
     else:
         rendered = renderer.nothing_new(
@@ -232,16 +233,33 @@ class Builder:
         renderer = self._renderer()
         edition = Edition.parse(row["edition"])
         links = subscriber_links(self.tokens(), self.config.web.base_url, sub.id or 0, sub.email)
-        papers = row["papers"]
+        reading = self.reading(row, sub)
+        recommended = {r.paper.id for r in reading.recommended}
+        papers = [p for p in row["papers"] if p not in recommended]
         matches = self.matchers.matches_for(sub, edition, papers) if papers else []
         # the row's own counts, never this run's: a row planned before they were kept says none
         counts = Counts(row.get("new_papers"), row.get("matched") or None)
-        cause = None if papers else nothing_new_cause(self.collected, edition.day)
+        cause = None if row["papers"] else nothing_new_cause(self.collected, edition.day)
         built = build_digest(
             self.config, renderer, sub, matches, edition, counts, links, self.clock(),
-            cause=cause, dkim=self.dkim, message_id=row["message_id"],
+            cause=cause, dkim=self.dkim, message_id=row["message_id"], reading=reading,
         )  # fmt: skip
         return None if built is None else built.message
+
+    def reading(self, row: Mapping[str, Any], sub: Subscriber) -> Reading:
+        """The delivery's recommendations as planned (same papers, same reasons on a resend)
+        and the subscriber's signed "More/Less like this" links."""
+        planned = planned_recommendations(row)
+        found = {p.id: p for p in self.store.papers_by_id([r.paper_id for r in planned])}
+        recommended = [
+            Recommended(found[r.paper_id], r.score, r.why) for r in planned if r.paper_id in found
+        ]
+        tokens, base, sid = self.tokens(), self.config.web.base_url, sub.id or 0
+
+        def feedback(paper_id: str) -> tuple[str, str]:
+            return feedback_links(tokens, base, sid, sub.email, paper_id)
+
+        return Reading(recommended, feedback)
 
     def jobs(
         self, shard: tuple[int, int] | None = None, stats: SendStats | None = None

@@ -66,6 +66,12 @@ class MailConfig:
 
 
 @dataclass(frozen=True)
+class RecommendConfig:
+    count: int = 3  # "Recommended for you" papers per email; 0 turns them off
+    min_score: float = 0.05  # a paper less similar than this to a reader's profile is not shown
+
+
+@dataclass(frozen=True)
 class SmtpConfig:
     host: str = ""
     port: int = 587
@@ -150,6 +156,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     bounces: BouncesConfig = field(default_factory=BouncesConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
     topics_path: str = str(PROJECT_ROOT / "config" / "topics.toml")
     templates_dir: str = str(PROJECT_ROOT / "templates")
     secret: str = ""
@@ -181,6 +188,7 @@ _SECTIONS: dict[str, type] = {
     "web": WebConfig,
     "alerts": AlertsConfig,
     "bounces": BouncesConfig,
+    "recommend": RecommendConfig,
 }
 _TOP_LEVEL_KEYS = {"topics_path": str, "templates_dir": str}
 
@@ -293,6 +301,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None, env: Mapping[str, s
     kwargs["postmark_password"] = env.get("DIGEST_POSTMARK_PASSWORD", "")
     kwargs["mailgun_signing_key"] = env.get("DIGEST_MAILGUN_SIGNING_KEY", "")
     _check_bounces(kwargs.get("bounces", BouncesConfig()), file)
+    if not 0 <= kwargs.get("recommend", RecommendConfig()).count <= 50:
+        raise ConfigError(f"{file}: [recommend].count: must be between 0 and 50")
     mail = kwargs.get("mail", MailConfig())
     if mail.no_matches not in ("skip", "note"):
         raise ConfigError(f"{file}: [mail].no_matches: {mail.no_matches!r} is not skip or note")

@@ -74,11 +74,13 @@ class Edition:
     def name(self) -> str:
         """How the edition is named in rows, Message-IDs and subjects."""
         if self.cadence is Cadence.WEEKLY:
+            # the ISO year, not the calendar one: 2024-12-30 is in 2025-W01
             year, week, _ = self.day.isocalendar()
             return f"{year}-W{week:02d}"
         return self.day.isoformat()
 
     def __str__(self) -> str:
+        """The name, so an Edition formats as the text users and rows know."""
         return self.name
 
 
@@ -93,6 +95,7 @@ class Window:
 def due_edition(sub: Subscriber, now: datetime) -> Edition | None:
     """The edition a subscriber is due for now, by their own clock: their local date (daily)
     or ISO week (weekly, on their weekday), once their send hour has come; None when not yet."""
+    # by the subscriber's clock: Tokyo's 8:00 edition is due while it is still yesterday in UTC
     local = now.astimezone(ZoneInfo(sub.tz))
     if local.hour < sub.hour:
         return None
@@ -112,7 +115,7 @@ def daily_window(store: Store, day: date, now: datetime, *, open_it: bool = Fals
     row = store.get_edition(name)
     if row is None and open_it:
         row = store.open_edition(name, now.isoformat(), default_start)
-    if row is None:
+    if row is None:  # provisional: the same start the opened window would get
         start = store.latest_edition_end(before=name) or default_start
         return Window(datetime.fromisoformat(start), now)
     return Window(
@@ -135,5 +138,6 @@ def window_of(store: Store, edition: Edition, now: datetime) -> Window:
     weekly one's, the seven days up to the end of its last daily edition so far."""
     if edition.cadence is Cadence.DAILY:
         return daily_window(store, edition.day, now)
+    # a week still running ends at today's edition, not at a Sunday that has not come
     last_day = min(edition.day + timedelta(days=6), now.date())
     return weekly_window(daily_window(store, last_day, now))

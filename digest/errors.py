@@ -1,6 +1,7 @@
 """One exception hierarchy for the whole package.
 
-The CLI turns any DigestError into one red line and exit 1; everything else is a bug.
+The CLI turns any DigestError into one red line (exit 2 for ConfigError and StoreError, else
+exit 1); anything else escaping is a bug.
 """
 
 
@@ -9,15 +10,16 @@ class DigestError(Exception):
 
 
 class ConfigError(DigestError):
-    pass
+    """Our own setup is wrong (config, topics, secret, key, templates): the CLI refuses to
+    start with exit 2 and nothing is touched, so fixing it loses no edition."""
 
 
 class SourceError(DigestError):
-    pass
+    """One source could not be fetched or read: it costs that source, the others still land."""
 
 
 class StoreError(DigestError):
-    pass
+    """The database cannot be opened, migrated or written: exit 2, naming the file."""
 
 
 class QueryError(DigestError):
@@ -38,16 +40,17 @@ class QueryError(DigestError):
 
 
 class SubscriberError(DigestError):
-    pass
+    """A subscriber's input or a change to them is refused (bad address, unknown topic, a
+    status change the rules forbid); nothing was stored."""
 
 
 class RenderError(DigestError):
-    pass
+    """Templates that do not load or an email that cannot be built from them."""
 
 
 class SendError(DigestError):
-    pass
+    """A transport could not hand a message over (SMTP or the outbox)."""
 
 
 class TokenError(DigestError):
-    pass
+    """A signed link that is not genuine, or no secret to sign links with."""

@@ -90,6 +90,16 @@ class Match:
         return f"Match({self.paper.id!r}, score={self.score:.2f})"
 
 
+@dataclass(frozen=True, slots=True)
+class Recommended:
+    """A paper recommended from what the reader liked (not selected by a query): its profile
+    score and the reason in words ("Like <title> — shared: a, b")."""
+
+    paper: Paper
+    score: float
+    why: str
+
+
 class Matches(list[Match]):
     """A subscriber's ranked, capped matches; `total` counts every eligible match before the
     cap, so an email can say "10 of 18 matches" instead of hiding what the cap left out."""

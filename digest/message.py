@@ -80,17 +80,26 @@ def check_header(name: str, value: str) -> str:
 
 
 def ascii_domain(domain: str) -> str:
-    """The domain as every server accepts it: IDNA (punycode) labels."""
-    if domain.isascii():
+    """The domain as every server accepts it: IDNA (punycode) labels.
+
+    Raises:
+        SendError: the domain is not valid IDNA (that one delivery fails).
+    """
+    if domain.isascii():  # the common case costs nothing
         return domain
     try:
+        # UTS 46 maps case and width first (M\u00dcnchen), as browsers and mail clients do
         return idna.encode(domain, uts46=True).decode("ascii")
     except idna.IDNAError as ex:
         raise SendError(f"{domain!r} is not a valid internationalised domain: {ex}") from ex
 
 
 def wire_address(addr: str) -> str:
-    """`local@domain` with the domain in IDNA; the local part is kept (UTF-8 if it must)."""
+    """`local@domain` with the domain in IDNA; the local part is kept (UTF-8 if it must).
+
+    Raises:
+        SendError: no local part or domain, or a domain that is not valid IDNA.
+    """
     local, _, domain = addr.rpartition("@")
     if not local or not domain:
         raise SendError(f"{addr!r} has no usable email address")
@@ -100,7 +109,11 @@ def wire_address(addr: str) -> str:
 @lru_cache(maxsize=64)
 def address_of(mailbox: str) -> str:
     """The bare address of `Name <addr>` (for the envelope), checked for line breaks, with
-    an IDNA domain."""
+    an IDNA domain.
+
+    Raises:
+        SendError: a line break, or no usable address.
+    """
     check_header("address", mailbox)
     _, addr = email.utils.parseaddr(mailbox)
     if not addr or "@" not in addr:
@@ -115,6 +128,11 @@ def _formatted(name: str, mailbox: str) -> str:
 
 
 def _mailbox(name: str, mailbox: str) -> str:
+    """A mailbox header value: the display name encoded (RFC 2047) and the domain in IDNA.
+
+    Raises:
+        SendError: a line break, or no usable address.
+    """
     check_header(name, mailbox)
     display, addr = email.utils.parseaddr(mailbox)
     if not addr or "@" not in addr:
@@ -133,6 +151,12 @@ def _mailbox(name: str, mailbox: str) -> str:
 
 
 def _encoded(name: str, value: str) -> str:
+    """A free-text header (Subject): as is when short ASCII, else RFC 2047 words folded with
+    CRLF (the stdlib folds with LF).
+
+    Raises:
+        SendError: a line break in the value.
+    """
     check_header(name, value)
     if value.isascii() and len(value) + len(name) < 76:
         return value
@@ -145,6 +169,7 @@ def message_id_for(subscriber_id: int, edition: str, sender: str, secret: str = 
     nobody can forge the id of someone else's delivery (a bounce may be matched by it)."""
     domain = address_of(sender).rsplit("@", 1)[1]
     mac = hmac.new(secret.encode(), f"digest.msgid:{subscriber_id}:{edition}".encode(), "sha256")
+    # 80 bits of MAC, lowercase base32: survives MTAs that change the case of ids
     tag = base64.b32encode(mac.digest()[:10]).decode("ascii").lower()
     return f"<digest.{edition}.{subscriber_id}.{tag}@{domain}>"
 
@@ -164,6 +189,7 @@ def _part(content_type: str, body: str, allow_8bit: bool = True) -> tuple[bytes,
     raw = body.encode("utf-8").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     cte = _encoding(raw, allow_8bit)
     if cte == "quoted-printable":
+        # istext: line breaks stay line breaks (LF here, CRLF below), not =0A
         raw = binascii.b2a_qp(raw, istext=True)
     head = (
         f"Content-Type: {content_type}; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n\r\n"
@@ -186,7 +212,7 @@ def _list_headers(
         targets.append(f"<mailto:{unsubscribe_mailto}?subject=unsubscribe>")
     if targets:
         headers.append(("List-Unsubscribe", ",\r\n ".join(targets)))
-    if unsubscribe_url:
+    if unsubscribe_url:  # one-click (RFC 8058) needs a link to POST to; a mailto has none
         headers.append(("List-Unsubscribe-Post", ONE_CLICK))
     return headers
 
@@ -229,6 +255,7 @@ def build_message(
     headers += _list_headers(list_id, unsubscribe_url, unsubscribe_mailto)
     if feedback_id:
         headers.append(("Feedback-ID", check_header("Feedback-ID", feedback_id)))
+    # "=_" is invalid quoted-printable, and 96 random bits keep 8bit text from clashing
     parts = (headers, text, html, dkim, "=_digest_" + secrets.token_hex(12))
     data, eight_bit = _assemble(*parts, allow_8bit=True)
     envelope_to = address_of(to)
@@ -275,8 +302,14 @@ def _assemble(
 
 
 def _sign(data: bytes, key: Dkim) -> bytes:
+    """The message with its DKIM-Signature header prepended.
+
+    Raises:
+        ConfigError: the key does not sign (ours to fix; the delivery stays pending).
+    """
     import dkim as dkimpy  # type: ignore[import-untyped]  # only when a key is configured
 
+    # explicit: dkimpy's default list omits List-Unsubscribe-Post (CONVENTIONS.md, Traps)
     signed = [b"from", b"to", b"subject", b"date", b"message-id", b"list-id"]
     signed += [b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type"]
     signed.append(b"feedback-id")
@@ -297,6 +330,7 @@ def _sign(data: bytes, key: Dkim) -> bytes:
 
 
 def _der(tag: int, body: bytes) -> bytes:
+    """One DER element: tag, length (short form below 128, else long form), body."""
     size = len(body)
     if size < 0x80:
         return bytes([tag, size]) + body
@@ -305,6 +339,7 @@ def _der(tag: int, body: bytes) -> bytes:
 
 
 def _der_int(value: int) -> bytes:
+    """A DER INTEGER; the extra byte keeps a high first bit from reading as negative."""
     return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
 
 
@@ -313,7 +348,11 @@ _RSA_ALGORITHM = _der(0x30, bytes.fromhex("06092a864886f70d010101") + b"\x05\x00
 
 def dkim_dns_record(key: Dkim) -> str:
     """The TXT record receivers look up to verify our signatures, derived from the private key
-    (SubjectPublicKeyInfo, as `openssl rsa -pubout` writes it). ConfigError if it is no RSA key."""
+    (SubjectPublicKeyInfo, as `openssl rsa -pubout` writes it).
+
+    Raises:
+        ConfigError: the file is not a PEM RSA private key.
+    """
     from dkim.crypto import parse_pem_private_key  # type: ignore[import-untyped]
 
     try:
@@ -329,7 +368,11 @@ def dkim_dns_record(key: Dkim) -> str:
 
 def check_dkim(key: Dkim) -> str:
     """Sign a test message and verify it against the key's own public half: a key that would
-    fail mid-run fails here, before anything is sent. Returns the DNS record to publish."""
+    fail mid-run fails here, before anything is sent. Returns the DNS record to publish.
+
+    Raises:
+        ConfigError: the key does not load, sign, or verify against its own public half.
+    """
     import dkim as dkimpy
 
     record = dkim_dns_record(key)
@@ -339,6 +382,7 @@ def check_dkim(key: Dkim) -> str:
         date=datetime(2026, 1, 1, tzinfo=UTC), dkim=key,
     )  # fmt: skip
     txt = record.split(" TXT ", 1)[1].strip('"').encode()
+    # no DNS: the verifier is handed our own record, so this checks the key, not the zone
     if not dkimpy.verify(probe.data, dnsfunc=lambda name, timeout=5: txt):
         raise ConfigError(f"[mail] DKIM key for {key.domain}: a test signature does not verify")
     return record

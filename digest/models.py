@@ -86,6 +86,7 @@ class Subscriber:
     paused_until: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    recommend: int | None = None  # "Recommended for you" papers; None: the config's count
 
 
 @dataclass(frozen=True, slots=True)

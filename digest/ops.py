@@ -32,7 +32,12 @@ MIN_SECRET = 32  # `run`, `send` and `serve` refuse a shorter DIGEST_SECRET
 
 
 def load_dkim(config: Config) -> Dkim | None:
-    """The configured DKIM key, read once per run (None: the relay signs, or nobody does)."""
+    """The configured DKIM key, read once per run (None: the relay signs, or nobody does).
+
+    Raises:
+        ConfigError: only some of the three DKIM settings are given, or the key file cannot
+            be read.
+    """
     mail = config.mail
     wanted = [mail.dkim_selector, mail.dkim_domain, mail.dkim_key_file]
     if not any(wanted):
@@ -52,7 +57,11 @@ def preflight(config: Config, topics: dict[str, Topic], *, outbox: bool = True) 
     """What `run`, `send` and `serve` need, checked before they touch anything, so a setup
     mistake refuses to start (ConfigError) instead of failing every delivery: the secret
     (set, at least 32 characters), the DKIM key (loads and signs), the email templates and,
-    without SMTP, the outbox folder."""
+    without SMTP, the outbox folder.
+
+    Raises:
+        ConfigError: naming what to fix; the command exits 2 and no edition is consumed.
+    """
     try:
         Tokens(config.secret, config.old_secrets)  # unset: its message says how to make one
         if len(config.secret) < MIN_SECRET:
@@ -94,6 +103,7 @@ def stats(store: Store, now: datetime, days: int = 14) -> dict[str, Any]:
 
 
 async def _check_smtp(config: Config) -> Check:
+    """Connect and EHLO only: proves the host, port and TLS without sending or logging in."""
     smtp = config.smtp
     if not smtp.host:
         return Check("smtp", "ok", f"no host set: emails go to the outbox {config.outbox.path}")
@@ -140,6 +150,7 @@ def doctor(config: Config, store_path: str | None = None) -> list[Check]:
     url = urlsplit(config.web.base_url)
     if url.scheme not in ("http", "https") or not url.netloc:
         checks.append(Check("base url", "fail", f"{config.web.base_url!r} is not absolute"))
+    # localhost is right for the outbox demo, wrong once real mail goes out
     elif url.hostname in ("127.0.0.1", "localhost") and config.smtp.host:
         checks.append(Check("base url", "warn", f"{config.web.base_url}: links in real emails "
                                                 "will point at localhost"))  # fmt: skip
@@ -177,6 +188,8 @@ def _check_dkim(config: Config) -> Check | None:
 
 
 def _check_topics(config: Config) -> Check:
+    """The topics file loads and every preset's query parses (a bad one would fail its
+    subscribers' matching at send time)."""
     try:
         topics = load_topics(config.topics_path)
         for topic in topics.values():
@@ -212,6 +225,7 @@ def alerts(
                     f"`digest collect --source {report.source}` to look closer.",
                 )
             )
+    # skipped deliveries (the subscriber left) are not failures and do not dilute the rate
     attempted = sent.sent + sent.failed + sent.deferred + sent.errors
     bad = sent.failed + sent.deferred + sent.errors
     if attempted and bad / attempted > cfg.failure_rate:
@@ -249,11 +263,12 @@ async def send_alerts(
                 subject=subject,
                 text=body + "\n",
                 html=None,
+                # random, not per edition: a repeat alert on another day is a new message
                 message_id=f"<alert.{secrets.token_hex(8)}@{config.mail.list_id}>",
                 date=now,
             )
             result = await opened.send(message)
-            if result.ok:
+            if result.ok:  # an alert that did not go out is tried again next run
                 store.record_alert(key, subject, now.isoformat())
                 sent += 1
     return sent

@@ -74,6 +74,8 @@ class RunReport:
         s = self.send
         if self.bounces is not None and self.bounces.failed:
             return True  # the bounce mailbox could not be read to the end
+        if self.plan.recommend_errors:
+            return True  # recommendations were left out: the matches still went out
         return bool(self.source_errors or self.items_skipped or s.failed or s.deferred or s.errors)
 
     def summary(self) -> str:
@@ -96,6 +98,10 @@ class RunReport:
             parts.append(f"{len(self.source_errors)} source errors")
         if self.items_skipped:
             parts.append(f"{self.items_skipped} items skipped")
+        if self.plan.recommended or self.plan.recommend_errors:
+            parts.append(f"{self.plan.recommended} with recommendations")
+        if self.plan.recommend_errors:
+            parts.append(f"recommendations failed: {self.plan.recommend_errors[0]}")
         if self.bounces is not None:
             parts.append(f"{len(self.bounces.outcomes)} bounce-mailbox messages")
         return "digest run: " + ", ".join(parts) + f" in {self.seconds:.1f}s"

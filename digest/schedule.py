@@ -20,6 +20,7 @@ class RunLock:
     no run can reset a delivery a live worker is sending."""
 
     def __init__(self, db_path: str, shared: bool = False) -> None:
+        """A lock named after the database (`digest.db.lock`); taken only on `with`."""
         self.path = Path(f"{db_path}.lock")
         self.shared = shared
         self._fd: int | None = None
@@ -40,6 +41,7 @@ class RunLock:
                 "database's folder writable for this user"
             ) from ex
         try:
+            # flock, not a PID file: the kernel releases it when a killed run's process dies
             fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)

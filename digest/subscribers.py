@@ -20,9 +20,10 @@ from email_validator import EmailNotValidError, validate_email
 from digest.errors import QueryError, StoreError, SubscriberError
 from digest.models import CADENCES, SUBSCRIBER_STATUSES, WEEKDAYS, Subscriber, Topic
 from digest.query import parse
-from digest.store import Store
+from digest.store import SignalKind, Store
 
 MAX_PAPERS_LIMIT = 100
+MAX_RECOMMEND = 50
 # What one subscriber may ask for, whichever way they arrive (CLI, import, web form): enough for
 # any real reading list, small enough that a form cannot turn us into a text relay or a CPU sink.
 MAX_QUERIES = 20
@@ -44,6 +45,7 @@ CSV_COLUMNS = (
     "max_papers",
     "min_upvotes",
     "paused_until",
+    "recommend",
 )
 LIST_SEPARATOR = " | "  # between several queries or topics in one CSV cell
 EDITABLE = {
@@ -55,6 +57,7 @@ EDITABLE = {
     "tz",
     "max_papers",
     "min_upvotes",
+    "recommend",
 }
 
 
@@ -122,6 +125,8 @@ def validate(sub: Subscriber, topics: Mapping[str, Topic]) -> Subscriber:
         )
     if sub.min_upvotes is not None and sub.min_upvotes < 0:
         raise SubscriberError(f"{who}: min upvotes cannot be negative")
+    if sub.recommend is not None and not 0 <= sub.recommend <= MAX_RECOMMEND:
+        raise SubscriberError(f"{who}: recommend {_num(sub.recommend)} is not 0..{MAX_RECOMMEND}")
     queries = list(dict.fromkeys(q.strip() for q in sub.queries if q.strip()))
     check_query_limits(who, queries)
     for query in queries:
@@ -136,7 +141,7 @@ def validate(sub: Subscriber, topics: Mapping[str, Topic]) -> Subscriber:
     if unknown:
         known = ", ".join(sorted(topics)) or "none defined"
         raise SubscriberError(f"{who}: unknown topic {_show(unknown[0])} (known: {known})")
-    if not queries and not names:
+    if not queries and not names and not sub.recommend:  # a reader of recommendations alone
         raise SubscriberError(f"{who}: give at least one query or topic")
     return replace(sub, weekday=weekday, queries=queries, topics=names)
 
@@ -365,6 +370,7 @@ def _row_to_subscriber(row: Mapping[str, str | None], default_status: str) -> Su
         max_papers=number("max_papers", 10) or 0,
         min_upvotes=number("min_upvotes", None),
         paused_until=(row.get("paused_until") or "").strip() or None,
+        recommend=number("recommend", None),
     )
 
 
@@ -436,6 +442,25 @@ def export_csv(store: Store, statuses: Sequence[str] | None = None) -> str:
             "max_papers": sub.max_papers,
             "min_upvotes": "" if sub.min_upvotes is None else sub.min_upvotes,
             "paused_until": sub.paused_until or "",
+            "recommend": "" if sub.recommend is None else sub.recommend,
         }
         writer.writerow({k: defuse_cell(str(v)) for k, v in cells.items()})
     return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- what a reader likes
+
+
+def record_feedback(
+    store: Store, email: str, paper_id: str, kind: SignalKind, now: str, source: str
+) -> Subscriber:
+    """A reader's "More like this" or "Less like this" on one stored paper (the latest
+    opinion on a paper wins; the next run re-fits their profile).
+
+    Raises:
+        SubscriberError: no such subscriber, or no such paper."""
+    sub = find(store, email)
+    if store.get_paper(paper_id.strip()) is None:
+        raise SubscriberError(f"{paper_id[:80]!r}: no such paper (see `digest papers`)")
+    store.record_signals(sub.id or 0, [paper_id.strip()], kind, now, source)
+    return sub

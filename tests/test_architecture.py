@@ -28,6 +28,8 @@ HOMES = {
     "itsdangerous": {"tokens"},
     "email_validator": {"subscribers"},
     "cryptography": {"bounces"},
+    "sklearn": {"recommend"},
+    "scipy": {"recommend"},
 }
 
 
@@ -378,4 +380,116 @@ def test_the_stage_check_refuses_imports_against_the_flow(tmp_path: Path) -> Non
     assert sorted(later_stage_imports(package)) == [
         "digest.match imports digest.render",
         "digest.sources.hf imports digest.send",
+    ]
+
+
+# ---------------------------------------------------------------- sizes and docstrings
+
+MAX_FUNCTION_LINES = 60
+MAX_CLASS_LINES = 250
+Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+
+# Known violators, each named, to be split by whoever changes them next; a new one still fails.
+SIZE_ALLOWED = {"digest.match.Matcher", "digest.store.schema.m001_papers"}
+
+# Stages whose every public function, method and class has a docstring (issue 12). The others
+# (bounces, cli, config, errors, recommend, store, subscribers, tokens) still lack some: add a
+# stage here once it is clean. DOCSTRING_ALLOWED names a deliberate exception inside them.
+DOCUMENTED_STAGES = {
+    "digest", "__main__", "models", "schedule", "edition", "sources", "query", "collect",
+    "match", "render", "message", "pages", "send", "plan", "build", "ops", "pipeline", "web",
+}  # fmt: skip
+DOCSTRING_ALLOWED: set[str] = set()
+
+
+def definitions(package: Path) -> Iterator[tuple[str, Definition, bool]]:
+    """Every function, method and class with its dotted name and whether it is public: its
+    name and its classes' names have no leading underscore, and no function encloses it."""
+
+    def walk(node: ast.AST, prefix: str, public: bool) -> Iterator[tuple[str, Definition, bool]]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, Definition):
+                name = f"{prefix}.{child.name}"
+                mine = public and not child.name.startswith("_")
+                yield name, child, mine
+                yield from walk(child, name, mine and isinstance(child, ast.ClassDef))
+            else:
+                yield from walk(child, prefix, public)
+
+    for module, path in modules_of(package).items():
+        yield from walk(ast.parse(path.read_text(encoding="utf-8")), module, True)
+
+
+def oversized(package: Path) -> dict[str, int]:
+    """Functions over MAX_FUNCTION_LINES and classes over MAX_CLASS_LINES, with their lines."""
+    found = {}
+    for name, node, _ in definitions(package):
+        lines = (node.end_lineno or node.lineno) - node.lineno + 1
+        limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
+        if lines > limit:
+            found[name] = lines
+    return found
+
+
+def undocumented(package: Path, stages: set[str]) -> list[str]:
+    """Public functions, methods and classes without a docstring, in the given stages."""
+    return [
+        name
+        for name, node, public in definitions(package)
+        if public and stage(name) in stages and ast.get_docstring(node) is None
+    ]
+
+
+def test_no_function_over_60_lines_and_no_class_over_250_in_digest() -> None:
+    new = {name: lines for name, lines in oversized(PACKAGE).items() if name not in SIZE_ALLOWED}
+    assert not new, f"split these (limits {MAX_FUNCTION_LINES}/{MAX_CLASS_LINES} lines): {new}"
+
+
+def test_every_public_name_of_a_documented_stage_has_a_docstring() -> None:
+    new = sorted(set(undocumented(PACKAGE, DOCUMENTED_STAGES)) - DOCSTRING_ALLOWED)
+    assert not new, "say why or what for in a docstring:\n" + "\n".join(new)
+
+
+def test_the_size_check_counts_methods_nested_functions_and_classes(tmp_path: Path) -> None:
+    long_body = "".join(f"    x{i} = {i}\n" for i in range(59))
+    package = make_package(
+        tmp_path,
+        {
+            "a.py": f"def fits():\n{long_body}",
+            "b.py": f"@decorated\ndef long():\n    '''Doc.'''\n{long_body}",
+            "c.py": "class C:\n    def m(self):\n        def inner():\n"
+            + long_body.replace("    ", "            ")
+            + "            pass\n",
+            "d.py": "class Big:\n" + "".join(f"    a{i} = {i}\n" for i in range(250)),
+        },
+    )
+    assert oversized(package) == {
+        "digest.b.long": 61,
+        "digest.c.C.m": 62,
+        "digest.c.C.m.inner": 61,
+        "digest.d.Big": 251,
+    }
+
+
+def test_the_docstring_check_sees_public_names_only(tmp_path: Path) -> None:
+    package = make_package(
+        tmp_path,
+        {
+            "a.py": (
+                "def bare(): pass\n"
+                "def _private(): pass\n"
+                "def told():\n    '''Why.'''\n    def inner(): pass\n"
+                "class Shown:\n    def method(self): pass\n    def _hidden(self): pass\n"
+                "    def __init__(self): pass\n"
+                "class _Hidden:\n    def method(self): pass\n"
+                "if True:\n    async def guarded(): pass\n"
+            ),
+            "other.py": "def bare(): pass\n",
+        },
+    )
+    assert undocumented(package, {"a"}) == [
+        "digest.a.bare",
+        "digest.a.Shown",
+        "digest.a.Shown.method",
+        "digest.a.guarded",
     ]

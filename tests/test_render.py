@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import cssutils
 import lxml.html
 import pytest
+from jinja2 import DictLoader
+from markupsafe import Markup
 from typer.testing import CliRunner
 
 from digest.cli import app
@@ -49,6 +51,7 @@ from digest.render.cards import (
     paper_words,
     view_paper,
 )
+from digest.render.inline import environment, split_card
 from digest.render.text import MAX_SNIPPET, abstract_snippet, clean, edition_label, plural
 from digest.sources import arxiv, hf
 from digest.store import Store
@@ -1080,3 +1083,26 @@ def checked_whole(url: str) -> str | None:
 def test_links_checked_by_their_host_once_equal_links_checked_whole(url: str) -> None:
     assert safe_url(url) == checked_whole(url)
     assert safe_url(url) == checked_whole(url)  # the second time from the host's memo
+
+
+@pytest.mark.parametrize(
+    ("opening", "closing"),
+    [("{# card #}", "{# endcard #}"), ("{#- card #}", "{# endcard -#}"),
+     ("  {#- card -#}", "{#- endcard -#}"), ("{# card #}\n", "{# endcard #}\n\n")],
+)  # fmt: skip
+def test_a_split_off_card_prints_exactly_what_the_whole_template_prints(
+    opening: str, closing: str
+) -> None:
+    source = (
+        "<ul>\n{% for card in cards %}\n"
+        f"{opening}\n  <li>{{{{ card.name }}}}</li>\n{closing}\n"
+        "{% endfor %}\n</ul>\n"
+    )
+    main, card = split_card(source, "email/x.html.j2")
+    env = environment(DictLoader({"email/x.html.j2": main, "email/x.card.html.j2": card}))
+    whole = environment(DictLoader({"email/x.html.j2": source}))
+    people = [{"name": "<b>A & B</b>"}, {"name": "C"}]
+    rendered = [Markup(env.get_template("email/x.card.html.j2").render(card=p)) for p in people]
+    expected = whole.get_template("email/x.html.j2").render(cards=people)
+    assert env.get_template("email/x.html.j2").render(cards=rendered) == expected
+    assert "&lt;b&gt;A &amp; B&lt;/b&gt;" in expected

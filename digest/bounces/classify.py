@@ -71,7 +71,10 @@ def classify(raw: bytes, mailboxes: Mailboxes) -> Report:
 
 
 def read(raw: bytes, mailboxes: Mailboxes) -> Report:
+    """`classify` without the safety net: the message parsed (at most MAX_MESSAGE_BYTES of it)
+    and dispatched. May raise on input the stdlib parser cannot take."""
     cut = len(raw) > MAX_MESSAGE_BYTES
+    # compat32: the modern policy raises on some malformed headers compat32 reads as text
     msg = BytesParser(policy=compat32).parsebytes(raw[:MAX_MESSAGE_BYTES])
     report = dispatch(msg, mailboxes)
     if cut and report.kind is Kind.UNPARSEABLE:
@@ -81,17 +84,21 @@ def read(raw: bytes, mailboxes: Mailboxes) -> Report:
 
 
 def dispatch(msg: Message, mailboxes: Mailboxes) -> Report:
+    """Try each reading from the most structured to the least: a report (ARF, DSN), prose
+    bounce, auto-reply, unsubscribe request; else unparseable with the reason."""
     parts = children(msg)
     types = [part.get_content_type() for part in parts]
     if msg.get_content_type() == "multipart/report":
         report_type = msg.get_param("report-type")
         kind = report_type.lower() if isinstance(report_type, str) else ""
+        # the report-type parameter decides; only when missing do the parts' types
         if kind == "feedback-report" or (not kind and FEEDBACK in types):
             return verified(read_arf(msg, parts, mailboxes), mailboxes)
         if kind in ("delivery-status", "global-delivery-status") or (
             not kind and any(t in DELIVERY_STATUS for t in types)
         ):
             return verified(read_dsn(msg, parts, mailboxes), mailboxes)
+    # the bounce was sent to us: our own addresses in it are never the failed recipient
     ours = {a.lower() for a in addresses(msg, *RECIPIENT_HEADERS)}
     ours.add(mailboxes.bounce_address.lower())
     text_bounce = read_text_bounce(msg, ours)
@@ -108,6 +115,7 @@ def dispatch(msg: Message, mailboxes: Mailboxes) -> Report:
             message_id=text_bounce.message_id,
         )
         return verified(report, mailboxes)
+    # after the bounces: some MTAs mark their bounces Auto-Submitted too
     if is_auto_reply(msg):
         return Report(Kind.AUTO_REPLY, Source.MAIL, "auto-reply (RFC 3834 or vacation)")
     request = unsubscribe_request(msg, mailboxes)
@@ -159,6 +167,8 @@ def status_kind(action: str, status: str) -> Kind:
 
 
 def read_dsn(msg: Message, parts: list[Message], mailboxes: Mailboxes) -> Report:
+    """An RFC 3464 delivery report: one status per recipient, the worst deciding the kind; the
+    token from the report's recipient or the returned message's Return-Path."""
     status_part = next((p for p in parts if p.get_content_type() in DELIVERY_STATUS), None)
     returned = next((p for p in parts if p.get_content_type() in RETURNED), None)
     original = returned_headers(returned) if returned is not None else None
@@ -195,6 +205,8 @@ def read_dsn(msg: Message, parts: list[Message], mailboxes: Mailboxes) -> Report
 
 
 def read_arf(msg: Message, parts: list[Message], mailboxes: Mailboxes) -> Report:
+    """An RFC 5965 feedback report: Feedback-Type abuse is a complaint, any other type is
+    informational; the recipient from Original-Rcpt-To, else the returned message's To."""
     feedback = next((p for p in parts if p.get_content_type() == FEEDBACK), None)
     returned = next((p for p in parts if p.get_content_type() in RETURNED), None)
     original = returned_headers(returned) if returned is not None else None
@@ -214,6 +226,7 @@ def read_arf(msg: Message, parts: list[Message], mailboxes: Mailboxes) -> Report
     kind = Kind.COMPLAINT if feedback_type == "abuse" else Kind.INFORMATIONAL
     recipients = (RecipientStatus(recipient, kind, feedback_type),) if recipient else ()
     envelope = typed_address(fields.get("original-mail-from", ""))
+    # providers often redact the returned copy: the envelope sender is the surest token
     token = (
         token_in_address(envelope, mailboxes.bounce_address, mailboxes.delimiter)
         if envelope and mailboxes.bounce_address
@@ -264,6 +277,7 @@ def unsubscribe_request(msg: Message, mailboxes: Mailboxes) -> Report | None:
     senders = addresses(msg, "From")
     if not senders:
         return Report(Kind.UNPARSEABLE, Source.MAILTO, "unsubscribe request without a From")
+    # a mailto: List-Unsubscribe link carries the token in its subject
     token = token or find_token(header(msg, "Subject"))
     return Report(
         Kind.UNSUBSCRIBE,

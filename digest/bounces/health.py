@@ -53,7 +53,7 @@ def bounce_alerts(config: Config, store: Store, now: datetime) -> list[tuple[str
             if rate is None or rate <= limit:
                 continue
             key = f"{what}:{day.day}"
-            if store.alert_sent_since(key, ""):
+            if store.alert_sent_since(key, ""):  # "" = ever: a day alerts once, not hourly
                 continue
             name = what.replace("-", " ")
             found.append(
@@ -79,6 +79,7 @@ def bounce_rows(days: list[dict[str, object]]) -> list[list[str]]:
     """The rows of `digest stats`' bounce table (under BOUNCE_COLUMNS), from the JSON form."""
 
     def rate(value: object) -> str:
+        """A rate as a percentage; "-" on a day nothing was sent (no rate, not 0%)."""
         return f"{value:.2%}" if isinstance(value, float) else "-"
 
     return [

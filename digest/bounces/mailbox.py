@@ -39,6 +39,8 @@ class Stored:
 
 
 class Mailbox(Protocol):
+    """What `process_mailbox` needs of a mailbox, so Maildir and IMAP are interchangeable."""
+
     def unread(self) -> Iterator[Stored]:
         """Each message not yet marked, oldest first."""
         ...
@@ -49,6 +51,7 @@ class Mailbox(Protocol):
 
 
 def maildir_flags(name: str) -> str:
+    """The flags of a Maildir file name (`...:2,RS` -> `RS`); "" when it has none."""
     _, sep, info = name.partition(":2,")
     return info if sep else ""
 
@@ -60,11 +63,22 @@ class Maildir:
         self.path = path
 
     def check(self) -> None:
+        """Fail early and clearly when the path is not a Maildir.
+
+        Raises:
+            MailboxError: new/ or cur/ is missing.
+        """
         for sub in ("new", "cur"):
             if not (self.path / sub).is_dir():
                 raise MailboxError(f"maildir {self.path}: no {sub}/ folder (is the path right?)")
 
     def unread(self) -> Iterator[Stored]:
+        """Messages in new/, and those in cur/ not yet Seen (a mail client may have moved
+        them), oldest first.
+
+        Raises:
+            MailboxError: the path is not a Maildir.
+        """
         self.check()
         names: list[tuple[float, str, Path]] = []
         for sub in ("new", "cur"):
@@ -83,7 +97,13 @@ class Maildir:
             yield Stored(f"{path.parent.name}/{name}", data)
 
     def mark_done(self, key: str) -> None:
+        """Move the message to cur/ with the Seen flag, the Maildir way of "read".
+
+        Raises:
+            MailboxError: the key is not one `unread` gave, or the message is gone.
+        """
         sub, _, name = key.partition("/")
+        # the key names a file: refuse anything that could step outside the Maildir
         if sub not in ("new", "cur") or "/" in name or not name:
             raise MailboxError(f"maildir {self.path}: {key!r} is not a message key")
         base, _, _ = name.partition(":2,")
@@ -91,18 +111,23 @@ class Maildir:
         target = self.path / "cur" / f"{base}:2,{flags}"
         try:
             os.rename(self.path / sub / name, target)
-        except FileNotFoundError:
+        except FileNotFoundError:  # already moved (by us earlier, or a client): fine if there
             if not target.exists():
                 raise MailboxError(f"maildir {self.path}: message {key} vanished") from None
 
 
 class ImapSecurity(StrEnum):
+    """How the IMAP connection is encrypted; there is deliberately no plain-text choice."""
+
     TLS = "tls"  # implicit TLS, port 993
     STARTTLS = "starttls"  # plain connection upgraded before login, port 143
 
 
 @dataclass(frozen=True, slots=True)
 class ImapSettings:
+    """Where and as whom to read the bounce mailbox over IMAP (from `[bounces]` and
+    DIGEST_IMAP_PASSWORD)."""
+
     host: str
     user: str
     password: str
@@ -127,6 +152,11 @@ class Imap:
         self.validity = ""
 
     def __enter__(self) -> Imap:
+        """Connect, encrypt, log in and open the folder.
+
+        Raises:
+            MailboxError: the server, TLS, the login or the folder refused.
+        """
         s = self.settings
         try:
             if s.security is ImapSecurity.STARTTLS:
@@ -140,6 +170,7 @@ class Imap:
             status, data = self.connection.select(s.folder)
             if status != "OK":
                 raise MailboxError(f"IMAP {s.host}: cannot open folder {s.folder!r}: {data!r}")
+            # UIDs are only meaningful within one UIDVALIDITY: keys carry it
             response = self.connection.response("UIDVALIDITY")[1]
             self.validity = text(response[0]) if response and response[0] else ""
         except (OSError, ssl.SSLError, imaplib.IMAP4.error) as ex:
@@ -151,17 +182,28 @@ class Imap:
         self.close()
 
     def close(self) -> None:
+        """Log out if connected; a connection already dead is not an error here."""
         if self.connection is not None:
             with contextlib.suppress(OSError, imaplib.IMAP4.error):
                 self.connection.logout()
             self.connection = None
 
     def opened(self) -> imaplib.IMAP4:
+        """The live connection.
+
+        Raises:
+            MailboxError: used outside `with`.
+        """
         if self.connection is None:
             raise MailboxError(f"IMAP {self.settings.host}: not connected (use `with`)")
         return self.connection
 
     def unread(self) -> Iterator[Stored]:
+        """Each UNSEEN message, its first READ_CAP octets, without marking it Seen.
+
+        Raises:
+            MailboxError: the search or a fetch failed at the protocol or network level.
+        """
         connection = self.opened()
         try:
             status, data = connection.uid("SEARCH", "UNSEEN")
@@ -171,6 +213,7 @@ class Imap:
             for uid in uids:
                 if not uid.isdigit():
                     continue
+                # PEEK: fetching must not set \Seen, or a crash would lose the message
                 status, parts = connection.uid("FETCH", uid, f"(BODY.PEEK[]<0.{READ_CAP}>)")
                 body = next(
                     (p[1] for p in parts or [] if isinstance(p, tuple) and len(p) == 2), None
@@ -181,6 +224,11 @@ class Imap:
             raise MailboxError(f"IMAP {self.settings.host}: {ex}") from ex
 
     def mark_done(self, key: str) -> None:
+        """Flag the message \\Seen, so no later run reads it again.
+
+        Raises:
+            MailboxError: the key is from another UIDVALIDITY, or the server refused.
+        """
         validity, _, uid = key.rpartition(":")
         if validity != self.validity or not uid.isdigit():
             raise MailboxError(f"IMAP {self.settings.host}: {key!r} is not from this folder")
@@ -193,6 +241,7 @@ class Imap:
 
 
 def text(value: object) -> str:
+    """An imaplib response item as text for messages and keys (bytes decoded as ASCII)."""
     if isinstance(value, bytes):
         return value.decode("ascii", "replace")
     return re.sub(r"\s+", " ", str(value))

@@ -22,6 +22,7 @@ MAX_HEADER = 16 * 1024  # characters of an address header parsed (getaddresses i
 
 
 def one_line(value: str, limit: int = 300) -> str:
+    """Whitespace collapsed and cut: a reply quoted from a hostile report fits one log line."""
     return " ".join(value.split())[:limit]
 
 
@@ -48,11 +49,13 @@ def addresses(msg: Message, *names: str) -> list[str]:
 
 
 def charset_of(part: Message) -> str:
+    """The part's declared charset if Python knows it as a text encoding, else UTF-8."""
     name = part.get_content_charset() or "utf-8"
     try:
         info = codecs.lookup(name)
     except (LookupError, ValueError):
         return "utf-8"
+    # "charset=rot13" or "base64" name codecs that are not text encodings: decoding would raise
     return info.name if getattr(info, "_is_text_encoding", True) else "utf-8"
 
 
@@ -64,7 +67,7 @@ def text_of(part: Message) -> str:
         return ""
     if not isinstance(payload, bytes):
         return ""
-    payload = payload[: MAX_TEXT * 4]
+    payload = payload[: MAX_TEXT * 4]  # at most 4 bytes a character: enough for MAX_TEXT
     try:
         text = payload.decode(charset_of(part), "replace")
     except (LookupError, UnicodeError, ValueError):
@@ -89,6 +92,7 @@ def body_text(msg: Message) -> str:
     html: list[str] = []
 
     def visit(part: Message, depth: int) -> None:
+        """Collect text leaves, bounded in depth and count (a bomb of nested parts stops)."""
         if depth > MAX_DEPTH or len(plain) + len(html) >= MAX_PARTS:
             return
         ctype = part.get_content_type()
@@ -117,11 +121,12 @@ def parse_fields(text: str) -> list[dict[str, str]]:
                 if len(blocks) >= MAX_BLOCKS:
                     return blocks
             current, last = {}, ""
-        elif line[:1] in (" ", "\t") and last:
+        elif line[:1] in (" ", "\t") and last:  # RFC 5322 folding: continues the last field
             current[last] = one_line(current[last] + " " + line)
         elif ":" in line:
             name, _, value = line.partition(":")
             last = name.strip().lower()
+            # the first wins: a later duplicate cannot override what the MTA stated
             current.setdefault(last, one_line(value))
     if current:
         blocks.append(current)

@@ -158,6 +158,7 @@ def apply(
     store: Store, report: Report, key: str, origin: Origin, now: datetime, policy: Policy
 ) -> Outcome:
     """Act on one classified message, once: a key already processed changes nothing."""
+    # check, act and record the key in one write transaction: two readers never both act
     with store.write():
         if store.is_processed(key):
             return Outcome(key, report.kind, report.source, report.reason, Action.DUPLICATE)
@@ -223,6 +224,7 @@ def match(ctx: Context) -> list[Target]:
         delivery = store.delivery_by_message_id(report.message_id)
         if delivery is not None:
             recipient = own_recipient(report, delivery.email)
+            # a Message-ID can be guessed: it counts only with the address it was sent to
             if recipient is None and report.recipients:
                 return [Target(report.kind, first(report), why="Message-ID of a delivery to "
                                "another address than the report names")]  # fmt: skip
@@ -303,6 +305,7 @@ def unsubscribe_request(ctx: Context) -> Outcome:
     sender = store.bounce_target(report.sender) if report.sender else None
     if report.delivery is not None:
         named = store.bounce_target(report.delivery.subscriber_id)
+        # anyone can forward a digest: the token alone must not unsubscribe its owner
         if named is None or sender is None or named.id != sender.id:
             why = "unsubscribe request: the From is not the subscriber its token names"
             ctx.record(None, Action.REFUSED)

@@ -82,6 +82,7 @@ def check_bounces_config(config: Config) -> None:
     b = config.bounces
     if not b.mailbox_configured:
         raise ConfigError("[bounces]: set maildir or imap_host to read a bounce mailbox")
+    # without the secret no token verifies: every report would be refused, silently useless
     if (b.address or config.mail.unsubscribe_mailto) and not config.secret:
         raise ConfigError("DIGEST_SECRET is not set: the VERP tokens of bounces cannot be verified")
     if b.imap_host and not config.imap_password:
@@ -128,7 +129,7 @@ def process_mailbox(
         else:
             with open_mailbox(config) as opened:
                 drain(opened, store, mailboxes, policy, now, report)
-    except MailboxError as ex:
+    except MailboxError as ex:  # what was read before the failure stays acted on and counted
         report.errors.append(str(ex))
     return report
 
@@ -147,6 +148,7 @@ def drain(
     for stored in box.unread():
         classified = classify(stored.data, mailboxes)
         key = message_key(prefix, stored.key)
+        # applied (and its key recorded) before the mark: a crash between them never loses it
         report.outcomes.append(apply(store, classified, key, Origin.MAILBOX, now, policy))
         try:
             box.mark_done(stored.key)

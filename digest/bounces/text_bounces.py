@@ -18,8 +18,10 @@ from digest.bounces.events import Kind, RecipientStatus, Source
 from digest.bounces.parts import addresses, body_text, header, one_line
 
 DEAD_ADDRESS = {"5.1.0", "5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.2.1"}
+# x.y.z not inside a longer dotted number (an IP address or a version string is no code)
 ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
 BASIC = re.compile(r"\b([45][0-9][0-9])[ -]")
+# Postfix's "<user@host>: host said: ..." paragraph, one per recipient
 ANGLE_BLOCK = re.compile(
     r"^<([^<>\s@]+@[^<>\s@]+)>(?:\s*\(expanded from [^)]*\))?:[ \t]*\n?((?:.+\n?)*)", re.M
 )
@@ -82,7 +84,10 @@ def split_returned(text: str) -> tuple[str, str]:
 
 
 def severity(paragraph: str, whole: str) -> tuple[Kind, str]:
+    """How bad one recipient's failure is, and the code that says so: hard only for a code
+    naming a dead address, delayed when the message says it is still being tried."""
     codes = [".".join(m.groups()) for m in ENHANCED.finditer(paragraph)]
+    # checked on the whole text: the warning is usually stated once, above the paragraphs
     if STILL_TRYING.search(whole):
         return Kind.DELAYED, codes[0] if codes else ""
     for code in codes:
@@ -96,6 +101,9 @@ def severity(paragraph: str, whole: str) -> tuple[Kind, str]:
 
 @dataclass(frozen=True, slots=True)
 class TextBounce:
+    """What a prose bounce says: which MTA wrote it, each recipient's fate, and our Message-ID
+    when the returned copy carries it."""
+
     source: Source
     recipients: tuple[RecipientStatus, ...]
     message_id: str | None  # found in the returned copy, when there is one
@@ -120,7 +128,7 @@ def read_text_bounce(msg: Message, ignore: set[str]) -> TextBounce | None:
         candidates = {
             a for a in ADDRESS.findall(head) if a.lower() not in ignore and not is_daemon(a)
         }
-        if len(candidates) == 1:
+        if len(candidates) == 1:  # two addresses in prose: we cannot tell which one failed
             kind, code = severity(head, head)
             diagnostic = one_line(head[-600:])
             recipients.append(RecipientStatus(candidates.pop(), kind, "failed", code, diagnostic))
@@ -129,4 +137,5 @@ def read_text_bounce(msg: Message, ignore: set[str]) -> TextBounce | None:
 
 
 def is_daemon(address: str) -> bool:
+    """Whether the address is a bounce robot's: it is the sender, never the recipient."""
     return address.lower().startswith(tuple(d.rstrip("@") + "@" for d in DAEMONS))

@@ -18,6 +18,7 @@ from digest.bounces.events import VerpDelivery
 from digest.errors import TokenError
 
 MAC_BYTES = 10  # 80 bits, 16 base32 characters: a forger has no offline oracle to grind
+# id (at most 18 digits: int64), edition (daily 20260924 or weekly 2026w39), MAC in base32
 TOKEN_RE = re.compile(r"([0-9]{1,18})-([0-9]{8}|[0-9]{4}w[0-9]{2})-([a-z2-7]{16})")
 
 
@@ -31,6 +32,7 @@ def compact_edition(edition: str) -> str:
 
 
 def expand_edition(compact: str) -> str:
+    """The inverse of `compact_edition`, for a token already matched by TOKEN_RE."""
     if "w" in compact:
         year, _, week = compact.partition("w")
         return f"{year}-W{week}"
@@ -38,6 +40,8 @@ def expand_edition(compact: str) -> str:
 
 
 def mac(secret: str, subscriber_id: int, edition: str) -> str:
+    """The token's signature: HMAC-SHA256 of (subscriber, edition), cut to MAC_BYTES, in
+    lowercase base32 so a lowercasing MTA cannot break it."""
     digest = hmac.new(
         secret.encode("utf-8"), f"digest.verp:{subscriber_id}:{edition}".encode(), hashlib.sha256
     ).digest()[:MAC_BYTES]
@@ -45,7 +49,11 @@ def mac(secret: str, subscriber_id: int, edition: str) -> str:
 
 
 def make_token(secret: str, subscriber_id: int, edition: str) -> str:
-    """The signed token for one delivery, e.g. `42-20260924-k5x...`."""
+    """The signed token for one delivery, e.g. `42-20260924-k5x...`.
+
+    Raises:
+        TokenError: no secret, a negative id, or an edition of neither form.
+    """
     if not secret:
         raise TokenError("DIGEST_SECRET is not set: VERP tokens must be signed")
     if subscriber_id < 0:
@@ -54,16 +62,20 @@ def make_token(secret: str, subscriber_id: int, edition: str) -> str:
 
 
 def read_token(secret: str, token: str, old_secrets: Sequence[str] = ()) -> VerpDelivery:
-    """The delivery a genuine token names; TokenError for a malformed, altered or forged one.
+    """The delivery a genuine token names.
 
     Case-insensitive, since some MTAs lowercase (or uppercase) the local part on the way back.
     Tokens made with an old secret stay valid after a rotation.
+
+    Raises:
+        TokenError: a malformed, altered or forged token (the bounce is ignored, not acted on).
     """
     match = TOKEN_RE.fullmatch(token.strip().lower())
     if match is None:
         raise TokenError(f"{token[:80]!r} is not a VERP token")
     subscriber_id, edition = int(match[1]), expand_edition(match[2])
     for key in [secret, *old_secrets]:
+        # constant time: response timing must not let anyone grind a MAC byte by byte
         if key and hmac.compare_digest(match[3], mac(key, subscriber_id, edition)):
             return VerpDelivery(subscriber_id, edition)
     raise TokenError(f"VERP token {token[:80]!r} does not verify (altered or forged)")
@@ -72,7 +84,11 @@ def read_token(secret: str, token: str, old_secrets: Sequence[str] = ()) -> Verp
 def envelope_sender(
     bounce_address: str, secret: str, subscriber_id: int, edition: str, delimiter: str = "+"
 ) -> str:
-    """`bounces@example.org` -> `bounces+TOKEN@example.org`, the MAIL FROM of one delivery."""
+    """`bounces@example.org` -> `bounces+TOKEN@example.org`, the MAIL FROM of one delivery.
+
+    Raises:
+        TokenError: the bounce address is not local@domain, or the token cannot be made.
+    """
     local, at, domain = bounce_address.strip().rpartition("@")
     if not local or not at or not domain:
         raise TokenError(f"bounce address {bounce_address!r} is not local@domain")
@@ -82,6 +98,7 @@ def envelope_sender(
 def token_in_address(address: str, base_address: str, delimiter: str = "+") -> str | None:
     """The token part of `base+TOKEN@domain` when the address is a VERP form of
     `base_address` (compared case-insensitively), else None. Unverified."""
+    # rpartition: a quoted local part may itself contain "@"
     local, _, domain = address.strip().strip("<>").rpartition("@")
     base_local, _, base_domain = base_address.strip().rpartition("@")
     if not local or domain.lower() != base_domain.lower():

@@ -176,7 +176,11 @@ def verify_sns(
     max_age: timedelta = timedelta(hours=1),
     seen: SeenTokens | None = None,
 ) -> SnsMessage:
-    """The SNS message, once its signature, certificate URL, topic and age check out."""
+    """The SNS message, once its signature, certificate URL, topic and age check out.
+
+    Raises:
+        WebhookRefused: any check failed; its status is the answer (nothing may change).
+    """
     message = load_object(body, "SNS")
     kind = string(message, "Type")
     if kind not in SNS_FIELDS:
@@ -184,14 +188,45 @@ def verify_sns(
     topic = string(message, "TopicArn")
     if topic not in topics:
         raise WebhookRefused(f"SNS: topic {topic[:120]!r} is not one we subscribed to")
-    algorithm: hashes.HashAlgorithm
+    check_sns_signature(message, kind, fetch_certificate, now)
+    check_sns_freshness(message, now, max_age, seen)
+    subscribe_url = string(message, "SubscribeURL")
+    if subscribe_url:
+        check_sns_url(subscribe_url)
+    return SnsMessage(
+        kind,
+        message_id=string(message, "MessageId"),
+        topic_arn=topic,
+        message=string(message, "Message"),
+        timestamp=string(message, "Timestamp"),
+        subscribe_url=subscribe_url,
+    )
+
+
+def sns_algorithm(message: JsonObject) -> hashes.HashAlgorithm:
+    """The hash its SignatureVersion names: 1 is SHA1 by definition, 2 is SHA256.
+
+    Raises:
+        WebhookRefused: another version (we cannot check what we do not know).
+    """
     version = string(message, "SignatureVersion")
     if version == "1":
-        algorithm = hashes.SHA1()  # SignatureVersion 1 is SHA1 by definition
-    elif version == "2":
-        algorithm = hashes.SHA256()
-    else:
-        raise WebhookRefused(f"SNS: SignatureVersion {version[:10]!r} is not supported")
+        return hashes.SHA1()
+    if version == "2":
+        return hashes.SHA256()
+    raise WebhookRefused(f"SNS: SignatureVersion {version[:10]!r} is not supported")
+
+
+def check_sns_signature(
+    message: JsonObject, kind: str, fetch_certificate: CertificateFetcher, now: datetime
+) -> None:
+    """Check the signature with the certificate at SigningCertURL (an SNS host only), which
+    must be valid `now` and hold an RSA key.
+
+    Raises:
+        WebhookRefused: the URL, the signature's encoding, the certificate or the signature.
+    """
+    algorithm = sns_algorithm(message)
     url = check_certificate_url(string(message, "SigningCertURL"))
     try:
         signature = base64.b64decode(string(message, "Signature"), validate=True)
@@ -211,6 +246,17 @@ def verify_sns(
         key.verify(signature, to_sign, padding.PKCS1v15(), algorithm)
     except InvalidSignature as ex:
         raise WebhookRefused("SNS: signature does not verify") from ex
+
+
+def check_sns_freshness(
+    message: JsonObject, now: datetime, max_age: timedelta, seen: SeenTokens | None
+) -> None:
+    """Refuse a replay: a message older (or newer) than `max_age`, or one already received,
+    which `seen` then remembers.
+
+    Raises:
+        WebhookRefused: the Timestamp is not a date, too far from `now`, or the id was seen.
+    """
     try:
         sent = datetime.fromisoformat(string(message, "Timestamp").replace("Z", "+00:00"))
     except ValueError as ex:
@@ -222,17 +268,6 @@ def verify_sns(
         if message_id in seen:
             raise WebhookRefused(f"SNS: message {message_id[:80]} was already received", 409)
         seen.add(message_id)
-    subscribe_url = string(message, "SubscribeURL")
-    if subscribe_url:
-        check_sns_url(subscribe_url)
-    return SnsMessage(
-        kind,
-        message_id,
-        topic,
-        string(message, "Message"),
-        string(message, "Timestamp"),
-        subscribe_url,
-    )
 
 
 def parse_ses(sns: SnsMessage, mailboxes: Mailboxes) -> Report:

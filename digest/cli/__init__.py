@@ -3,7 +3,15 @@
 Each command loads the config, opens the store, calls one library function and prints.
 """
 
-from digest.cli import bounces, daily, matching, ops, papers, people  # noqa: F401  (registers)
+from digest.cli import (  # noqa: F401  (registers)
+    bounces,
+    daily,
+    matching,
+    ops,
+    papers,
+    people,
+    reading,
+)
 from digest.cli.app import app
 
 

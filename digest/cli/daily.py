@@ -44,6 +44,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on 
 
 
 def _shard(value: str | None) -> tuple[int, int] | None:
+    """`--shard K/N` as (K, N); a malformed one is a usage error before anything runs."""
     if value is None:
         return None
     try:
@@ -56,6 +57,7 @@ def _shard(value: str | None) -> tuple[int, int] | None:
 
 
 def _stats_table(stats: SendStats, seconds: float) -> Table:
+    """The send counters as one row, for a person watching a run on a terminal."""
     table = Table(title="send", title_justify="left")
     columns = ("sent", "skipped", "retried", "deferred", "failed", "errors", "possible dup.")
     for column in (*columns, "time", "emails/s"):
@@ -69,6 +71,7 @@ def _stats_table(stats: SendStats, seconds: float) -> Table:
     return table
 
 
+# a bad night can fail thousands of deliveries: cron mail gets the first 20 and a pointer
 MAX_LINES = 20
 
 
@@ -78,6 +81,7 @@ def _finish(report: RunReport, quiet: bool, interactive: bool) -> None:
     stats = report.send
     problems = list(report.source_errors) + report.skip_lines + stats.failures
     problems += report.bounces.errors if report.bounces else []
+    problems += [f"recommendations: {e}" for e in report.plan.recommend_errors]
     if interactive and not quiet:
         out.print(_stats_table(stats, report.seconds))
     if not quiet:
@@ -86,6 +90,7 @@ def _finish(report: RunReport, quiet: bool, interactive: bool) -> None:
         error_line(problem)
     if len(problems) > MAX_LINES:
         error_line(f"... and {len(problems) - MAX_LINES} more (digest stats)")
+    # nothing sent while some tried: the relay, not the subscribers, is the likely cause
     stalled = stats.sent == 0 and (stats.deferred > 0 or stats.failed > 0 or stats.errors > 0)
     all_sources_failed = bool(report.collected) and all(r.error for r in report.collected)
     if stalled or all_sources_failed:
@@ -109,6 +114,7 @@ def _ready(config_path: Path | None, check: bool = True) -> tuple[Config, dict[s
 
 
 def _progress(interactive: bool) -> tuple[Progress, TaskID]:
+    """A progress bar on stderr, disabled (a no-op) for cron and pipes."""
     bar = Progress(
         TextColumn("sending"),
         BarColumn(),
@@ -148,6 +154,7 @@ def run_command(
     now = datetime.now(UTC)
     if edition:
         try:
+            # the end of that day, so every send hour of the edition has come
             now = datetime.fromisoformat(edition).replace(tzinfo=UTC, hour=23, minute=59)
         except ValueError:
             raise typer.BadParameter(f"{edition!r} is not a date", param_hint="--edition") from None
@@ -158,6 +165,7 @@ def run_command(
         bar, task = _progress(interactive and not dry_run)
 
         def done(job: Job, status: str) -> None:
+            """Advance the progress bar as each delivery ends (shown only on a terminal)."""
             bar.update(task, advance=1, last=terminal_safe(f"{status} {job.email}"))
 
         with bar:
@@ -198,6 +206,7 @@ def send_command(
     cfg, topics, store = _ready(config)
     interactive = err.is_terminal and not quiet
     now = datetime.now(UTC)
+    # workers share the run lock (a `run` excludes them all) and each holds its own shard's
     shard_lock = RunLock(f"{store.path}.shard{parts[0]}of{parts[1]}") if parts else nullcontext()
     with store, RunLock(store.path, shared=parts is not None), shard_lock:
         pipeline = Pipeline(cfg, store, topics, now, clock=lambda: datetime.now(UTC))
@@ -206,6 +215,7 @@ def send_command(
         bar, task = _progress(interactive)
 
         def done(job: Job, status: str) -> None:
+            """Advance the progress bar as each delivery ends (shown only on a terminal)."""
             bar.update(task, advance=1, last=terminal_safe(f"{status} {job.email}"))
 
         started = datetime.now(UTC)

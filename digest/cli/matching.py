@@ -26,12 +26,15 @@ from digest.cli.app import (
     out,
     parse_day,
 )
+from digest.config import Config
 from digest.edition import Edition, daily_window, papers_in
 from digest.errors import QueryError
-from digest.match import Match, Matcher, Matches
+from digest.match import Match, Matcher, Matches, Recommended
 from digest.models import Paper, Subscriber
+from digest.plan import Recommender
 from digest.query import format_query, highlight_spans, parse, terms_of
-from digest.render import Renderer, why_lines
+from digest.recommend.errors import RecommendError
+from digest.render import Reading, Renderer, why_lines
 from digest.store import Store
 from digest.tokens import Tokens, subscriber_links
 
@@ -110,12 +113,14 @@ def preview_command(
         else:
             papers = papers_in(store, daily_window(store, current.day, now))
         person, sent = _who(store, subscriber, query, limit, papers)
-    matches = Matcher(papers, topics, now).for_subscriber(person, sent)
+        matches = Matcher(papers, topics, now).for_subscriber(person, sent)
+        recs = _recommended(cfg, store, person, papers, matches, sent, now) if subscriber else []
     if out_dir is not None and tokens is not None:
         links = subscriber_links(tokens, cfg.web.base_url, person.id or 0, person.email)
         built = build_digest(
-            cfg, Renderer(cfg, topics), person, matches, current, Counts(len(papers)), links, now
-        )
+            cfg, Renderer(cfg, topics), person, matches, current, Counts(len(papers)), links, now,
+            reading=Reading(recs),
+        )  # fmt: skip
         written = write_email_files(built, current, person, out_dir)
         for path in written:
             out.print(f"wrote {escape(str(path))}", highlight=False)
@@ -126,12 +131,38 @@ def preview_command(
         for m in matches:
             row = {"id": m.paper.id, "title": m.paper.title, "score": round(m.score, 3)}
             row["why"] = _why(m)
+            row["section"] = "matches"
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for r in recs:
+            rec = {"id": r.paper.id, "title": r.paper.title, "score": round(r.score, 3)}
+            rec.update(why=r.why, section="recommended")
+            sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
         return
     scope = "all stored papers" if all_papers else f"edition {current.name}"
     _print_matches(
         matches, len(papers), scope, "--limit" if subscriber is None else "their max papers"
     )
+
+
+def _recommended(
+    cfg: Config,
+    store: Store,
+    person: Subscriber,
+    papers: Sequence[Paper],
+    matches: Matches,
+    sent: set[str],
+    now: datetime,
+) -> list[Recommended]:
+    """What the daily job would recommend this subscriber from the edition, after their
+    matches (never one of them, nor a paper sent before)."""
+    exclude = {person.id or 0: {m.paper.id for m in matches} | sent}
+    try:
+        planned = Recommender(cfg, store, now).recommend([person], papers, exclude)
+    except RecommendError as ex:  # the matches are still worth showing
+        err.print(f"recommendations left out: {escape(str(ex))}", highlight=False)
+        return []
+    by_id = {p.id: p for p in papers}
+    return [Recommended(by_id[r.paper_id], r.score, r.why) for r in planned.get(person.id or 0, [])]
 
 
 def _who(

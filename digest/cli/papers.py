@@ -80,11 +80,12 @@ def collect_command(
             TimeElapsedColumn(),
             console=err,
             transient=True,
-            disable=not err.is_terminal,
+            disable=not err.is_terminal,  # cron and pipes get no spinner codes
         ) as bar:
             task = bar.add_task("collecting " + ", ".join(names), total=len(names))
 
             def advance(name: str, status: str) -> None:
+                """Tick the bar as each source ends, naming it and how it went."""
                 bar.advance(task)
                 bar.update(task, description=f"{name} {status}")
 
@@ -117,6 +118,7 @@ def _plain(text: str) -> str:
 
 
 def _print_reports(reports: list[SourceReport], total: int) -> None:
+    """One row per source (what it brought, what it cost), then the store's total."""
     table = Table(title="collect", title_justify="left")
     for column in ("source", "fetched", "new", "updated", "skipped", "errors", "time"):
         table.add_column(column, justify="left" if column == "source" else "right")
@@ -154,7 +156,7 @@ def papers_command(
     if as_json:
         for paper in papers:
             row = asdict(paper)
-            for key in ("source", "raw_id"):
+            for key in ("source", "raw_id"):  # internal bookkeeping, not in the JSON contract
                 row.pop(key)
             sys.stdout.write(json_line(row) + "\n")
         return

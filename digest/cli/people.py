@@ -50,6 +50,10 @@ TzOpt = Annotated[str | None, typer.Option(help="IANA time zone, e.g. Europe/Par
 MaxOpt = Annotated[int | None, typer.Option("--max", help="At most this many papers per email.")]
 UpvotesOpt = Annotated[int | None, typer.Option(help="Only papers with at least N HF upvotes.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output.")]
+RecommendOpt = Annotated[
+    int | None,
+    typer.Option(min=0, max=50, help="'Recommended for you' papers per email (0: off)."),
+]
 
 
 def _now() -> str:
@@ -75,6 +79,7 @@ def add_command(
     tz: TzOpt = "UTC",
     max_papers: MaxOpt = 10,
     min_upvotes: UpvotesOpt = None,
+    recommend: RecommendOpt = None,
     active: Annotated[
         bool, typer.Option("--active", help="Skip double opt-in (the operator vouches).")
     ] = False,
@@ -94,6 +99,7 @@ def add_command(
         tz=tz or "UTC",
         max_papers=10 if max_papers is None else max_papers,
         min_upvotes=min_upvotes,
+        recommend=recommend,
     )
     subs.validate(wanted, topics)  # a bad field is reported before a missing secret
     tokens = None if active else Tokens(cfg.secret, cfg.old_secrets)  # fail before adding
@@ -155,6 +161,7 @@ def edit_command(
     tz: TzOpt = None,
     max_papers: MaxOpt = None,
     min_upvotes: UpvotesOpt = None,
+    recommend: RecommendOpt = None,
     clear_queries: Annotated[bool, typer.Option(help="Remove every query.")] = False,
     clear_topics: Annotated[bool, typer.Option(help="Remove every topic.")] = False,
     config: ConfigOption = None,
@@ -171,6 +178,7 @@ def edit_command(
             "tz": tz,
             "max_papers": max_papers,
             "min_upvotes": min_upvotes,
+            "recommend": recommend,
         }.items()
         if v is not None
     }

@@ -45,6 +45,7 @@ class PaperIndex:
         self._plans: dict[int, tuple[Node, _Plan]] = {}
 
     def __len__(self) -> int:
+        """How many papers the edition has (bit positions 0 .. len-1)."""
         return len(self.papers)
 
     def evaluate(self, node: Node) -> int:
@@ -54,7 +55,7 @@ class PaperIndex:
             return cached
         if isinstance(node, Term):
             terms = self._terms
-            if node.field == "any":
+            if node.field == "any":  # "any" is title or abstract, never author
                 bits = terms.term_bits(node, "title") | terms.term_bits(node, "abstract")
             else:
                 bits = terms.term_bits(node, node.field)
@@ -66,7 +67,7 @@ class PaperIndex:
             bits = self.all
             for child in node.children:
                 bits &= self.evaluate(child)
-                if not bits:
+                if not bits:  # nothing left to intersect: skip the remaining children
                     break
         else:
             bits = 0

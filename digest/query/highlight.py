@@ -31,6 +31,7 @@ def display(term: Term | Upvotes) -> str:
 
 
 def _applies(term_field: str, fld: str | None) -> bool:
+    """Whether a term of this field is highlighted in text of that field (None: any text)."""
     if term_field not in TEXT_FIELDS:
         return False
     return fld is None or term_field == fld or (term_field == "any" and fld != "author")
@@ -52,7 +53,9 @@ class TextWords:
         self.text = text
         self.count = len(spans)
         self.stems = [w[1] for w in spans]
+        # a surface equal to its stem shares the stem's string; others are interned
         self.surfaces = [st if st == su else sys.intern(su) for su, st, _, _ in spans]
+        # machine ints in arrays: 8 bytes an offset instead of a 28-byte int object
         self.begins = array("l", [w[2] for w in spans])
         self.ends = array("l", [w[3] for w in spans])
         self._starts: dict[tuple[str, bool], list[int]] = {}
@@ -84,7 +87,7 @@ class TextWords:
         straddles = kept < self.count and self.begins[kept] < end
         if straddles or (kept and self.ends[kept - 1] == end and self.surfaces[kept - 1] == "s"):
             return TextWords(self.text[:end])
-        head = copy.copy(self)
+        head = copy.copy(self)  # shallow: the word lists are shared, only `count` differs
         head.text, head.count = self.text[:end], kept
         return head
 
@@ -110,7 +113,7 @@ def highlight_spans(
             continue
         n, last = len(term.words), len(term.words) - 1
         for j in found.starts(term.words[0], term.prefix and not last):
-            if j + last >= count:
+            if j + last >= count:  # the phrase would run past the text (or a head's end)
                 break
             for k in range(1, n):
                 word = term.words[k]
@@ -125,6 +128,7 @@ def highlight_spans(
     spans.sort()
     merged: list[tuple[int, int]] = []
     for start, end in spans:
+        # overlapping or touching hits become one mark, so markup never nests
         if merged and start <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:

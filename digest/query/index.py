@@ -42,11 +42,13 @@ class _Postings(Generic[K]):
         self._sorted: list[K] | None = None
 
     def bits(self, key: K) -> int:
+        """The key's papers as a bitset, built on first use and cached."""
         bits = self._bits.get(key)
         if bits is None:
             docs = self.docs.get(key)
             bits = 0
             if docs:
+                # set bytes then convert once: OR-ing 1 << i per paper would be quadratic
                 raw = bytearray((docs[-1] >> 3) + 1)
                 for i in docs:
                     raw[i >> 3] |= 1 << (i & 7)
@@ -55,6 +57,7 @@ class _Postings(Generic[K]):
         return bits
 
     def with_prefix(self, prefix: K) -> list[K]:
+        """Every key starting with `prefix`, found by bisecting the sorted keys."""
         if self._sorted is None:
             self._sorted = sorted(self.docs)
         keys, out = self._sorted, []
@@ -65,6 +68,7 @@ class _Postings(Generic[K]):
         return out
 
     def union(self, keys: Iterable[K]) -> int:
+        """The papers any of these keys hits."""
         bits = 0
         for key in keys:
             bits |= self.bits(key)
@@ -231,6 +235,7 @@ class TermIndex:
                     mask = sum(1 << p for p, w in enumerate(surfaces) if w.startswith(word))
                 else:
                     mask = masks[word]
+                # bit p survives when word k sits at p + k: all words in a row from p
                 acc &= mask >> k
                 if not acc:
                     break
@@ -251,6 +256,7 @@ class TermIndex:
         """Papers whose upvotes satisfy the comparison; a paper without upvotes never does."""
         lo = bisect_left(self._upvotes, node.value)
         hi = bisect_right(self._upvotes, node.value)
+        # lo..hi are the ranks equal to the value; at_least[0] is every paper with upvotes
         at_least, known = self._at_least, self._at_least[0]
         return {
             ">=": at_least[lo],

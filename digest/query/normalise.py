@@ -10,6 +10,7 @@ import unicodedata
 
 __all__ = ["normalize_words", "stem", "surface_words", "word_spans"]
 
+# letters and digits (no underscore); a trailing possessive 's is part of the word, dropped
 _WORD = re.compile(r"([^\W_]+)(?:['\u2019]s\b)?")
 # Plurals the suffix rules would get wrong, and the singulars they must stay equal to.
 _IRREGULAR = {
@@ -28,7 +29,7 @@ def _plural_stem(w: str) -> str:
     """Fold English plurals only: light enough to never merge unrelated words, and idempotent."""
     stem = _IRREGULAR.get(w, w)
     if stem is w and len(w) > 3 and w[-1] == "s" and w.isascii() and w.isalpha():
-        if w.endswith(("ss", "us", "is")):
+        if w.endswith(("ss", "us", "is")):  # class, corpus, analysis: not plurals
             pass
         elif w.endswith("ies") and len(w) > 4:
             stem = w[:-3] + "y"
@@ -43,7 +44,8 @@ class _StemMemo(dict[str, str]):
     """Documents repeat a few thousand words; a memo makes stemming one C-level lookup."""
 
     def __missing__(self, word: str) -> str:
-        if len(self) > 200_000:
+        """Stem a word seen for the first time and remember it."""
+        if len(self) > 200_000:  # a bound, so a hostile corpus cannot grow it forever
             self.clear()
         stem = self[word] = _plural_stem(word)
         return stem
@@ -54,6 +56,7 @@ stem = _StemMemo().__getitem__
 
 
 def _fold_char(ch: str) -> str:
+    """One character without accents and case-folded (`É` -> `e`, `ß` -> `ss`), memoised."""
     folded = _FOLDS.get(ch)
     if folded is None:
         parts = unicodedata.normalize("NFKD", ch)

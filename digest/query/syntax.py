@@ -86,27 +86,35 @@ def _lex(q: str) -> list[_Tok]:
 
 
 class _Parser:
+    """Recursive descent over the tokens: OR binds loosest, then AND (also implicit, by
+    juxtaposition), then NOT; `fld` is the field a `title:(...)` group imposes."""
+
     def __init__(self, query: str) -> None:
         self.q = query
         self.toks = _lex(query)
         self.i = 0
 
     def fail(self, message: str, pos: int, hint: str) -> QueryError:
+        """The error to raise, carrying the query so it can draw its caret."""
         return QueryError(message, self.q, pos, hint)
 
     def peek(self) -> _Tok | None:
+        """The next token, or None at the end."""
         return self.toks[self.i] if self.i < len(self.toks) else None
 
     def take(self) -> _Tok:
+        """Consume the next token (callers have checked there is one)."""
         self.i += 1
         return self.toks[self.i - 1]
 
     def need_operand(self, op: _Tok) -> None:
+        """Refuse an operator with nothing after it, pointing at the operator, not the end."""
         nxt = self.peek()
         if nxt is None or nxt.kind not in _STARTS:
             raise self.fail(f"'{op.text}' needs a term after it", op.pos, "add a term or remove it")
 
     def run(self) -> Node:
+        """The whole query as one tree; left-over tokens are an unmatched ')'."""
         node = self.or_(0, None)
         tok = self.peek()
         if tok is not None:  # only ')' can stop the loops early
@@ -114,6 +122,7 @@ class _Parser:
         return node
 
     def or_(self, depth: int, fld: str | None) -> Node:
+        """A OR B OR ...: one Or, flattened."""
         parts = [self.and_(depth, fld)]
         while (tok := self.peek()) is not None and tok.kind == "OR":
             self.need_operand(self.take())
@@ -121,6 +130,7 @@ class _Parser:
         return _join(Or, parts)
 
     def and_(self, depth: int, fld: str | None) -> Node:
+        """A AND B, or A B: one And, flattened."""
         parts = [self.unary(depth, fld)]
         while (tok := self.peek()) is not None and (tok.kind == "AND" or tok.kind in _STARTS):
             if tok.kind == "AND":
@@ -129,6 +139,7 @@ class _Parser:
         return _join(And, parts)
 
     def unary(self, depth: int, fld: str | None) -> Node:
+        """NOT x or -x, counted against MAX_DEPTH like parentheses (no stack overflow)."""
         tok = self.peek()
         if tok is not None and tok.kind in ("NOT", "-"):
             self.need_operand(self.take())
@@ -138,6 +149,8 @@ class _Parser:
         return self.primary(depth, fld)
 
     def primary(self, depth: int, fld: str | None) -> Node:
+        """A term, a comparison, a field prefix or a parenthesised group, each fault named
+        where it is."""
         tok = self.take()
         if tok.kind == ")":
             raise self.fail("unmatched ')'", tok.pos, "remove ')' or add '(' before it")
@@ -168,10 +181,11 @@ class _Parser:
             if nxt is None or nxt.kind not in ("WORD", "PHRASE", "("):
                 hint = f'e.g. {tok.text}word, {tok.text}"a phrase" or {tok.text}(a OR b)'
                 raise self.fail(f"'{tok.text}' needs a word, phrase or group", tok.pos, hint)
-            return self.primary(depth, tok.value)
+            return self.primary(depth, tok.value)  # the field applies to the next term or group
         return self.term(tok, fld or "any")
 
     def term(self, tok: _Tok, fld: str) -> Term:
+        """A word, phrase or prefix as a Term: text normalised as the index normalises it."""
         quoted = tok.kind == "PHRASE"
         body = tok.text[1:-1] if quoted else tok.text
         prefix = not quoted and body.endswith("*")
@@ -188,11 +202,13 @@ class _Parser:
             raise self.fail(f"{tok.text!r} has no letters or digits", tok.pos, hint)
         if prefix and len(words) == 1 and len(words[0]) < 2:
             raise self.fail("prefix too short", tok.pos, "use at least 2 letters before '*'")
+        # a prefix's last word is matched as typed: stemming "agents*" would widen it
         last = words[-1] if prefix else stem(words[-1])
         return Term(fld, (*map(stem, words[:-1]), last), prefix, tok.text)
 
 
 def _join(kind: type[And] | type[Or], parts: list[Node]) -> Node:
+    """One part as itself, several as one flat node: equal queries build equal trees."""
     if len(parts) == 1:
         return parts[0]
     flat: list[Node] = []

@@ -93,6 +93,7 @@ def terms_of(node: Node) -> list[Term | Upvotes]:
     out: list[Term | Upvotes] = []
 
     def walk(n: Node, negated: bool) -> None:
+        """Visit in order; a double negation counts as positive."""
         if isinstance(n, Not):
             walk(n.child, not negated)
         elif isinstance(n, And | Or):

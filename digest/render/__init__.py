@@ -8,7 +8,8 @@ dropped; nothing here builds HTML out of feed text.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from email.utils import parseaddr
 from typing import Any
@@ -17,7 +18,7 @@ from jinja2 import TemplateError
 
 from digest.config import Config
 from digest.errors import RenderError
-from digest.match import Match
+from digest.match import Match, Recommended
 from digest.models import Subscriber, Topic
 from digest.render.cards import (
     Card,
@@ -57,6 +58,16 @@ _label = functools.lru_cache(maxsize=64)(edition_label)
 _subject = functools.lru_cache(maxsize=4096)(subject_for)  # many share their interests
 
 
+def _shown(interests: Sequence[str]) -> list[str]:
+    return [shorten(clean(x), MAX_LABEL) for x in interests]
+
+
+@functools.lru_cache(maxsize=4096)
+def _said(interests: tuple[str, ...]) -> str:
+    """The footer's list of what a subscriber follows, once for all who follow the same."""
+    return and_list(_shown(interests))
+
+
 class Renderer:
     """Built once per run: templates read, CSS inlined, then only jinja per email.
 
@@ -82,7 +93,6 @@ class Renderer:
         self.brand = clean(parseaddr(config.mail.from_)[0]) or "Paper Digest"
         self.templates = load_templates(config)
         self._postal = clean(config.mail.postal_address)
-        self._said = functools.lru_cache(maxsize=4096)(self._interests_line)
         loaded = self.templates.loaded
         self.cards = CardCache(
             loaded[card_template("email/digest.html.j2")],
@@ -119,17 +129,17 @@ class Renderer:
         *,
         matched: int | None = None,
         naive: bool = False,
+        reading: Reading | None = None,
     ) -> RenderedEmail:
-        """One subscriber's digest. `matched` counts the matches before the subscriber's cap
-        (default: the matches' own `total`); `new_papers` is the edition's count. A count
-        that is None is unknown, and the email does not state it. `naive` renders card by
-        card and inlines the whole email (the reference the fast path must equal).
+        """One subscriber's digest; `reading` adds "Recommended for you" and More/Less links.
+        `matched` counts matches before the cap (default: `matches.total`), `new_papers` the
+        edition's; None is unknown and not stated. `naive`: the reference path, card by card.
 
         Raises:
             RenderError: no matches (send `nothing_new` instead), a manage or unsubscribe
                 link that is not http(s), or a template failing on this email.
         """
-        if not matches:
+        if not matches and not (reading and reading.recommended):
             raise RenderError(f"{sub.email}: no matches to render (use nothing_new)")
         shown = len(matches)
         total = matched if matched is not None else getattr(matches, "total", None)
@@ -138,10 +148,10 @@ class Renderer:
         names = [
             label if kind == "topic" else _readable(name) for (kind, name), label, _ in grouped
         ]
-        subject = _subject(shown, tuple(names), edition_name, edition_date)
         ctx = self._context(sub, edition_name, edition_date, links)
-        ctx["subject"] = subject
+        ctx["subject"] = _subject(shown, tuple(names), edition_name, edition_date)
         ctx["summary"] = summary_line(shown, total, new_papers)
+        _reading(ctx, [[m.paper.id for m, _ in g[2]] for g in grouped], reading)
         ctx["more"] = (
             f"{plural(total - shown, 'more paper')} matched but did not fit your limit of "
             f"{sub.max_papers}."
@@ -215,8 +225,7 @@ class Renderer:
 
     def interests(self, sub: Subscriber) -> list[str]:
         """What the subscriber asked for, as they would read it."""
-        topics = [self.topics[t].title if t in self.topics else t for t in sub.topics]
-        return [shorten(clean(x), MAX_LABEL) for x in [*topics, *sub.queries]]
+        return _shown(self._titles(sub.topics) + tuple(sub.queries))
 
     def _grouped(
         self, sub: Subscriber, matches: Sequence[Match]
@@ -280,15 +289,14 @@ class Renderer:
             "brand": self.brand,
             "headline": _label(edition_name, edition_date, long=True),
             "email": sub.email,
-            "interests": self._said(tuple(sub.topics), tuple(sub.queries)),
+            "interests": _said(self._titles(sub.topics) + tuple(sub.queries)),
             "links": checked,
             "postal_address": self._postal,
             "note": [],
         }
 
-    def _interests_line(self, topics: tuple[str, ...], queries: tuple[str, ...]) -> str:
-        """The footer's `interests` (`_said` remembers them for all who share them)."""
-        return and_list(self.interests(Subscriber("", topics=list(topics), queries=list(queries))))
+    def _titles(self, topics: Sequence[str]) -> tuple[str, ...]:
+        return tuple(self.topics[t].title if t in self.topics else t for t in topics)
 
     def _render(
         self,
@@ -309,8 +317,52 @@ class Renderer:
         return RenderedEmail(ctx["subject"], html, text)
 
 
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a digest shows beyond its matches: papers recommended from what the reader liked
+    and `feedback`, a paper id's "More like this" and "Less like this" URLs."""
+
+    recommended: Sequence[Recommended] = ()
+    feedback: Callable[[str], tuple[str, str]] | None = None
+
+
+def _reading(ctx: dict[str, Any], grouped_ids: list[list[str]], reading: Reading | None) -> None:
+    """Add the "Recommended for you" papers (after the matches) and each paper's "More/Less
+    like this" URLs (`feedback`) to a digest's context; a digest of recommendations alone
+    gets its own subject and summary."""
+    recommended = reading.recommended if reading else ()
+    feedback = reading.feedback if reading else None
+    if feedback is not None:
+        ctx["feedback"] = [[feedback(pid) for pid in ids] for ids in grouped_ids]
+    if recommended:
+        ctx["recommended"] = [_recommended_view(r, feedback) for r in recommended]
+    if recommended and not grouped_ids:
+        count = plural(len(recommended), "paper")
+        ctx["subject"] = shorten(f"{count} recommended for you - {ctx['headline']}", MAX_SUBJECT)
+        ctx["summary"] = f"{count} recommended for you from what you liked"
+    ctx.setdefault("feedback", [])
+    ctx.setdefault("recommended", [])
+
+
+def _recommended_view(
+    rec: Recommended, feedback: Callable[[str], tuple[str, str]] | None
+) -> dict[str, Any]:
+    """What the "Recommended for you" section shows of one paper (escaped by the template)."""
+    more, less = feedback(rec.paper.id) if feedback is not None else (None, None)
+    url, _ = paper_links(rec.paper)
+    return {
+        "title": shorten(clean(rec.paper.title), 200),
+        "url": url,
+        "authors": authors_line(rec.paper.authors),
+        "why": shorten(clean(rec.why), 240),
+        "more": more,
+        "less": less,
+    }
+
+
 __all__ = [
     "Card",
+    "Reading",
     "RenderedEmail",
     "Renderer",
     "authors_line",

@@ -131,6 +131,11 @@ def split_card(source: str, name: str) -> tuple[str, str]:
     region = found[0]
     # The markers' whitespace control, mirrored, so both ways print the same characters.
     printed = "{{" + region[1] + " card " + region[2] + "}}"
+    if name.endswith(".html.j2"):
+        # A card is HTML already: printed as is, not copied by escaping it again; `+` keeps
+        # lstrip_blocks and trim_blocks off these tags, as they are off a `{{ }}`.
+        opening = "{%" + (region[1] or "+") + " autoescape false %}{{ card }}"
+        printed = opening + "{% endautoescape " + (region[2] or "+") + "%}"
     return source[: region.start()] + printed + source[region.end() :], region[0]
 
 

@@ -47,6 +47,7 @@ _TEX_ACCENTS = {
     "u": "\u0306",
     "H": "\u030b",
 }
+# \'e, \'{e}, \c c: a letter accent needs a space or brace after it, or \cite would match
 _TEX = re.compile(r"\\([`'^\"~=.]|[cvuH](?=[\s{]))\s*\{?\s*([A-Za-z])\}?")
 _TEX_LETTERS = {
     r"\o": "ø",
@@ -57,6 +58,7 @@ _TEX_LETTERS = {
     r"\l": "ł",
     r"\L": "Ł",
 }
+# "A, B and C", "A, B, and C", "A and B": commas and "and" both separate names
 _AND = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
 API_HOST = "export.arxiv.org"
 
@@ -81,6 +83,7 @@ def split_authors(entry: FeedEntry) -> list[str]:
         raw = clean_text(author)
         if not raw:
             continue
+        # only a lone creator is a joined list; a name among several stays whole
         parts = _AND.split(raw) if len(authors) == 1 else [raw]
         names.extend(detex(clean_text(p)) for p in parts if clean_text(p))
     return names
@@ -107,6 +110,7 @@ def parse_entry(entry: FeedEntry, source: str) -> Paper:
         announce = announce or prefix.group("type")
         summary = summary[prefix.end() :]
     categories = [clean_text(term) for term in entry.tags]
+    # the primary category first: it is the one pages show and `cat:` readers expect first
     primary = entry.arxiv_primary_category
     if primary and primary in categories:
         categories.remove(primary)
@@ -134,6 +138,7 @@ def parse_entry(entry: FeedEntry, source: str) -> Paper:
 
 
 def _date(entry: FeedEntry, arxiv_id: str) -> str | None:
+    """The entry's date; an unusable one is an ItemError naming the paper."""
     try:
         return entry_date(entry)
     except ItemError as ex:
@@ -186,11 +191,13 @@ async def collect(request: SourceRequest) -> SourceResult:
         SourceError: the source cannot be fetched or is not an arXiv document.
     """
     url = request.source.url
+    # only the API takes a date range: the announcement feeds always list the latest day
     if request.since is not None and API_HOST in url:
         url = with_date_range(url, request.since, request.day)
     body = await request.get(url)
     if body.not_modified:
         return not_modified(request, body)
+    # parsing a large feed takes ~0.6 s: off the event loop, the other sources keep going
     batch = await asyncio.to_thread(parse_batch, body.content, request.name, body.final_url)
     note = None
     if not batch.papers and not batch.skipped:

@@ -24,6 +24,7 @@ from digest.sources.http import Body, Sleep, fetch
 from digest.sources.parsed import FeedEntry
 
 INT64_MAX = 2**63 - 1
+# int64 holds every 18-digit number; a longer one is refused before int() is even tried
 _MAX_DIGITS = 18
 REASONS_KEPT = 10
 Item = TypeVar("Item")
@@ -193,6 +194,7 @@ _ARXIV_IN_URL = re.compile(
     r"((?:\d{4}\.\d{4,5})|(?:[a-z\-]+(?:\.[A-Z]{2})?/\d{7}))(?:v(\d+))?(?:\.pdf)?/?(?:[?#].*)?$"
 )
 _SPACE = re.compile(r"\s+")
+# named, decimal or hex entities of plausible length: a stray "&" in a title is left alone
 _ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
 _HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>])", re.I | re.S)
 
@@ -201,6 +203,7 @@ def split_arxiv_id(raw: str) -> tuple[str, int | None] | None:
     """`2508.13426v1`, `oai:arXiv.org:2508.13426v1`, `http://arxiv.org/abs/hep-th/9901001v2`
     and the like -> (id without version, version)."""
     tail = raw.strip().rsplit(":", 1)[-1] if raw.startswith("oai:") else raw.strip()
+    # a URL first: its path names the paper even when a query string or ".pdf" follows
     found = _ARXIV_IN_URL.search(tail)
     if found:
         return found.group(1), _version(found.group(1), found.group(2))
@@ -244,16 +247,19 @@ class _TextExtractor(HTMLParser):
         self.skip = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        """Enter a script or style (its text is dropped); a block tag becomes a space."""
         if tag in ("script", "style"):
             self.skip += 1
         elif tag in ("p", "br", "div", "li"):
             self.parts.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
+        """Leave a script or style; a stray closing tag never makes the count negative."""
         if tag in ("script", "style") and self.skip:
             self.skip -= 1
 
     def handle_data(self, data: str) -> None:
+        """Keep text outside scripts and styles."""
         if not self.skip:
             self.parts.append(data)
 
@@ -272,6 +278,7 @@ def refuse_unsafe(name: str, url: str, content: bytes, content_type: str = "") -
     Raises:
         SourceError: the body declares XML entities or is an HTML page.
     """
+    # declarations live in the DOCTYPE, before the root element: the head is enough to look at
     if b"<!ENTITY" in content[:65536] or b"<!entity" in content[:65536]:
         raise SourceError(
             f"{name}: {url} declares XML entities (<!ENTITY); refused as unsafe to parse"
@@ -283,6 +290,8 @@ def refuse_unsafe(name: str, url: str, content: bytes, content_type: str = "") -
         )
 
 
+# UTF-32 first: its little-endian BOM starts with UTF-16's. Without a BOM, the first "<"
+# (and "?" of "<?xml") spread over 2 or 4 bytes tells the width and the byte order.
 _WIDE = (
     (b"\x00\x00\xfe\xff", "utf-32-be"),
     (b"\xff\xfe\x00\x00", "utf-32-le"),
@@ -309,6 +318,7 @@ def as_utf8(name: str, url: str, content: bytes) -> bytes:
                 text = content.decode(codec)
             except UnicodeDecodeError as ex:
                 raise SourceError(f"{name}: {url} starts like {codec} but is not: {ex}") from ex
+            # the bytes are UTF-8 now: a declared encoding="utf-16" would make the parser lie
             text = _DECLARED.sub(r"\1", text.lstrip("\ufeff"), count=1)
             return text.encode("utf-8")
     return content

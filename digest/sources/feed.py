@@ -28,6 +28,7 @@ from digest.sources.parsed import FeedEntry, TextDetail, read_feed
 
 
 def _text(detail: TextDetail | None, fallback: str = "") -> str:
+    """A text construct as plain text: HTML only when the feed declares it HTML."""
     value = (detail.value if detail else "") or fallback
     kind = detail.type if detail else ""
     return html_to_text(value) if "html" in kind else clean_text(value)
@@ -43,6 +44,7 @@ def _abstract(entry: FeedEntry) -> str:
 
 
 def _authors(entry: FeedEntry) -> list[str]:
+    """Every named author; RSS's single `author` when no list is given."""
     names = [n for n in map(clean_text, entry.authors) if n]
     if not names and entry.author:
         names = [clean_text(entry.author)]
@@ -71,6 +73,7 @@ def parse_entry(entry: FeedEntry, source: str) -> Paper:
         raise ItemError(f"{title[:60]!r} has no link or id")
     link = _web(raw_link) or _web(guid)
     ids = split_arxiv_id(link or raw_link) if (link or raw_link) else None
+    # a guid is often an opaque string: only one that looks like a URL or says arxiv is read
     if ids is None and guid:
         ids = split_arxiv_id(guid) if ("arxiv" in guid.lower() or "/" in guid) else None
     categories = [clean_text(term) for term in entry.tags]
@@ -78,7 +81,7 @@ def parse_entry(entry: FeedEntry, source: str) -> Paper:
         key = ids[0]
     elif link:
         key = link_key(link)
-    else:
+    else:  # an unresolved relative link: scoped to this source, so it never merges elsewhere
         key = link_key(f"{source}\n{raw_link or guid}")
     try:
         published = entry_date(entry)
@@ -109,6 +112,7 @@ def parse_batch(content: bytes, source: str, url: str = "") -> Batch:
     """
     content = as_utf8(source, url or source, content)
     refuse_unsafe(source, url or source, content)
+    # not strict: real feeds are often not well-formed XML, and feedparser recovers
     feed = read_feed(source, url or source, content, strict=False)
     return parse_items(feed.entries, parse_entry, source)
 

@@ -28,7 +28,7 @@ from digest.sources.common import (
 )
 from digest.sources.http import Body, is_local
 
-MAX_BACKFILL_DAYS = 92
+MAX_BACKFILL_DAYS = 92  # one request per day: a quarter is polite to the API and bounded
 JSON = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
 JSONObject = dict[str, JSON]
 
@@ -38,6 +38,8 @@ class _HugeNumber(int):
 
 
 def _json_int(digits: str) -> int:
+    """json's parse_int hook: a hostile 5,000-digit number would otherwise fail the whole body
+    (int() refuses long strings), costing the source instead of one item."""
     if len(digits.lstrip("-")) > 19:
         return _HugeNumber(-1)
     return int(digits)
@@ -67,6 +69,12 @@ class DailyPaper:
 
 
 def _int(value: JSON, what: str) -> int | None:
+    """A count as the API may send it (a number, or digits in a string); anything else is
+    unknown (None), since the API drops and changes optional fields.
+
+    Raises:
+        ItemError: the number is far beyond 64 bits.
+    """
     if isinstance(value, _HugeNumber):
         raise ItemError(f"{what} is a number far beyond 64 bits")
     if value is None or isinstance(value, bool):
@@ -79,6 +87,7 @@ def _int(value: JSON, what: str) -> int | None:
 
 
 def _str(value: JSON) -> str | None:
+    """A text field, cleaned; None when absent, empty or not a string."""
     return clean_text(value) or None if isinstance(value, str) else None
 
 
@@ -92,6 +101,11 @@ def _list(value: JSON, what: str) -> list[JSON]:
 
 
 def _author(value: JSON) -> str:
+    """An author as the API writes one (`{"name": ...}`) or a bare string.
+
+    Raises:
+        ItemError: neither an object nor a string.
+    """
     if isinstance(value, dict):
         name = value.get("name")
         return clean_text(name) if isinstance(name, str) else ""
@@ -101,6 +115,11 @@ def _author(value: JSON) -> str:
 
 
 def _keyword(value: JSON) -> str:
+    """One AI keyword.
+
+    Raises:
+        ItemError: not a string.
+    """
     if not isinstance(value, str):
         raise ItemError(f"an ai_keyword is {json_type(value)}, expected a string")
     return clean_text(value)
@@ -118,6 +137,7 @@ def read_item(item: JSON) -> DailyPaper:
     nested = item.get("paper")
     if nested is not None and not isinstance(nested, dict):
         raise ItemError(f"paper is {json_type(nested)}, expected an object")
+    # today's API nests the paper; older answers and mirrors put its fields on the item
     paper: JSONObject = nested if nested is not None else item
     raw_id = _str(paper.get("id"))
     title = _str(paper.get("title")) or _str(item.get("title"))
@@ -261,7 +281,7 @@ async def collect(request: SourceRequest) -> SourceResult:
     Raises:
         SourceError: a bad day range, or a day that cannot be fetched or read.
     """
-    if is_local(request.source.url):
+    if is_local(request.source.url):  # a recorded day (demo, tests): no date parameter
         body = await request.get()
         batch = await asyncio.to_thread(parse_batch, body.content, request.name, body.url)
         return batch_result(request, batch, body, None)
@@ -280,7 +300,7 @@ async def collect(request: SourceRequest) -> SourceResult:
     while current <= request.day:
         last = await request.get(params={"date": current.isoformat()})
         if last.not_modified:
-            if request.since is None:
+            if request.since is None:  # a backfill goes on: the other days may have changed
                 return not_modified(request, last)
         else:
             found = await asyncio.to_thread(parse_batch, last.content, request.name, last.url)

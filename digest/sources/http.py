@@ -32,6 +32,7 @@ Sleep = Callable[[float], Awaitable[None]]
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 MAX_REDIRECTS = 10
+# zlib window bits: +16 expects a gzip header, plain MAX_WBITS a zlib-wrapped deflate
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
@@ -112,8 +113,10 @@ class _Inflater:
         pending = data
         while pending and not self.inflater.eof and self.total <= self.cap:
             try:
+                # max_length: a 1 KB bomb is never inflated past the cap in memory
                 chunk = self.inflater.decompress(pending, self.cap - self.total + 1)
             except zlib.error:
+                # servers send "deflate" as raw deflate as often as the zlib format it means
                 if self.encoding != "deflate" or self.started:
                     raise
                 self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, no header
@@ -140,6 +143,11 @@ class _Inflater:
 
 
 def _encoding(name: str, url: str, response: httpx.Response) -> str:
+    """The one content encoding we will undo ("identity" for none).
+
+    Raises:
+        SourceError: stacked encodings, or one other than gzip or deflate.
+    """
     codings = [
         c.strip().lower()
         for c in response.headers.get_list("content-encoding", split_commas=True)
@@ -167,7 +175,7 @@ async def _read_capped(name: str, url: str, response: httpx.Response, cap: int) 
     try:
         async for raw in response.aiter_raw():
             received += len(raw)
-            if received > cap:
+            if received > cap:  # compressed bytes count too: a slow endless body ends here
                 raise SourceError(
                     f"{name}: GET {url} sent more than {cap:,} bytes; "
                     "stopped reading (raise [collect].max_bytes if this is expected)"
@@ -194,6 +202,7 @@ def address_range(host: str) -> str:
     except ValueError:
         name = host.lower().rstrip(".")
         return "loopback" if name == "localhost" or name.endswith(".localhost") else "public"
+    # ::ffff:127.0.0.1 is loopback in disguise
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip.is_loopback:
@@ -211,13 +220,14 @@ async def _host_range(host: str) -> str:
         return kind
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError:
+    except OSError:  # unresolvable: the connection fails anyway, with a clearer message
         return "public"
     kinds = {address_range(str(info[4][0])) for info in infos}
     return next((k for k in ("link-local", "private", "loopback") if k in kinds), "public")
 
 
 def _is_ip(host: str) -> bool:
+    """Whether the host is a literal address (IPv6 in brackets or not), needing no lookup."""
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -248,10 +258,19 @@ async def _get_once(
     settings: CollectConfig,
     timeout: float,
 ) -> tuple[httpx.Response, bytes]:
+    """One GET with its redirects, under one deadline for the whole exchange (httpx's
+    timeout is per read: a server trickling bytes would never trip it).
+
+    Raises:
+        SourceError: a refused redirect, too many redirects, or a body over the cap.
+        TimeoutError: the deadline passed (the caller retries).
+        httpx.TransportError: the network failed (the caller retries).
+    """
     async with asyncio.timeout(timeout):
         current = httpx.URL(url)
         allowed: str | None = None  # the configured URL's range, looked up at the first redirect
         for _ in range(MAX_REDIRECTS + 1):
+            # redirects by hand, so every hop is checked before we connect to it
             async with client.stream(
                 "GET", current, headers=headers, timeout=timeout, follow_redirects=False
             ) as response:
@@ -351,6 +370,7 @@ async def fetch(
     attempts = settings.retries + 1
     problem = ""
     for attempt in range(attempts):
+        # exponential backoff with jitter: runs started by cron at :05 do not retry in step
         delay = settings.backoff * (2**attempt) * (0.5 + random.random())
         try:
             response, content = await _get_once(client, name, full_url, headers, settings, limit)

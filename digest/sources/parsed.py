@@ -13,6 +13,7 @@ import feedparser  # type: ignore[import-untyped]
 
 from digest.errors import SourceError
 
+# bozo flags that do not mean broken XML: a charset header that disagrees, a text/plain type
 _BENIGN = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 
 
@@ -87,10 +88,12 @@ def read_feed(name: str, url: str, content: bytes, strict: bool) -> ParsedFeed:
     if not content.strip():
         raise SourceError(f"{name}: {url} returned an empty body; expected a feed")
     start = content.lstrip()[:1]
+    # JSON, plain text or a stray error message: refused before feedparser guesses at it
     if start != b"<" and not content.startswith(b"\xef\xbb\xbf"):
         shown = start.decode("latin-1")
         raise SourceError(f"{name}: {url} is not an RSS or Atom feed (it starts with {shown!r})")
     headers = {"content-location": url} if url.startswith(("http://", "https://")) else None
+    # no sanitising (text is escaped by the templates) and links resolved via content-location
     parsed = feedparser.parse(
         content, sanitize_html=False, resolve_relative_uris=False, response_headers=headers
     )
@@ -122,6 +125,7 @@ def _text(raw: Raw, key: str) -> str:
 
 
 def _dicts(raw: Raw, key: str) -> list[Raw]:
+    """A list field's dict elements; anything else in it (or a non-list) is dropped."""
     value = dict.get(raw, key)
     if not isinstance(value, list):
         return []
@@ -129,12 +133,14 @@ def _dicts(raw: Raw, key: str) -> list[Raw]:
 
 
 def _detail(value: object) -> TextDetail | None:
+    """A text construct typed, or None when feedparser gave none."""
     if not isinstance(value, dict):
         return None
     return TextDetail(_text(value, "value"), _text(value, "type"))
 
 
 def _when(raw: Raw, key: str) -> time.struct_time | None:
+    """feedparser's parsed date, or None when it could not read one."""
     value = dict.get(raw, key)
     return value if isinstance(value, time.struct_time) else None
 
@@ -148,6 +154,7 @@ def _primary(value: object) -> str:
 
 
 def _entry(raw: Raw) -> FeedEntry:
+    """One of feedparser's entry dicts as a typed record: the one place its keys are named."""
     return FeedEntry(
         id=_text(raw, "id"),
         link=_text(raw, "link"),

@@ -20,10 +20,19 @@ from digest.store.bounces import (
 from digest.store.deliveries import DeliveriesMixin
 from digest.store.papers import PapersMixin, SourceState, UpsertCounts
 from digest.store.people import SubscribersMixin
+from digest.store.reading import (
+    PlannedRecommendation,
+    ReadingMixin,
+    Signal,
+    SignalKind,
+    StoredProfile,
+    StoredVectorizer,
+    planned_recommendations,
+)
 from digest.store.schema import migrations
 
 
-class Store(PapersMixin, SubscribersMixin, DeliveriesMixin, BouncesMixin, StoreBase):
+class Store(PapersMixin, SubscribersMixin, DeliveriesMixin, BouncesMixin, ReadingMixin, StoreBase):
     """One open database. Cheap to open; migrations run on open."""
 
 
@@ -35,8 +44,14 @@ __all__ = [
     "BounceTarget",
     "DeliveryRef",
     "Origin",
+    "PlannedRecommendation",
+    "Signal",
+    "SignalKind",
     "SourceState",
     "Store",
+    "StoredProfile",
+    "StoredVectorizer",
     "UpsertCounts",
     "migrations",
+    "planned_recommendations",
 ]

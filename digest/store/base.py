@@ -55,9 +55,11 @@ class StoreBase:
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN ourselves, so every write can be IMMEDIATE
             conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL under WAL survives SIGKILL and costs 0.02 ms a commit, not 0.2 (CONVENTIONS.md)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             self.db = sqlite_utils.Database(conn)
@@ -72,6 +74,7 @@ class StoreBase:
             raise StoreError(f"{self.path}: cannot open database: {ex}") from ex
 
     def close(self) -> None:
+        """Release the file (and WAL readers' snapshot); the store is unusable afterwards."""
         self.db.conn.close()
 
     def __enter__(self) -> Self:
@@ -84,11 +87,12 @@ class StoreBase:
     def write(self) -> Iterator[sqlite_utils.Database]:
         """A short write transaction, taken up front so concurrent writers wait, not fail."""
         conn = self.db.conn
-        if conn.in_transaction:
+        if conn.in_transaction:  # nested: a savepoint inside the caller's transaction
             with self.db.atomic():
                 yield self.db
             return
         try:
+            # a deferred BEGIN that upgrades to a write cannot wait on busy_timeout: it fails
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
@@ -105,9 +109,11 @@ class StoreBase:
             raise error from ex
 
     def schema_version(self) -> int:
+        """How many migrations this file has had, for `digest doctor` and upgrade checks."""
         return len(migrations.applied(self.db))
 
     def _select_in(self, table: str, column: str, values: Sequence[str]) -> list[dict[str, Any]]:
+        """Rows whose column is in `values`, however many: chunked below SQLite's variable limit."""
         rows: list[dict[str, Any]] = []
         unique = list(dict.fromkeys(values))
         for start in range(0, len(unique), 500):
@@ -132,7 +138,9 @@ class StoreBase:
         )
 
     def integrity(self) -> str:
+        """SQLite's quick_check verdict ("ok" or the first fault), for `digest doctor`."""
         return str(self.db.execute("pragma quick_check").fetchone()[0])
 
     def journal_mode(self) -> str:
+        """The journal mode actually in force: WAL can be refused (e.g. on a network share)."""
         return str(self.db.execute("pragma journal_mode").fetchone()[0])

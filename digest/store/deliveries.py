@@ -16,6 +16,7 @@ class DeliveryStatsMixin(StoreBase):
     """What the delivery log says, counted: stats, recent failures, alerts."""
 
     def delivery_counts(self, since: str | None = None) -> dict[str, int]:
+        """Deliveries per status (touched since a time, if given): the run's failure rate."""
         sql = "select status, count(*) from deliveries"
         params: list[Any] = []
         if since:
@@ -25,10 +26,12 @@ class DeliveryStatsMixin(StoreBase):
         return {r[0]: r[1] for r in self.db.execute(sql, params).fetchall()}
 
     def alert_sent_since(self, key: str, since: str) -> bool:
+        """Whether this problem was already alerted on: one alert per problem, not per run."""
         row = self.db.execute("select sent_at from alerts where key = ?", [key]).fetchone()
         return row is not None and row[0] >= since
 
     def record_alert(self, key: str, subject: str, now: str) -> None:
+        """Remember that an alert went out, so the next hourly run does not repeat it."""
         with self.write():
             self.db.execute(
                 "insert or replace into alerts (key, sent_at, subject) values (?, ?, ?)",
@@ -38,12 +41,14 @@ class DeliveryStatsMixin(StoreBase):
     def sends_per_day(self, days: int, now: str) -> list[tuple[str, int, int]]:
         """(day, sent, failed) for the last `days` days, newest first."""
         sql = (
+            # times are ISO text in UTC: the first 10 characters are the day
             "select substr(updated_at, 1, 10) as day, sum(status = 'sent'), sum(status = 'failed')"
             " from deliveries where updated_at >= date(?, ?) group by day order by day desc"
         )
         return [tuple(r) for r in self.db.execute(sql, [now, f"-{days} days"]).fetchall()]
 
     def recent_failures(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The latest failed deliveries with the server's reply, for `stats` to name them."""
         sql = (
             "select email, edition, last_reply, updated_at from deliveries"
             " where status = 'failed' order by updated_at desc limit ?"
@@ -75,6 +80,7 @@ class DeliveriesMixin(DeliveryStatsMixin):
     def plan_deliveries(self, rows: Sequence[dict[str, Any]], now: str) -> int:
         """Plan many deliveries in one transaction; ones already planned are left alone."""
         with self.write():
+            # or ignore: the unique (subscriber, edition) row makes a second plan a no-op
             cursor = self.db.conn.executemany(
                 "insert or ignore into deliveries (subscriber_id, email, edition, status, papers,"
                 " attempts, last_reply, message_id, possible_duplicate, created_at, updated_at,"
@@ -108,7 +114,7 @@ class DeliveriesMixin(DeliveryStatsMixin):
         )
         params: list[Any] = [now]
         if shard:
-            sql += " and subscriber_id % ? = ?"
+            sql += " and subscriber_id % ? = ?"  # shard K/N: ids with id % N == K-1
             params += [shard[1], shard[0] - 1]
         with self.write():
             return self.db.execute(sql, params).rowcount
@@ -159,6 +165,7 @@ class DeliveriesMixin(DeliveryStatsMixin):
                 f" on s.id = d.subscriber_id where d.id in ({marks}) and d.status = 'pending'",
                 ids,
             ).fetchall()
+            # a left join: a removed subscriber's delivery (status null) is skipped, not sent
             claimed = [r[0] for r in rows if r[1] == "active"]
             gone = {r[0]: r[1] or "removed" for r in rows if r[1] != "active"}
             self.db.conn.executemany(
@@ -205,6 +212,7 @@ class DeliveriesMixin(DeliveryStatsMixin):
             )
 
     def mark_retry(self, delivery_id: int, reply: str, next_attempt_at: str, now: str) -> None:
+        """A temporary failure (4xx, network): back to pending, not due before `next_attempt_at`."""
         with self.write():
             self.db.execute(
                 "update deliveries set status = 'pending', last_reply = ?, next_attempt_at = ?,"
@@ -232,6 +240,7 @@ class DeliveriesMixin(DeliveryStatsMixin):
             )
 
     def mark_skipped(self, delivery_id: int, reason: str, now: str) -> None:
+        """Not sent and never will be (the subscriber left meanwhile), with the reason."""
         with self.write():
             self.db.execute(
                 "update deliveries set status = 'skipped', last_reply = ?, updated_at = ?"
@@ -250,7 +259,7 @@ class DeliveriesMixin(DeliveryStatsMixin):
                 " where id = ?",
                 [reply, now, delivery_id],
             )
-            if bounce_limit is None:
+            if bounce_limit is None:  # not the address's fault: it counts no bounce
                 return False
             self.db.execute("update subscribers set bounces = bounces + 1 where id = ?", [sub_id])
             row = self.db.execute(
@@ -268,10 +277,12 @@ class DeliveriesMixin(DeliveryStatsMixin):
             return True
 
     def subscriber_status(self, sub_id: int) -> str | None:
+        """A subscriber's status now (None once removed): checked again just before a send."""
         row = self.db.execute("select status from subscribers where id = ?", [sub_id]).fetchone()
         return row[0] if row else None
 
     def delivery(self, sub_id: int, edition: str) -> dict[str, Any] | None:
+        """One subscriber's delivery of one edition, papers decoded, or None if not planned."""
         rows = list(
             self.db.query(
                 "select * from deliveries where subscriber_id = ? and edition = ?",

@@ -34,6 +34,8 @@ _PAPER_COLUMNS = [f.name for f in fields(Paper) if f.name not in ("source", "raw
 
 @dataclass(frozen=True)
 class UpsertCounts:
+    """What one source's batch did to the store: the "new" and "updated" columns of collect."""
+
     new: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -41,6 +43,9 @@ class UpsertCounts:
 
 @dataclass(frozen=True)
 class SourceState:
+    """A source's health and HTTP validators (ETag, Last-Modified): what `stats` shows, what
+    alerts count (`failures` in a row) and what makes the next fetch conditional."""
+
     source: str
     last_url: str | None = None
     etag: str | None = None
@@ -65,6 +70,7 @@ class PapersMixin(StoreBase):
         unchanged = 0
         with self.write():
             ids = [p.id for p in papers]
+            # one read of the stored rows for the batch, not one query per paper
             stored = self._rows_by_id(ids)
             links = {
                 r["paper_id"]: r
@@ -72,6 +78,7 @@ class PapersMixin(StoreBase):
                 if r["source"] == source
             }
             for paper in papers:
+                # a paper twice in one batch merges with its own earlier row, not the stored one
                 old = inserts.get(paper.id) or updates.get(paper.id) or stored.get(paper.id)
                 row = _merge(old, paper, now)
                 if paper.id in inserts or old is None:
@@ -101,15 +108,18 @@ class PapersMixin(StoreBase):
         return UpsertCounts(len(inserts), len(updates), unchanged)
 
     def _rows_by_id(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Raw stored rows by paper id (JSON fields still text), for merging and loading."""
         return {r["id"]: r for r in self._select_in("papers", "id", ids)}
 
     def get_paper(self, paper_id: str) -> Paper | None:
+        """One paper with every source that brought it, or None if never collected."""
         rows = self._rows_by_id([paper_id])
         if paper_id not in rows:
             return None
         return self._papers_with_sources([rows[paper_id]])[0]
 
     def _papers_with_sources(self, rows: Iterable[dict[str, Any]]) -> list[Paper]:
+        """Rows as Papers, each with its sources: one query for the batch, in the rows' order."""
         rows = list(rows)
         by_paper: dict[str, list[str]] = {}
         for link in self._select_in("paper_sources", "paper_id", [r["id"] for r in rows]):
@@ -123,7 +133,11 @@ class PapersMixin(StoreBase):
         since: str | None = None,
         until: str | None = None,
     ) -> list[Paper]:
-        """Stored papers, newest first; `search` is full-text over title, abstract and authors."""
+        """Stored papers, newest first; `search` is full-text over title, abstract and authors.
+
+        Raises:
+            StoreError: the FTS engine refused the search.
+        """
         where: list[str] = []
         params: list[str | int] = []
         if since:
@@ -136,6 +150,7 @@ class PapersMixin(StoreBase):
         if search:
             sql += " join papers_fts on papers_fts.rowid = papers.rowid"
             where.append("papers_fts match ?")
+            # quoted: the user's words are searched for, never run as FTS5 syntax
             params.append(self.db.quote_fts(search))
         if where:
             sql += " where " + " and ".join(where)
@@ -158,17 +173,21 @@ class PapersMixin(StoreBase):
         return [row[0] for row in self.db.execute(sql, [fts_query, limit]).fetchall()]
 
     def count_papers(self) -> int:
+        """How many distinct papers are stored (one per paper whatever its sources)."""
         return self.db.table("papers").count
 
     def source_counts(self) -> dict[str, int]:
+        """Papers each source has brought, for `digest stats` (a paper may count for several)."""
         sql = "select source, count(*) as n from paper_sources group by source"
         return {r["source"]: r["n"] for r in self.db.query(sql)}
 
     def get_source_state(self, source: str) -> SourceState:
+        """A source's state; a fresh one (no failures, no validators) for a source never run."""
         rows = list(self.db.query("select * from source_state where source = ?", [source]))
         return SourceState(**rows[0]) if rows else SourceState(source)
 
     def all_source_states(self) -> list[SourceState]:
+        """Every source ever run, by name: the health table of `stats` and the alert check."""
         return [SourceState(**r) for r in self.db.query("select * from source_state order by 1")]
 
     def record_source_success(
@@ -180,6 +199,8 @@ class PapersMixin(StoreBase):
         etag: str | None,
         last_modified: str | None,
     ) -> None:
+        """A fetch that landed: the failure streak ends and its validators are kept for the
+        next conditional request."""
         with self.write():
             self.db.table("source_state").upsert(
                 {
@@ -196,7 +217,8 @@ class PapersMixin(StoreBase):
             )
 
     def record_source_failure(self, source: str, now: str, error: str) -> None:
-        with self.write():
+        """A failed fetch: one more in a row (alerts fire on the streak), validators kept."""
+        with self.write():  # read and increment in one transaction: two runs never lose one
             old = self.get_source_state(source)
             self.db.table("source_state").upsert(
                 {
@@ -258,13 +280,18 @@ class PapersMixin(StoreBase):
         return {row[0] for row in self.db.execute(sql, [sub_id, edition]).fetchall()}
 
     def papers_by_id(self, ids: Sequence[str]) -> list[Paper]:
+        """The stored papers among these ids (unknown ids are left out), for a sent email's list."""
         return self._papers_with_sources(self._rows_by_id(ids).values())
 
     def get_edition(self, name: str) -> dict[str, Any] | None:
+        """An edition's fixed window (name, window_start, window_end, opened_at), if opened."""
         rows = list(self.db.query("select * from editions where name = ?", [name]))
         return rows[0] if rows else None
 
     def latest_edition_end(self, before: str) -> str | None:
+        """Where the latest earlier edition's window ended: the next one starts there, so no
+        paper falls between two editions."""
+        # names are ISO dates, so text order is time order
         sql = "select max(window_end) as end from editions where name < ?"
         end: str | None = next(self.db.query(sql, [before]))["end"]
         return end
@@ -288,6 +315,7 @@ class PapersMixin(StoreBase):
 
 
 def _paper_from_row(row: dict[str, Any], sources: list[str]) -> Paper:
+    """A stored row back to a Paper: JSON lists decoded, missing text as empty strings."""
     values: dict[str, Any] = {k: row.get(k) for k in _PAPER_COLUMNS}
     for key in _JSON_FIELDS:
         values[key] = json.loads(row[key]) if row.get(key) else []
@@ -297,6 +325,7 @@ def _paper_from_row(row: dict[str, Any], sources: list[str]) -> Paper:
 
 
 def _to_row(paper: Paper) -> dict[str, Any]:
+    """A Paper as a row: lists as JSON text (non-ASCII kept readable in the file)."""
     row: dict[str, Any] = {k: getattr(paper, k) for k in _PAPER_COLUMNS}
     for key in _JSON_FIELDS:
         row[key] = json.dumps(row[key], ensure_ascii=False)

@@ -30,7 +30,11 @@ class SubscribersMixin(StoreBase):
     """Subscribers and what reached them."""
 
     def add_subscriber(self, sub: Subscriber, now: str, cause: str) -> Subscriber:
-        """Insert and record the event; a taken address is a StoreError naming it."""
+        """Insert and record the event, in one transaction.
+
+        Raises:
+            StoreError: the address is taken (whatever its case).
+        """
         row = _subscriber_row(sub)
         row.pop("id")
         row.update(created_at=now, updated_at=now)
@@ -45,7 +49,9 @@ class SubscribersMixin(StoreBase):
         return added
 
     def get_subscriber(self, key: int | str) -> Subscriber | None:
+        """One subscriber by id or by address (any case), or None."""
         column = "id" if isinstance(key, int) else "email"
+        # nocase: Ada@x and ada@x are one person (the unique index is nocase too)
         sql = f"select * from subscribers where {column} = ? collate nocase"
         rows = list(self.db.query(sql, [key]))
         return _subscriber_from_row(rows[0]) if rows else None
@@ -53,7 +59,11 @@ class SubscribersMixin(StoreBase):
     def update_subscriber(
         self, sub_id: int, changes: dict[str, Any], now: str, event: str, cause: str
     ) -> Subscriber:
-        """Apply changes and record what changed from what; no change records nothing."""
+        """Apply changes and record what changed from what; no change records nothing.
+
+        Raises:
+            StoreError: no subscriber has this id (removed meanwhile).
+        """
         with self.write():
             old = self.get_subscriber(sub_id)
             if old is None:
@@ -70,7 +80,11 @@ class SubscribersMixin(StoreBase):
         return updated
 
     def delete_subscriber(self, sub_id: int, now: str, cause: str) -> None:
-        """Erase the subscriber and what was sent to them; the event log keeps the removal."""
+        """Erase the subscriber and what was sent to them; the event log keeps the removal.
+
+        Raises:
+            StoreError: no subscriber has this id.
+        """
         with self.write():
             old = self.get_subscriber(sub_id)
             if old is None:
@@ -86,6 +100,7 @@ class SubscribersMixin(StoreBase):
             self._event(sub_id, email, now, event, cause, {})
 
     def subscriber_events(self, sub_id: int) -> list[dict[str, Any]]:
+        """A subscriber's history, oldest first (at, event, cause, detail decoded), for `show`."""
         sql = "select * from subscriber_events where subscriber_id = ? order by id"
         return [{**r, "detail": json.loads(r["detail"])} for r in self.db.query(sql, [sub_id])]
 
@@ -119,6 +134,7 @@ class SubscribersMixin(StoreBase):
             last = rows[-1][_ID_AT]
 
     def count_subscribers(self) -> dict[str, int]:
+        """Subscribers per status (statuses with none are absent), for `list` and `stats`."""
         sql = "select status, count(*) as n from subscribers group by status"
         return {r["status"]: r["n"] for r in self.db.query(sql)}
 
@@ -148,7 +164,7 @@ class SubscribersMixin(StoreBase):
                     {"subscriber_id": sub_id, "paper_id": p, "edition": edition, "sent_at": now}
                     for p in paper_ids
                 ),
-                ignore=True,
+                ignore=True,  # a resend after a crash must not fail on papers already marked
             )
 
     def sent_among(self, sub_ids: Sequence[int], paper_ids: Sequence[str]) -> dict[int, set[str]]:
@@ -203,6 +219,8 @@ class SubscribersMixin(StoreBase):
         return int(editions), int(papers)
 
     def subscribers_by_id(self, ids: Sequence[int]) -> dict[int, Subscriber]:
+        """The subscribers among these ids, keyed by id (removed ones are absent), read in
+        chunks below SQLite's variable limit."""
         columns = ", ".join(_SUBSCRIBER_COLUMNS)
         found: dict[int, Subscriber] = {}
         for start in range(0, len(ids), 500):
@@ -238,6 +256,7 @@ class SubscribersMixin(StoreBase):
         """Delete my data: the subscriber, their deliveries, what was sent and their history
         go; a suppression hash stays so the address is not mailed again unless it subscribes
         anew."""
+        # a hash, not the address: we keep no personal data, only the means to recognise it
         with self.write():
             for table in ("sent_papers", "deliveries", "subscriber_events"):
                 self.db.execute(f"delete from {table} where subscriber_id = ?", [sub_id])
@@ -248,10 +267,12 @@ class SubscribersMixin(StoreBase):
             )
 
     def is_suppressed(self, email_hash: str) -> bool:
+        """Whether this address erased its data: imports and the purge must not bring it back."""
         sql = "select 1 from suppressions where email_hash = ?"
         return self.db.execute(sql, [email_hash]).fetchone() is not None
 
     def lift_suppression(self, email_hash: str) -> None:
+        """Only the person's own confirmed signup may call this: their consent, given again."""
         with self.write():
             self.db.execute("delete from suppressions where email_hash = ?", [email_hash])
 
@@ -271,6 +292,7 @@ class SubscribersMixin(StoreBase):
         return len(rows)
 
     def topic_counts(self) -> dict[str, int]:
+        """Subscribers (active or paused) per topic, most followed first, for `stats`."""
         sql = (
             "select value, count(*) from subscribers, json_each(subscribers.topics)"
             " where status in ('active', 'paused') group by value order by 2 desc"
@@ -302,10 +324,12 @@ def _columns(wanted: Collection[str] | None) -> tuple[str, list[Any]]:
 
 
 def _fields(sub: Subscriber) -> dict[str, Any]:
+    """A subscriber's fields by name, without copying lists as `asdict` would."""
     return {f.name: getattr(sub, f.name) for f in fields(Subscriber)}
 
 
 def _subscriber_row(sub: Subscriber) -> dict[str, Any]:
+    """A Subscriber as a row: its query and topic lists as JSON text."""
     row = _fields(sub)
     for key in _SUBSCRIBER_JSON:
         row[key] = json.dumps(row[key], ensure_ascii=False)
@@ -313,6 +337,7 @@ def _subscriber_row(sub: Subscriber) -> dict[str, Any]:
 
 
 def _subscriber_from_row(row: dict[str, Any]) -> Subscriber:
+    """A row back to a Subscriber, the lists decoded."""
     values = dict(row)
     for key in _SUBSCRIBER_JSON:
         values[key] = json.loads(row[key] or "[]")

@@ -223,3 +223,30 @@ def m008_bounces(db: sqlite_utils.Database) -> None:
     db.table("processed_messages").create(
         {"key": str, "origin": str, "processed_at": str, "kind": str, "action": str}, pk="key"
     )
+
+
+@migrations()
+def m009_reading(db: sqlite_utils.Database) -> None:
+    # Learning from each reader: the fitted vocabulary, each paper's vector under it, what a
+    # reader said (seeds, More/Less), the authors they follow and their fitted profile with
+    # the fingerprint of its inputs (re-fit only when those change).
+    db.table("vectorizers").create(
+        {"version": str, "data": bytes, "papers": int, "fitted_at": str}, pk="version"
+    )
+    db.table("paper_vectors").create(
+        {"paper_id": str, "version": str, "vector": bytes}, pk=("paper_id", "version")
+    )
+    db.table("reader_signals").create(
+        {"subscriber_id": int, "paper_id": str, "kind": str, "at": str, "source": str},
+        pk=("subscriber_id", "paper_id"),
+        not_null={"kind", "at"},
+    )
+    db.table("followed_authors").create(
+        {"subscriber_id": int, "author": str, "at": str}, pk=("subscriber_id", "author")
+    )
+    db.table("reader_profiles").create(
+        {"subscriber_id": int, "profile": bytes, "fingerprint": str, "fitted_at": str},
+        pk="subscriber_id",
+    )
+    db.table("subscribers").add_column("recommend", int)
+    db.table("deliveries").add_column("recommended", str)

@@ -7,9 +7,10 @@ body over MAX_BODY 413; a request that fails verification its 4xx (401 Postmark'
 signature, a topic, a certificate or a stale timestamp, 400 a malformed body), and nothing
 changes. A verified event is acted on once, keyed by the provider's event id (SNS MessageId,
 Postmark ID, Mailgun event-data.id) in the store's processed_messages: a redelivery of an event
-already processed answers 200 "already processed" and changes nothing, because every provider
-retries anything but a 2xx for hours. A Mailgun token used twice is 409: Mailgun signs the
-token, not the body, so a reused token may carry another body; it is never believed.
+already processed answers 200 "already processed" and changes nothing, because providers
+deliver again whatever was not answered with a 2xx (Mailgun for 8 hours). A Mailgun token
+used twice is 409: Mailgun signs the token, not the body, so a reused token may carry another
+body; it is never believed (a retry signed again under a new token is 200 as above).
 """
 
 from __future__ import annotations
