@@ -52,6 +52,9 @@ bench: $(STAMP) /usr/sbin/smtp-source  # about 50 minutes on 2 cores; bench/dail
 	$(PY) bench/render.py
 	$(PY) bench/send.py
 	$(PY) bench/daily.py
+	$(PY) bench/recommend.py
+	$(PY) bench/relevance.py
+	$(PY) bench/web.py
 
 # Postfix's C tools (smtp-source, smtp-sink, and the postfix binary the benches run privately
 # with `postfix -c DIR`) measure the pipe's limit. Installed as tools only: "No configuration",
