@@ -101,7 +101,7 @@ class RunReport:
         if self.plan.recommended or self.plan.recommend_errors:
             parts.append(f"{self.plan.recommended} with recommendations")
         if self.plan.recommend_errors:
-            parts.append(f"recommendations failed: {self.plan.recommend_errors[0]}")
+            parts.append(f"recommendations: {self.plan.recommend_errors[0]}")
         if self.bounces is not None:
             parts.append(f"{len(self.bounces.outcomes)} bounce-mailbox messages")
         return "digest run: " + ", ".join(parts) + f" in {self.seconds:.1f}s"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,18 +18,13 @@ from digest.match import MATCH_FIELDS, EditionMatchers
 from digest.message import message_id_for
 from digest.models import Paper, Subscriber, Topic
 from digest.recommend.errors import RecommendError
-from digest.recommend.explain import Explainer
-from digest.recommend.profile import Feedback, ProfileInputs, fit_profile
-from digest.recommend.score import Ranking, score_all, stack_profile_bytes
 from digest.recommend.seeds import MAX_SEED_BYTES, parse_seeds, resolve_seeds
-from digest.recommend.vectorize import (
-    Matrix,
-    Vectorizer,
-    fit_vectorizer,
-    vector_from_bytes,
-    vector_to_bytes,
-)
 from digest.store import PlannedRecommendation, SignalKind, Store, StoredProfile
+
+if TYPE_CHECKING:  # scikit-learn costs ~0.8 s to import: only runs that recommend pay it
+    from digest.recommend.profile import ProfileInputs
+    from digest.recommend.score import Ranking
+    from digest.recommend.vectorize import Matrix, Vectorizer
 
 BATCH = 250  # small pages keep the garbage collector's passes short
 # What planning reads of a subscriber: matching's fields and the clock that makes them due.
@@ -182,7 +177,10 @@ class _Planner:
         sent: Mapping[int, Collection[str]],
     ) -> dict[int, list[PlannedRecommendation]]:
         """The batch's recommendations; a failure costs only them (matches still go out),
-        as one line in the report."""
+        as one line in the report. A dry run recommends nothing: it would write vectors and
+        profiles, and a dry run changes nothing."""
+        if self.dry_run:
+            return {}
         if self.recommender is None:
             self.recommender = Recommender(self.config, self.store, self.now)
         exclude = {
@@ -194,6 +192,9 @@ class _Planner:
         except RecommendError as ex:
             self.report.recommend_errors.append(str(ex))
             return {}
+        finally:
+            self.report.recommend_errors += self.recommender.notes
+            self.recommender.notes.clear()
 
 
 # ---------------------------------------------------------------- recommendations
@@ -215,27 +216,41 @@ class Recommender:
     changed) and, per batch of readers, one `score_all` over the edition.
 
     Why lazily at plan time rather than when collected: the first collection has no
-    vocabulary to vectorise with, and `collect` stays free of scikit-learn; measured on the
-    real corpus, vectorising a 1,000-paper edition costs ~0.3 s once, then nothing.
+    vocabulary to vectorise with, `collect` stays free of scikit-learn (~0.8 s to import),
+    and only papers someone is scored against or liked are ever vectorised. Measured on the
+    real corpus (2 cores): the vocabulary fit on 20,000 papers takes ~21 s, once; then a
+    1,000-paper edition is vectorised in ~0.2 s, once. `fit=False` (the web) never fits.
     """
 
-    def __init__(self, config: Config, store: Store, now: datetime) -> None:
+    def __init__(self, config: Config, store: Store, now: datetime, *, fit: bool = True) -> None:
         self.config = config
         self.store = store
         self.now = now
+        self.fit = fit
+        self.notes: list[str] = []  # what went wrong and was repaired, for the run's report
         self._vectorizer: Vectorizer | None = None
         self._editions: dict[int, tuple[dict[str, int], Matrix]] = {}
 
     def vectorizer(self) -> Vectorizer:
-        """The stored vocabulary, or one fitted now on recent stored papers and stored.
+        """The stored vocabulary, or one fitted now on recent stored papers and stored (also
+        in place of a damaged one, with a line in `notes`: the run still recommends).
 
         Raises:
-            RecommendError: too few papers to fit one, or the stored one is damaged."""
+            RecommendError: too few papers to fit one; without `fit`, none usable stored."""
+        from digest.recommend.vectorize import Vectorizer, fit_vectorizer
+
         if self._vectorizer is None:
             stored = self.store.latest_vectorizer()
             if stored is not None:
-                self._vectorizer = Vectorizer.from_bytes(stored.data)
-            else:
+                try:
+                    self._vectorizer = Vectorizer.from_bytes(stored.data)
+                except RecommendError as ex:
+                    if not self.fit:
+                        raise
+                    self.notes.append(f"{ex}; fitted a new one")
+            if self._vectorizer is None and not self.fit:
+                raise RecommendError("recommend: no vocabulary fitted yet (the daily job fits it)")
+            if self._vectorizer is None:
                 start = (self.now - timedelta(days=VOCABULARY_DAYS)).isoformat()
                 papers = self.store.papers_between(start, "9999")[-VOCABULARY_PAPERS:]
                 fitted = fit_vectorizer(papers)
@@ -247,6 +262,8 @@ class Recommender:
 
     def vectors(self, papers: Sequence[Paper]) -> dict[str, Matrix]:
         """The papers' vectors: stored ones read, missing ones computed and stored."""
+        from digest.recommend.vectorize import vector_from_bytes, vector_to_bytes
+
         vec = self.vectorizer()
         blobs = self.store.paper_vectors([p.id for p in papers], vec.version)
         out = {pid: vector_from_bytes(b, vec.version) for pid, b in blobs.items()}
@@ -262,6 +279,8 @@ class Recommender:
 
     def inputs(self, subs: Sequence[Subscriber]) -> dict[int, ProfileInputs]:
         """Each reader's seeds and feedback; readers who said nothing are left out."""
+        from digest.recommend.profile import Feedback, ProfileInputs
+
         out: dict[int, ProfileInputs] = {}
         for sid, said in self.store.signals_of([s.id or 0 for s in subs]).items():
             seeds = [p for p, k in said.items() if k is SignalKind.SEED]
@@ -277,6 +296,8 @@ class Recommender:
 
     def profiles(self, inputs: Mapping[int, ProfileInputs]) -> dict[int, bytes]:
         """Stored profiles, re-fitted (and stored) where their inputs changed."""
+        from digest.recommend.profile import fit_profile
+
         vec = self.vectorizer()
         stored = self.store.reader_profiles(list(inputs))
         stale = [
@@ -325,10 +346,54 @@ class Recommender:
             RecommendError: the vocabulary cannot be fitted or loaded (no one gets any)."""
         counts = {s.id or 0: recommend_count(self.config, s) for s in subs}
         wanted = [s for s in subs if counts[s.id or 0] > 0]
+        followed = self.by_followed_authors(wanted, papers, exclude) if wanted and papers else {}
         inputs = self.inputs(wanted) if wanted and papers else {}
         blobs = self.profiles(inputs) if inputs else {}
-        if not blobs:
+        scored = self._scored(blobs, counts, inputs, papers, exclude) if blobs else {}
+        out: dict[int, list[PlannedRecommendation]] = {}
+        for sid in {*followed, *scored}:
+            first = followed.get(sid, [])
+            taken = {r.paper_id for r in first}
+            rest = [r for r in scored.get(sid, []) if r.paper_id not in taken]
+            out[sid] = (first + rest)[: counts[sid]]
+        return out
+
+    def by_followed_authors(
+        self,
+        subs: Sequence[Subscriber],
+        papers: Sequence[Paper],
+        exclude: Mapping[int, Collection[str]],
+    ) -> dict[int, list[PlannedRecommendation]]:
+        """The edition's papers by authors each reader follows (first in their section)."""
+        follows = self.store.followed_of([s.id or 0 for s in subs])
+        if not follows:
             return {}
+        by_author: dict[str, list[Paper]] = {}
+        for paper in papers:
+            for name in paper.authors:
+                by_author.setdefault(" ".join(name.split()).casefold(), []).append(paper)
+        out: dict[int, list[PlannedRecommendation]] = {}
+        for sid, authors in follows.items():
+            seen = set(exclude.get(sid, ()))
+            for author in authors:
+                for paper in by_author.get(author.casefold(), []):
+                    if paper.id not in seen:
+                        seen.add(paper.id)
+                        why = f"By {author}, whom you follow"
+                        out.setdefault(sid, []).append(PlannedRecommendation(paper.id, 1.0, why))
+        return out
+
+    def _scored(
+        self,
+        blobs: Mapping[int, bytes],
+        counts: Mapping[int, int],
+        inputs: Mapping[int, ProfileInputs],
+        papers: Sequence[Paper],
+        exclude: Mapping[int, Collection[str]],
+    ) -> dict[int, list[PlannedRecommendation]]:
+        """Every profiled reader of the batch scored at once (`score_all`), then explained."""
+        from digest.recommend.score import score_all, stack_profile_bytes
+
         positions, matrix = self.edition(papers)
         stacked = stack_profile_bytes(
             {str(sid): b for sid, b in blobs.items()}, self.vectorizer().dimensions
@@ -353,6 +418,8 @@ class Recommender:
         papers: Sequence[Paper],
         matrix: Matrix,
     ) -> dict[int, list[PlannedRecommendation]]:
+        from digest.recommend.explain import Explainer
+
         floor = self.config.recommend.min_score
         picked: dict[int, list[tuple[int, float]]] = {}
         for r, reader in enumerate(ranking.readers):
@@ -403,3 +470,24 @@ def read_seed_file(path: str) -> bytes:
     `parse_seeds` without being held in memory whole)."""
     with open(path, "rb") as f:
         return f.read(MAX_SEED_BYTES + 1)
+
+
+def similar_papers(
+    config: Config, store: Store, now: datetime, paper_id: str, days: int = 7, limit: int = 5
+) -> list[Paper]:
+    """The stored papers of the last `days` most like one paper (cosine of their vectors),
+    best first: what the feedback page shows after a click. None when there is no vocabulary
+    yet (too few papers) or the paper is unknown."""
+    paper = store.get_paper(paper_id)
+    start = (now - timedelta(days=days)).isoformat()
+    recent = [p for p in store.papers_between(start, "9999") if p.id != paper_id]
+    if paper is None or not recent:
+        return []
+    recommender = Recommender(config, store, now, fit=False)
+    try:
+        vectors = recommender.vectors([paper, *recent])
+    except RecommendError:
+        return []
+    scores = np.vstack([vectors[p.id] for p in recent]) @ vectors[paper.id]
+    order = np.argsort(-scores, kind="stable")[:limit]
+    return [recent[int(i)] for i in order if scores[int(i)] > 0]

@@ -253,15 +253,17 @@ def test_sigkill_at_random_moments_never_loses_or_doubles_mail(
         assert statuses == {"sent": 500}, statuses
         assert set(counts) == {p.email for p in people}, "every subscriber got their email"
         doubles = {address for address, n in counts.items() if n > 1}
-        assert all(counts[a] == 2 for a in doubles)
+        # one extra copy at most per kill that caught the delivery in flight
+        assert all(counts[a] <= 1 + kills for a in doubles), counts.most_common(3)
         assert doubles <= flagged, f"unflagged duplicates: {doubles - flagged}"
+        extra = sum(n - 1 for n in counts.values())
         # the group-commit bound (digest.send.Sender): per kill, at most 2G + 2c left
         # `sending` (resent, flagged), of which at most G + c had really been accepted
         assert len(flagged) <= kills * (2 * GROUP + 2 * CONCURRENCY), (len(flagged), kills)
-        assert len(doubles) <= kills * (GROUP + CONCURRENCY), (len(doubles), kills)
+        assert extra <= kills * (GROUP + CONCURRENCY), (extra, kills)
         report.append(
             f"trial {trial}: killed after {targets} accepted ({kills} kills), "
-            f"{len(flagged)} in flight, {len(doubles)} delivered twice"
+            f"{len(flagged)} in flight, {len(doubles)} delivered more than once ({extra} extra)"
         )
     record_property("crash_trials", "; ".join(report))
     print("\n" + "\n".join(report))
@@ -509,7 +511,8 @@ def test_a_full_disk_during_collect_is_one_line_exit_2_and_nothing_half_written(
         assert store.integrity() == "ok"
         # each source's batch is one transaction: whole sources or none (hf 30, arxiv 4)
         assert store.count_papers() in (0, 4, 30, 34) and store.delivery_counts() == {}
-    assert run_pipeline(config).send.sent == 1  # with room again, the day is not lost
+    # with room again, the day is not lost (real time: the killed run stamped papers with it)
+    assert run_pipeline(config, now=datetime.now(UTC)).send.sent == 1
 
 
 def test_feed_text_reaches_the_terminal_without_control_characters(tmp_path: Path) -> None:

@@ -6,22 +6,30 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import html
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from typer.testing import CliRunner
 
 from digest.cli import app
 from digest.config import load_config, load_topics
 from digest.models import Subscriber
 from digest.pipeline import Pipeline, RunReport
+from digest.plan import Recommender
 from digest.store import SignalKind, Store
+from digest.tokens import Tokens
+from digest.web import create_app
 from tests.conftest import DATA, HF_JUNE, app_config
 from tests.smtp_server import Recorder
+from tests.test_render import html_urls, text_urls
 
 NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
 SECRET = "test-secret-0123456789abcdefghijklmnop"
+BASE = "https://digest.example.org"
 ARXIV_API = "arxiv_api_query_cs.LG_OR_cs.AI_2026-04-30.xml"
 EVOARENA = "2606.13681"  # "EvoArena: Tracking Memory Evolution for Robust LLM Agents ..."
 WEB_AGENT = "2606.10423"  # "WebChallenger: A Reliable and Efficient Generalist Web Agent"
@@ -85,6 +93,13 @@ def test_feedback_and_seeds_bring_a_recommended_section_whose_why_names_the_like
     assert "== Recommended for you (" in ada
     assert "Like EvoArena: Tracking Memory Evolution" in ada
     assert "More like this: https://digest.example.org/fb/more/" in ada
+    for received in recorder.received:  # feedback links in both parts, each as often
+        msg = email.message_from_bytes(received.data, policy=email.policy.default)
+        html_part, text_part = msg.get_body(("html",)), msg.get_body(("plain",))
+        assert html_part is not None and text_part is not None
+        html_links = html_urls(html_part.get_content())
+        assert html_links == text_urls(text_part.get_content())
+        assert any("/fb/less/" in url for url in html_links)
     seedy = texts["seedy@example.org"]
     assert "Like WebChallenger" in seedy and "recommended for you" in seedy
     with Store(tmp_path / "digest.db") as store:
@@ -226,3 +241,111 @@ def test_a_reader_may_be_added_for_recommendations_alone(tmp_path: Path) -> None
     with Store(tmp_path / "digest.db") as store:
         assert store.get_subscriber("seedy@example.org").recommend == 5  # type: ignore[union-attr]
         assert store.get_subscriber("ada@example.org").recommend == 0  # type: ignore[union-attr]
+
+
+def feedback_url(text: str, kind: str) -> str:
+    found = re.search(rf"https://digest\.example\.org(/fb/{kind}/\S+)", text)
+    assert found is not None, text
+    return found.group(1)
+
+
+async def test_a_feedback_link_shows_a_button_and_only_its_post_records_then_undo(
+    tmp_path: Path, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, port = smtp
+    people = [Subscriber("ada@example.org", status="active", queries=["agent"], hour=0)]
+    day_one, _ = await asyncio.to_thread(two_days, tmp_path, port, people)
+    text = texts_by_recipient(recorder)["ada@example.org"]
+    more = feedback_url(text, "more")
+    config = load_config(day_one, env={"DIGEST_SECRET": SECRET})
+    app = create_app(config, load_topics(config.topics_path), clock=lambda: NOW)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        page = await client.get(more)
+        assert page.status_code == 200 and f'action="{more}"' in page.text
+        assert "<button" in page.text and "More like this" in page.text
+        with Store(tmp_path / "digest.db") as store:
+            assert store.reader_signals(1) == []  # a scanner's GET records nothing
+            Recommender(config, store, NOW).vectorizer()  # as the first recommending run does
+        done = await client.post(more)
+        assert done.status_code == 200 and 'id="similar"' in done.text
+        liked = re.search(
+            r'href="https://digest\.example\.org(/manage/[^"?]+)\?view=liked"', done.text
+        )
+        assert liked is not None
+        manage = liked.group(1)
+        listing = await client.get(manage + "?view=liked")
+        with Store(tmp_path / "digest.db") as store:
+            (signal,) = store.reader_signals(1)
+        assert signal.kind is SignalKind.MORE and html.escape(signal.title) in listing.text
+        csrf = client.cookies["digest_csrf"]
+        form = {"csrf": csrf, "action": "undo", "paper": signal.paper_id}
+        undone = await client.post(manage, data=form)
+        assert undone.status_code == 200 and "Undone." in undone.text
+        seeded = await client.post(
+            manage, data={"csrf": csrf, "action": "seed", "seeds": f"arXiv:{WEB_AGENT}\n2101.00001"}
+        )
+        assert "1 seed paper(s) added; 1 not found among stored papers: 2101.00001" in seeded.text
+        forged = await client.get(more[:-3] + "xyz")
+        assert forged.status_code == 400
+    with Store(tmp_path / "digest.db") as store:
+        assert [(s.paper_id, s.kind) for s in store.reader_signals(1)] == [
+            (WEB_AGENT, SignalKind.SEED)
+        ]
+
+
+async def test_the_preferences_form_sets_the_recommend_count_and_an_empty_box_keeps_it(
+    tmp_path: Path,
+) -> None:
+    config = load_config(config_with(tmp_path, None), env={"DIGEST_SECRET": SECRET})
+    with Store(tmp_path / "digest.db") as store:
+        ada = Subscriber("ada@example.org", status="active", queries=["agent"], recommend=4)
+        store.add_subscriber(ada, NOW.isoformat(), "test")
+    token = Tokens(SECRET).make("manage", 1, "ada@example.org")
+    app = create_app(config, load_topics(config.topics_path), clock=lambda: NOW)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 4000))
+    form = {"queries": "agent", "cadence": "daily", "weekday": "mon", "hour": "8", "tz": "UTC"}
+    form["max_papers"] = "10"
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        await client.get(f"/manage/{token}")
+        form["csrf"] = client.cookies["digest_csrf"]
+        kept = await client.post(f"/manage/{token}", data={**form, "recommend": ""})
+        assert kept.status_code == 200, kept.text
+        with Store(tmp_path / "digest.db") as store:
+            assert store.get_subscriber(1).recommend == 4  # type: ignore[union-attr]
+        await client.post(f"/manage/{token}", data={**form, "recommend": "0"})
+    with Store(tmp_path / "digest.db") as store:
+        assert store.get_subscriber(1).recommend == 0  # type: ignore[union-attr]
+
+
+def test_a_followed_author_s_new_paper_comes_first_in_the_section_even_without_a_profile(
+    tmp_path: Path, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, port = smtp
+    people = [Subscriber("ada@example.org", status="active", queries=["zzznothing"], hour=0)]
+    _, day_two = two_days(tmp_path, port, people)
+    with Store(tmp_path / "digest.db") as store:
+        store.follow_authors(1, ["  gongbo   zhang "], NOW.isoformat())
+        assert store.followed_authors(1) == ["gongbo zhang"]
+    run(day_two, NOW)
+    text = texts_by_recipient(recorder)["ada@example.org"]
+    assert "== Recommended for you (" in text and "By gongbo zhang, whom you follow" in text
+
+
+def test_a_damaged_vocabulary_is_fitted_again_and_said_in_one_loud_line(
+    tmp_path: Path, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, port = smtp
+    people = [Subscriber("ada@example.org", status="active", queries=["agent"], hour=0)]
+    _, day_two = two_days(tmp_path, port, people)
+    recorder.received.clear()
+    with Store(tmp_path / "digest.db") as store:
+        store.record_signals(1, [EVOARENA], SignalKind.MORE, NOW.isoformat(), "email")
+        store.save_vectorizer(b"12345678", b"not an npz file", 30, NOW.isoformat())
+    report = run(day_two, NOW)
+    assert report.send.sent == 1 and report.failed  # the email went out; exit 1 says why
+    (line,) = report.plan.recommend_errors
+    assert line.startswith("recommend: the saved vocabulary does not load")
+    assert line.endswith("; fitted a new one")
+    assert "recommendations: recommend: the saved vocabulary" in report.summary()
+    assert "Recommended for you" in texts_by_recipient(recorder)["ada@example.org"]

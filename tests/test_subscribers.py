@@ -357,3 +357,21 @@ def test_removing_an_unsubscribed_address_keeps_it_from_being_imported_again(
         )
     with pytest.raises(SubscriberError, match="only its owner can subscribe it again"):
         add(store, status="active")
+
+
+def test_the_recommend_count_survives_export_and_import_and_allows_no_query(
+    store: Store, tmp_path: Path
+) -> None:
+    add(store, "ada@example.org", queries=["diffusion"], recommend=0)
+    add(store, "seedy@example.org", queries=[], recommend=5)  # recommendations alone
+    add(store, "bob@example.org", queries=["agent"])
+    text = subs.export_csv(store)
+    assert text.splitlines()[0].endswith(",recommend")
+    with Store(tmp_path / "copy.db") as copy:
+        subs.import_csv(copy, TOPICS, text, NOW)
+        found = {s.email: s.recommend for s in copy.iter_subscribers()}
+    assert found == {"ada@example.org": 0, "seedy@example.org": 5, "bob@example.org": None}
+    with pytest.raises(SubscriberError, match=r"recommend 51 is not 0\.\.50"):
+        add(store, "many@example.org", queries=["x"], recommend=51)
+    with pytest.raises(SubscriberError, match="give at least one query or topic"):
+        add(store, "none@example.org", queries=[], recommend=0)

@@ -128,20 +128,27 @@ def preview_command(
             out.print("No email: nothing matched and \\[mail].no_matches is skip.", highlight=False)
         return
     if as_json:
-        for m in matches:
-            row = {"id": m.paper.id, "title": m.paper.title, "score": round(m.score, 3)}
-            row["why"] = _why(m)
-            row["section"] = "matches"
-            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
-        for r in recs:
-            rec = {"id": r.paper.id, "title": r.paper.title, "score": round(r.score, 3)}
-            rec.update(why=r.why, section="recommended")
-            sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        _print_json(matches, recs, sections=subscriber is not None)
         return
     scope = "all stored papers" if all_papers else f"edition {current.name}"
     _print_matches(
         matches, len(papers), scope, "--limit" if subscriber is None else "their max papers"
     )
+
+
+def _print_json(matches: Matches, recs: Sequence[Recommended], sections: bool) -> None:
+    """One JSON object a line: the matches, then the recommendations; for a subscriber,
+    `section` says which ("matches" or "recommended"; a query preview has only matches)."""
+    for m in matches:
+        row = {"id": m.paper.id, "title": m.paper.title, "score": round(m.score, 3)}
+        row["why"] = _why(m)
+        if sections:
+            row["section"] = "matches"
+        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    for r in recs:
+        rec = {"id": r.paper.id, "title": r.paper.title, "score": round(r.score, 3)}
+        rec.update(why=r.why, section="recommended")
+        sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
 def _recommended(

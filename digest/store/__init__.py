@@ -18,7 +18,8 @@ from digest.store.bounces import (
     Origin,
 )
 from digest.store.deliveries import DeliveriesMixin
-from digest.store.papers import PapersMixin, SourceState, UpsertCounts
+from digest.store.editions import EditionsMixin
+from digest.store.papers import PapersMixin, UpsertCounts
 from digest.store.people import SubscribersMixin
 from digest.store.reading import (
     PlannedRecommendation,
@@ -30,9 +31,21 @@ from digest.store.reading import (
     planned_recommendations,
 )
 from digest.store.schema import migrations
+from digest.store.sent import SentPapersMixin
+from digest.store.sources import SourceState, SourceStateMixin
 
 
-class Store(PapersMixin, SubscribersMixin, DeliveriesMixin, BouncesMixin, ReadingMixin, StoreBase):
+class Store(
+    PapersMixin,
+    SourceStateMixin,
+    EditionsMixin,
+    SubscribersMixin,
+    SentPapersMixin,
+    DeliveriesMixin,
+    BouncesMixin,
+    ReadingMixin,
+    StoreBase,
+):
     """One open database. Cheap to open; migrations run on open."""
 
 

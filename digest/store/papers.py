@@ -41,25 +41,8 @@ class UpsertCounts:
     unchanged: int = 0
 
 
-@dataclass(frozen=True)
-class SourceState:
-    """A source's health and HTTP validators (ETag, Last-Modified): what `stats` shows, what
-    alerts count (`failures` in a row) and what makes the next fetch conditional."""
-
-    source: str
-    last_url: str | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    last_attempt: str | None = None
-    last_success: str | None = None
-    last_error: str | None = None
-    last_error_at: str | None = None
-    failures: int = 0
-    last_fetched: int | None = None
-
-
 class PapersMixin(StoreBase):
-    """Papers, sources, source state, editions."""
+    """Papers: merged from every source, searched, and read by window."""
 
     def upsert_papers(self, source: str, papers: Sequence[Paper], now: str) -> UpsertCounts:
         """Merge one source's batch in one transaction: all of it lands, or none of it."""
@@ -181,56 +164,6 @@ class PapersMixin(StoreBase):
         sql = "select source, count(*) as n from paper_sources group by source"
         return {r["source"]: r["n"] for r in self.db.query(sql)}
 
-    def get_source_state(self, source: str) -> SourceState:
-        """A source's state; a fresh one (no failures, no validators) for a source never run."""
-        rows = list(self.db.query("select * from source_state where source = ?", [source]))
-        return SourceState(**rows[0]) if rows else SourceState(source)
-
-    def all_source_states(self) -> list[SourceState]:
-        """Every source ever run, by name: the health table of `stats` and the alert check."""
-        return [SourceState(**r) for r in self.db.query("select * from source_state order by 1")]
-
-    def record_source_success(
-        self,
-        source: str,
-        now: str,
-        fetched: int,
-        url: str | None,
-        etag: str | None,
-        last_modified: str | None,
-    ) -> None:
-        """A fetch that landed: the failure streak ends and its validators are kept for the
-        next conditional request."""
-        with self.write():
-            self.db.table("source_state").upsert(
-                {
-                    "source": source,
-                    "last_url": url,
-                    "etag": etag,
-                    "last_modified": last_modified,
-                    "last_attempt": now,
-                    "last_success": now,
-                    "last_fetched": fetched,
-                    "failures": 0,
-                },
-                pk="source",
-            )
-
-    def record_source_failure(self, source: str, now: str, error: str) -> None:
-        """A failed fetch: one more in a row (alerts fire on the streak), validators kept."""
-        with self.write():  # read and increment in one transaction: two runs never lose one
-            old = self.get_source_state(source)
-            self.db.table("source_state").upsert(
-                {
-                    "source": source,
-                    "last_attempt": now,
-                    "last_error": error,
-                    "last_error_at": now,
-                    "failures": old.failures + 1,
-                },
-                pk="source",
-            )
-
     def papers_between(self, start: str, end: str) -> list[Paper]:
         """Papers first collected in (start, end]: an edition's new papers."""
         sql = (
@@ -282,36 +215,6 @@ class PapersMixin(StoreBase):
     def papers_by_id(self, ids: Sequence[str]) -> list[Paper]:
         """The stored papers among these ids (unknown ids are left out), for a sent email's list."""
         return self._papers_with_sources(self._rows_by_id(ids).values())
-
-    def get_edition(self, name: str) -> dict[str, Any] | None:
-        """An edition's fixed window (name, window_start, window_end, opened_at), if opened."""
-        rows = list(self.db.query("select * from editions where name = ?", [name]))
-        return rows[0] if rows else None
-
-    def latest_edition_end(self, before: str) -> str | None:
-        """Where the latest earlier edition's window ended: the next one starts there, so no
-        paper falls between two editions."""
-        # names are ISO dates, so text order is time order
-        sql = "select max(window_end) as end from editions where name < ?"
-        end: str | None = next(self.db.query(sql, [before]))["end"]
-        return end
-
-    def open_edition(self, name: str, now: str, default_start: str) -> dict[str, Any]:
-        """An edition's window is fixed the first time it is opened, so re-runs see the same
-        papers: from the end of the latest earlier edition (or `default_start`) to `now`."""
-        with self.write():
-            existing = self.get_edition(name)
-            if existing:
-                return existing
-            previous = self.latest_edition_end(before=name)
-            row = {
-                "name": name,
-                "window_start": previous or default_start,
-                "window_end": now,
-                "opened_at": now,
-            }
-            self.db.table("editions").insert(row)
-            return row
 
 
 def _paper_from_row(row: dict[str, Any], sources: list[str]) -> Paper:

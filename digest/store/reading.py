@@ -180,6 +180,20 @@ class ReadingMixin(StoreBase):
                 [sub_id, author],
             )
 
+    def followed_of(self, sub_ids: Sequence[int]) -> dict[int, list[str]]:
+        """The authors each reader of a batch follows; readers following nobody absent."""
+        found: dict[int, list[str]] = {}
+        for start in range(0, len(sub_ids), 500):
+            chunk = list(sub_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "select subscriber_id, author from followed_authors"
+                f" where subscriber_id in ({marks}) order by author"
+            )
+            for sid, author in self.db.execute(sql, chunk).fetchall():
+                found.setdefault(int(sid), []).append(str(author))
+        return found
+
     def followed_authors(self, sub_id: int) -> list[str]:
         sql = "select author from followed_authors where subscriber_id = ? order by author"
         return [str(r[0]) for r in self.db.execute(sql, [sub_id]).fetchall()]

@@ -28,7 +28,7 @@ from digest.config import Config
 from digest.errors import DigestError, TokenError
 from digest.models import Topic
 from digest.send import Transport
-from digest.web import browse, faults, hooks, manage, preview, routes, views
+from digest.web import browse, faults, feedback, hooks, manage, preview, routes, views
 from digest.web.guard import SecurityHeaders
 from digest.web.state import Clock, Fetch, Web
 
@@ -62,6 +62,8 @@ def _routes(web: Web) -> list[BaseRoute]:
         get("/u/{token}", routes.unsubscribe_page),
         post("/u/{token}", routes.unsubscribe),
         post("/r/{token}", routes.resubscribe),
+        get("/fb/{kind}/{token}", feedback.feedback_page),
+        post("/fb/{kind}/{token}", feedback.feedback),
         get("/manage/{token}", manage.show),
         post("/manage/{token}", manage.change),
         get("/static/web.css", routes.css),

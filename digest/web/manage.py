@@ -13,10 +13,12 @@ from starlette.responses import Response
 
 from digest import subscribers as subs
 from digest.models import Subscriber
-from digest.web import replies
+from digest.web import feedback, replies
 from digest.web.forms import csrf_for, csrf_ok, field, read_preferences
 from digest.web.preview import preview_of
 from digest.web.state import Web
+
+KEPT = ("min_upvotes", "recommend")  # not fields of the form's preferences
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ async def show(web: Web, request: Request) -> Response:
     token: str = request.path_params["token"]
     sub = await web.subscriber_from("manage", token)
     csrf = csrf_for(request)
+    if request.query_params.get("view") == "liked":
+        return await feedback.liked_page(web, sub, token, csrf)
     return web.with_csrf(replies.manage(web, sub, token, csrf), csrf)
 
 
@@ -56,7 +60,10 @@ async def save(web: Web, posted: Posted) -> Response:
     if errors:
         text = field(posted.form, "queries")
         return replies.manage(web, wanted, posted.token, posted.csrf, 422, errors=errors, text=text)
-    changes = {k: getattr(wanted, k) for k in subs.EDITABLE if k != "min_upvotes"}
+    changes = {k: getattr(wanted, k) for k in subs.EDITABLE if k not in KEPT}
+    recommend = field(posted.form, "recommend").strip()
+    if recommend.isascii() and recommend.isdigit() and len(recommend) <= 2:
+        changes["recommend"] = int(recommend)  # an empty box keeps the current count
     cause = "edited on the web"
     sub = await web.store.call(subs.edit, web.topics, posted.sub.email, changes, web.now(), cause)
     return replies.manage(web, sub, posted.token, posted.csrf, notice="Saved.")
@@ -114,7 +121,16 @@ async def delete(web: Web, posted: Posted) -> Response:
     )
 
 
+async def reading(web: Web, posted: Posted) -> Response:
+    """The "What you like" list's forms: undo, seed, follow, unfollow (digest.web.feedback)."""
+    return await feedback.act(web, posted.sub, posted.token, posted.csrf, posted.form)
+
+
 ACTIONS: dict[str, Callable[[Web, Posted], Awaitable[Response]]] = {
+    "undo": reading,
+    "seed": reading,
+    "follow": reading,
+    "unfollow": reading,
     "save": save,
     "pause": pause,
     "resume": resume,

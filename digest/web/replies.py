@@ -123,5 +123,6 @@ def manage(
         feed_url=links["feed"],
         web_url=links["web"],
         preview=preview,
+        recommend=sub.recommend,
         **form_context(web.topics, sub, errors, text),
     )
