@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from digest.bounces.events import VerpDelivery
 from digest.bounces.verp import read_token, token_in_address
 from digest.build import feedback_id_for
 from digest.cli import app
-from digest.config import MailConfig, load_config, load_topics
+from digest.config import load_config, load_topics
 from digest.edition import Edition
 from digest.errors import DigestError
 from digest.message import message_id_for
@@ -698,18 +698,13 @@ def test_without_a_bounce_address_mail_from_is_the_from_address(
     assert recorder.received[0].sender == "digest@example.org"
 
 
-@dataclass(frozen=True)
-class _MailWithFeedbackId(MailConfig):
-    feedback_id: str = "digest-example"  # the key [mail] feedback_id, once config.py has it
-
-
 def test_feedback_id_names_cadence_edition_and_sender_never_the_subscriber(
     tmp_path: Path,
 ) -> None:
     config = load_config(write_config(tmp_path), env={"DIGEST_SECRET": SECRET})
     edition = Edition.daily(NOW.date())
     assert feedback_id_for(config, edition) == ""
-    configured = replace(config, mail=_MailWithFeedbackId(**vars(config.mail)))
+    configured = replace(config, mail=replace(config.mail, feedback_id="digest-example"))
     assert feedback_id_for(configured, edition) == "daily:2026-06-12:digest-example"
     weekly = Edition.weekly(NOW.date())
     assert feedback_id_for(configured, weekly) == "weekly:2026-W24:digest-example"
