@@ -43,7 +43,7 @@ import limits  # noqa: E402
 
 from digest.config import load_config, load_topics  # noqa: E402
 from digest.models import Subscriber  # noqa: E402
-from digest.store import Store  # noqa: E402
+from digest.store import Delivery, Store  # noqa: E402
 
 CONCURRENCY = 8
 SINK_SAMPLE = 3_000
@@ -192,11 +192,11 @@ def sample_messages(config_path: Path, count: int) -> list[bytes]:
     out: list[bytes] = []
     with Store(config.database.path) as store:
         pipeline = Pipeline(config, store, load_topics(config.topics_path), datetime.now(UTC))
-        rows = list(store.db.query("select * from deliveries where status = 'sent' limit 500"))
-        people = store.subscribers_by_id([r["subscriber_id"] for r in rows])
+        query = "select * from deliveries where status = 'sent' limit 500"
+        rows = [Delivery.from_row(r) for r in store.db.query(query)]
+        people = store.subscribers_by_id([r.subscriber_id for r in rows])
         for row in rows:
-            row["papers"] = json.loads(row["papers"])
-            message = pipeline.build(row, people[row["subscriber_id"]])
+            message = pipeline.build(row, people[row.subscriber_id])
             if message is not None:
                 out.append(message.data)
     if not out:

@@ -43,7 +43,7 @@ from digest.config import SmtpConfig  # noqa: E402
 from digest.message import Outgoing, build_message, message_id_for  # noqa: E402
 from digest.models import Paper, Subscriber  # noqa: E402
 from digest.send import Job, Sender, SmtpPool  # noqa: E402
-from digest.store import Store  # noqa: E402
+from digest.store import DeliveryStatus, PlannedDelivery, Store  # noqa: E402
 
 MESSAGES = 10_000
 SINGLE_SAMPLE = 2_000
@@ -131,17 +131,15 @@ async def ours(
         )
         store.plan_deliveries(
             [
-                {"subscriber_id": i + 1, "email": m.recipient, "edition": EDITION,
-                 "status": "pending", "papers": [f"2611.{j:05d}" for j in range(10)],
-                 "message_id": m.message_id}
+                PlannedDelivery(i + 1, m.recipient, EDITION, DeliveryStatus.PENDING,
+                                tuple(f"2611.{j:05d}" for j in range(10)), m.message_id)
                 for i, m in enumerate(messages)
             ],
             NOW.isoformat(),
         )  # fmt: skip
         rows = store.due_deliveries(NOW.isoformat(), limit=len(messages))
         jobs = [
-            Job(r["id"], r["subscriber_id"], r["email"], r["edition"], tuple(r["papers"]),
-                messages[r["subscriber_id"] - 1])
+            Job(r.id, r.subscriber_id, r.email, r.edition, r.papers, messages[r.subscriber_id - 1])
             for r in rows
         ]  # fmt: skip
 

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from digest.bounces.verp import envelope_sender
 from digest.collect import SourceReport
@@ -22,7 +21,7 @@ from digest.message import Dkim, Outgoing, build_message, message_id_for
 from digest.models import Subscriber
 from digest.render import Reading, RenderedEmail, Renderer
 from digest.send import Clock, Job, SendStats
-from digest.store import Store, planned_recommendations
+from digest.store import Delivery, Store
 from digest.subscribers import for_confirmation
 from digest.tokens import Tokens, feedback_links, subscriber_links
 
@@ -223,7 +222,7 @@ class Builder:
             self.renderer = Renderer(self.config, self.matchers.topics)
         return self.renderer
 
-    def build(self, row: Mapping[str, Any], sub: Subscriber) -> Outgoing | None:
+    def build(self, row: Delivery, sub: Subscriber) -> Outgoing | None:
         """One planned delivery's message, with its own edition's papers and numbers (None:
         nothing to send).
 
@@ -231,25 +230,25 @@ class Builder:
             RenderError, ConfigError, TokenError: our setup; SendError: the address.
         """
         renderer = self._renderer()
-        edition = Edition.parse(row["edition"])
+        edition = Edition.parse(row.edition)
         links = subscriber_links(self.tokens(), self.config.web.base_url, sub.id or 0, sub.email)
         reading = self.reading(row, sub)
         recommended = {r.paper.id for r in reading.recommended}
-        papers = [p for p in row["papers"] if p not in recommended]
+        papers = [p for p in row.papers if p not in recommended]
         matches = self.matchers.matches_for(sub, edition, papers) if papers else []
         # the row's own counts, never this run's: a row planned before they were kept says none
-        counts = Counts(row.get("new_papers"), row.get("matched") or None)
-        cause = None if row["papers"] else nothing_new_cause(self.collected, edition.day)
+        counts = Counts(row.new_papers, row.matched or None)
+        cause = None if row.papers else nothing_new_cause(self.collected, edition.day)
         built = build_digest(
             self.config, renderer, sub, matches, edition, counts, links, self.clock(),
-            cause=cause, dkim=self.dkim, message_id=row["message_id"], reading=reading,
+            cause=cause, dkim=self.dkim, message_id=row.message_id, reading=reading,
         )  # fmt: skip
         return None if built is None else built.message
 
-    def reading(self, row: Mapping[str, Any], sub: Subscriber) -> Reading:
+    def reading(self, row: Delivery, sub: Subscriber) -> Reading:
         """The delivery's recommendations as planned (same papers, same reasons on a resend)
         and the subscriber's signed "More/Less like this" links."""
-        planned = planned_recommendations(row)
+        planned = row.recommended
         found = {p.id: p for p in self.store.papers_by_id([r.paper_id for r in planned])}
         recommended = [
             Recommended(found[r.paper_id], r.score, r.why) for r in planned if r.paper_id in found
@@ -276,19 +275,17 @@ class Builder:
         last = 0
         now = self.clock().isoformat()
         while rows := self.store.due_deliveries(now, shard, after_id=last):
-            last = rows[-1]["id"]
-            people = self.store.subscribers_by_id([r["subscriber_id"] for r in rows])
+            last = rows[-1].id
+            people = self.store.subscribers_by_id([r.subscriber_id for r in rows])
             for row in rows:
-                job = self._job(row, people.get(row["subscriber_id"]), stats, now)
+                job = self._job(row, people.get(row.subscriber_id), stats, now)
                 if job is not None:
                     yield job
 
-    def _job(
-        self, row: Mapping[str, Any], sub: Subscriber | None, stats: SendStats, now: str
-    ) -> Job | None:
+    def _job(self, row: Delivery, sub: Subscriber | None, stats: SendStats, now: str) -> Job | None:
         if sub is None or sub.status != "active":
             status = sub.status if sub else "removed"
-            self.store.mark_skipped(row["id"], f"subscriber is {status}", now)
+            self.store.mark_skipped(row.id, f"subscriber is {status}", now)
             return None
         started = time.perf_counter()
         try:
@@ -297,22 +294,22 @@ class Builder:
             raise
         except OURS as ex:
             reason = f"not built, kept for the next run: {ex}"
-            self.store.mark_unbuilt(row["id"], reason, now)
+            self.store.mark_unbuilt(row.id, reason, now)
             stats.deferred += 1
             stats.failures.append(f"{sub.email}: {reason}")
             return None
         except Exception as ex:  # one broken email must not stop everyone else's
             detail = str(ex) if isinstance(ex, SendError) else f"{type(ex).__name__}: {ex}"
             reason = f"not built: {detail}"
-            self.store.mark_failed(row["id"], sub.id or 0, reason, now, None)
+            self.store.mark_failed(row.id, reason, now)
             stats.failed += 1
             stats.failures.append(f"{sub.email}: {reason}")
             return None
         self.seconds += time.perf_counter() - started
         if message is None:
-            self.store.mark_skipped(row["id"], "no matching papers", now)
+            self.store.mark_skipped(row.id, "no matching papers", now)
             return None
         return Job(
-            row["id"], row["subscriber_id"], row["email"], row["edition"], tuple(row["papers"]),
-            message, row["attempts"], bool(row["possible_duplicate"]),
+            row.id, row.subscriber_id, row.email, row.edition, row.papers,
+            message, row.attempts, row.possible_duplicate,
         )  # fmt: skip

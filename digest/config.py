@@ -34,6 +34,8 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class DatabaseConfig:
+    """Where the SQLite file lives; DIGEST_DB overrides it (tests, a second instance)."""
+
     path: str = "var/digest.db"
 
 
@@ -53,6 +55,10 @@ class CollectConfig:
 
 @dataclass(frozen=True)
 class MailConfig:
+    """What every email says about its sender: the headers mailbox providers and the law
+    expect (From, List-Id, List-Unsubscribe, a postal address), and the DKIM key to sign with.
+    `from_` is the TOML key `from` (a Python keyword)."""
+
     from_: str = "Paper Digest <digest@example.org>"
     reply_to: str = ""
     postal_address: str = ""
@@ -67,12 +73,18 @@ class MailConfig:
 
 @dataclass(frozen=True)
 class RecommendConfig:
+    """How many papers outside a reader's filters are suggested from what they liked."""
+
     count: int = 3  # "Recommended for you" papers per email; 0 turns them off
     min_score: float = 0.05  # a paper less similar than this to a reader's profile is not shown
 
 
 @dataclass(frozen=True)
 class SmtpConfig:
+    """The relay and how hard to push it: pace, retries within a run, and when a 4xx or 5xx
+    answer about an address stops further tries. The password comes from
+    DIGEST_SMTP_PASSWORD, never the file. An empty `host` writes to the outbox instead."""
+
     host: str = ""
     port: int = 587
     security: str = "starttls"
@@ -89,11 +101,16 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class OutboxConfig:
+    """The maildir that takes every message as a .eml file when no SMTP host is configured."""
+
     path: str = "var/outbox"
 
 
 @dataclass(frozen=True)
 class WebConfig:
+    """`digest serve`: where it listens, the public URL its links use, and the limits that
+    keep the signup form from being used to mail strangers."""
+
     base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -167,6 +184,11 @@ class Config:
     mailgun_signing_key: str = ""
 
     def source(self, name: str) -> SourceConfig:
+        """The configured source of that name (`digest collect --source NAME`).
+
+        Raises:
+            ConfigError: no source has that name; the message lists the known ones.
+        """
         for src in self.sources:
             if src.name == name:
                 return src
@@ -268,7 +290,11 @@ def _source(data: Any, index: int, file: str, base: Path) -> SourceConfig:
 
 
 def parse_config(data: Mapping[str, Any], path: Path | None, env: Mapping[str, str]) -> Config:
-    """Build a Config from parsed TOML and an environment mapping (tests pass their own)."""
+    """Build a Config from parsed TOML and an environment mapping (tests pass their own).
+
+    Raises:
+        ConfigError: an unknown key, a value of the wrong type or range; names key and file.
+    """
     file = str(path) if path else "<defaults>"
     base = path.parent if path else Path.cwd()
     kwargs: dict[str, Any] = {"path": path}
@@ -334,7 +360,11 @@ def _check_bounces(bounces: BouncesConfig, file: str) -> None:
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """`path`, else $DIGEST_CONFIG, else ./config/digest.toml if present, else built-in defaults."""
+    """`path`, else $DIGEST_CONFIG, else ./config/digest.toml if present, else built-in defaults.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, not TOML, or holds a bad value.
+    """
     env = os.environ if env is None else env
     chosen = path or env.get("DIGEST_CONFIG") or None
     if chosen is None and Path("config/digest.toml").is_file():
@@ -354,7 +384,11 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
 
 
 def load_topics(path: str | Path) -> dict[str, Topic]:
-    """The named presets of topics.toml: `[name]` tables with `query` and an optional `title`."""
+    """The named presets of topics.toml: `[name]` tables with `query` and an optional `title`.
+
+    Raises:
+        ConfigError: the file is missing or not TOML, or a table is not a preset.
+    """
     file = Path(path)
     shipped = Path(__file__).resolve().parent / "presets" / "topics.toml"
     if not file.is_file() and str(file) == Config.topics_path and shipped.is_file():

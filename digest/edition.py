@@ -118,9 +118,7 @@ def daily_window(store: Store, day: date, now: datetime, *, open_it: bool = Fals
     if row is None:  # provisional: the same start the opened window would get
         start = store.latest_edition_end(before=name) or default_start
         return Window(datetime.fromisoformat(start), now)
-    return Window(
-        datetime.fromisoformat(row["window_start"]), datetime.fromisoformat(row["window_end"])
-    )
+    return Window(datetime.fromisoformat(row.window_start), datetime.fromisoformat(row.window_end))
 
 
 def weekly_window(daily: Window) -> Window:

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from digest.bounces.process import BounceReport, bounces_after_run
 from digest.build import Builder, confirmation_message
@@ -29,7 +28,7 @@ from digest.ops import alerts, load_dkim, send_alerts
 from digest.plan import PlanReport, plan, run_matchers
 from digest.render import Renderer
 from digest.send import Job, Sender, SendStats, Transport, transport_for
-from digest.store import Store
+from digest.store import Delivery, Store
 from digest.tokens import Tokens
 
 
@@ -162,7 +161,7 @@ class Pipeline:
             dkim=self._dkim, collected=collected,
         )  # fmt: skip
 
-    def build(self, row: dict[str, Any], sub: Subscriber) -> Outgoing | None:
+    def build(self, row: Delivery, sub: Subscriber) -> Outgoing | None:
         """One planned delivery's message (None: nothing to send), as `digest send` builds it.
 
         Raises:

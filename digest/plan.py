@@ -19,7 +19,14 @@ from digest.message import message_id_for
 from digest.models import Paper, Subscriber, Topic
 from digest.recommend.errors import RecommendError
 from digest.recommend.seeds import MAX_SEED_BYTES, parse_seeds, resolve_seeds
-from digest.store import PlannedRecommendation, SignalKind, Store, StoredProfile
+from digest.store import (
+    DeliveryStatus,
+    PlannedDelivery,
+    PlannedRecommendation,
+    SignalKind,
+    Store,
+    StoredProfile,
+)
 
 if TYPE_CHECKING:  # scikit-learn costs ~0.8 s to import: only runs that recommend pay it
     from digest.recommend.profile import ProfileInputs
@@ -98,17 +105,14 @@ class _Planner:
 
     def batch(self, batch: Sequence[Subscriber]) -> None:
         todo = self._due(batch)
-        rows: list[dict[str, Any]] = []
+        found: list[tuple[PlannedDelivery, list[PlannedRecommendation]]] = []
         for cadence in Cadence:
             group = [(s, e) for s, e in todo if e.cadence is cadence]
             if group:
-                rows += self._match(Edition.of(cadence, self.now.date()), group)
-        if rows:
-            planned = {
-                (r["subscriber_id"], r["edition"]): r["recommended"]
-                for r in rows
-                if r.get("recommended")
-            }
+                found += self._match(Edition.of(cadence, self.now.date()), group)
+        if found:
+            rows = [row for row, _ in found]
+            planned = {(r.subscriber_id, r.edition): recs for r, recs in found if recs}
             with self.store.write():  # the papers and their reasons land together
                 self.store.plan_deliveries(rows, self.written_at.isoformat())
                 self.store.record_recommended(planned)
@@ -129,9 +133,10 @@ class _Planner:
 
     def _match(
         self, current: Edition, group: Sequence[tuple[Subscriber, Edition]]
-    ) -> list[dict[str, Any]]:
+    ) -> list[tuple[PlannedDelivery, list[PlannedRecommendation]]]:
         """One cadence's due subscribers against the run's edition of that cadence: the rows
-        to write, each with the counts its email states (new papers, matches before the cap)."""
+        to write, each with the counts its email states (new papers, matches before the cap),
+        and the recommendations among its papers."""
         matcher = self.matchers.of(current)
         ids = [p.id for p in matcher.papers]
         if current.name not in self.sent:  # one join for the edition, not one per batch
@@ -149,24 +154,22 @@ class _Planner:
                 titles = [m.paper.title for m in matches]
                 self.report.preview.append((sub.email, edition.name, titles))
                 continue
-            status = "pending" if papers or note else "skipped"
-            self.report.planned += status == "pending"
-            rows.append(
-                {
-                    "subscriber_id": sub.id,
-                    "email": sub.email,
-                    "edition": edition.name,
-                    "status": status,
-                    "papers": papers,
-                    "matched": matches.total,
-                    "new_papers": len(ids),
-                    "reply": None if papers else "no matching papers",
-                    "recommended": mine,
-                    "message_id": message_id_for(
-                        sub.id or 0, edition.name, self.config.mail.from_, self.config.secret
-                    ),
-                }
+            status = DeliveryStatus.PENDING if papers or note else DeliveryStatus.SKIPPED
+            self.report.planned += status is DeliveryStatus.PENDING
+            row = PlannedDelivery(
+                subscriber_id=sub.id or 0,
+                email=sub.email,
+                edition=edition.name,
+                status=status,
+                papers=tuple(papers),
+                message_id=message_id_for(
+                    sub.id or 0, edition.name, self.config.mail.from_, self.config.secret
+                ),
+                matched=matches.total,
+                new_papers=len(ids),
+                reply=None if papers else "no matching papers",
             )
+            rows.append((row, mine))
         return rows
 
     def _recommend(

@@ -62,7 +62,13 @@ EDITABLE = {
 
 
 def normalize_email(raw: str, check_deliverability: bool = False) -> str:
-    """The address as we store and compare it; any fault is one line saying what is wrong."""
+    """The address as we store and compare it.
+
+    Raises:
+        SubscriberError: a line break or bad syntax, in one line saying what is wrong.
+    """
+    # Refused at the door: Python 3.11.7's email package can let a CR/LF through when it
+    # folds a header (CVE-2024-6923), and an address ends up in To:.
     if any(c in raw for c in "\r\n"):
         raise SubscriberError(f"{raw!r}: an address cannot contain a line break")
     try:
@@ -84,7 +90,11 @@ def _num(value: int) -> str:
 
 def check_query_limits(who: str, queries: Sequence[str]) -> None:
     """At most MAX_QUERIES queries of at most MAX_QUERY_LENGTH characters each, checked before
-    any parsing so an oversized form costs nothing."""
+    any parsing so an oversized form costs nothing.
+
+    Raises:
+        SubscriberError: too many queries, or one too long.
+    """
     if len(queries) > MAX_QUERIES:
         raise SubscriberError(
             f"{who}: {len(queries)} queries; at most {MAX_QUERIES} queries per subscriber"
@@ -98,7 +108,11 @@ def check_query_limits(who: str, queries: Sequence[str]) -> None:
 
 
 def validate(sub: Subscriber, topics: Mapping[str, Topic]) -> Subscriber:
-    """A subscriber whose every field is usable, or a SubscriberError naming the field."""
+    """The subscriber tidied (weekday, repeated queries and topics) once every field is usable.
+
+    Raises:
+        SubscriberError: the first field that is not, named with its value.
+    """
     who = sub.email
     if sub.status not in SUBSCRIBER_STATUSES:
         raise SubscriberError(f"{who}: status {sub.status!r} is not one of {SUBSCRIBER_STATUSES}")
@@ -168,7 +182,11 @@ def add(
     cause: str = "added by operator",
 ) -> Subscriber:
     """Validate and insert; `sub.status` says whether opt-in is still to come (pending).
-    An address whose owner erased their data is refused: only they can subscribe it again."""
+    An address whose owner erased their data is refused: only they can subscribe it again.
+
+    Raises:
+        SubscriberError: an invalid field, an erased address, or one already subscribed.
+    """
     checked = validate(replace(sub, email=normalize_email(sub.email)), topics)
     if store.is_suppressed(suppression_hash(checked.email)):
         raise SubscriberError(
@@ -182,6 +200,11 @@ def add(
 
 
 def find(store: Store, email: str) -> Subscriber:
+    """The subscriber with this address, normalised first so any case or spacing finds them.
+
+    Raises:
+        SubscriberError: the address is not valid, or nobody has it.
+    """
     sub = store.get_subscriber(normalize_email(email))
     if sub is None:
         raise SubscriberError(f"{email}: no such subscriber (see `digest subscribers list`)")
@@ -196,7 +219,11 @@ def edit(
     now: str,
     cause: str = "edited by operator",
 ) -> Subscriber:
-    """Change preferences (never status or address here); the change is validated whole."""
+    """Change preferences (never status or address here); the change is validated whole.
+
+    Raises:
+        SubscriberError: a field that cannot be edited, an invalid value, or no such address.
+    """
     bad = set(changes) - EDITABLE
     if bad:
         raise SubscriberError(f"{email}: cannot edit {sorted(bad)[0]!r} this way")
@@ -226,7 +253,11 @@ def set_status(
     paused_until: str | None = None,
 ) -> Subscriber:
     """Move a subscriber along pending -> active <-> paused -> unsubscribed (or bounced).
-    An unsubscribed or erased address is never made active this way: only by its owner."""
+    An unsubscribed or erased address is never made active this way: only by its owner.
+
+    Raises:
+        SubscriberError: no such address, or a move the rules above do not allow.
+    """
     sub = find(store, email)
     if sub.status not in _TRANSITIONS[status]:
         raise SubscriberError(f"{sub.email}: cannot go from {sub.status} to {status}")
@@ -237,7 +268,7 @@ def set_status(
         )
     changes: dict[str, Any] = {"status": status, "paused_until": paused_until}
     if status == "active":
-        changes["bounces"] = 0
+        changes["bounces"] = 0  # else the next single failure would stop them again
     return store.update_subscriber(sub.id or 0, changes, now, status, cause)
 
 
@@ -289,7 +320,11 @@ def asked_to_come_back(store: Store, sub_id: int) -> bool:
 def confirm(store: Store, sub_id: int, now: str) -> Subscriber:
     """The owner confirmed (a POST from the confirmation page): pending becomes active, and so
     does an unsubscribed address that asked to come back since it unsubscribed. Confirming
-    twice is fine; a link older than the unsubscribe does nothing."""
+    twice is fine; a link older than the unsubscribe does nothing.
+
+    Raises:
+        SubscriberError: the subscriber is gone, or unsubscribed after the link was sent.
+    """
     sub = store.get_subscriber(sub_id)
     if sub is None:
         raise SubscriberError("this subscription no longer exists; please subscribe again")
@@ -304,11 +339,19 @@ def confirm(store: Store, sub_id: int, now: str) -> Subscriber:
         store.lift_suppression(suppression_hash(sub.email))
     elif sub.status == "pending":
         sub = store.update_subscriber(sub_id, {"status": "active"}, now, "active", "confirmed")
+        # an erased address that signed up again: its owner's confirmation is consent anew
         store.lift_suppression(suppression_hash(sub.email))
     return sub
 
 
 def erase(store: Store, email: str, now: str, cause: str = "asked to erase their data") -> None:
+    """Forget a subscriber (their right to erasure): the row, deliveries and history go; a
+    one-way hash of the address stays, so no import or `add` mails it again until its owner
+    signs up and confirms.
+
+    Raises:
+        SubscriberError: the address is not valid, or nobody has it.
+    """
     sub = find(store, email)
     store.erase_subscriber(sub.id or 0, suppression_hash(sub.email), now, cause)
 
@@ -326,6 +369,9 @@ def remove(store: Store, email: str, now: str, cause: str = "removed by operator
 
 @dataclass
 class ImportReport:
+    """What `import_csv` did: how many rows it added, and the addresses it skipped because
+    they were already subscribed (so importing the same file twice is harmless)."""
+
     added: int = 0
     existing: list[str] = field(default_factory=list)
 
@@ -382,7 +428,11 @@ def import_csv(
     default_status: str = "pending",
 ) -> ImportReport:
     """All rows or none: every row is validated first and the first faults are reported by
-    line. Addresses already subscribed are skipped, so importing twice is harmless."""
+    line. Addresses already subscribed are skipped, so importing twice is harmless.
+
+    Raises:
+        SubscriberError: a bad header or any bad row; nothing was imported.
+    """
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or "email" not in reader.fieldnames:
         raise SubscriberError("CSV import: the first line must be a header with an email column")
@@ -403,7 +453,7 @@ def import_csv(
         except SubscriberError as ex:
             errors.append(f"line {line}: {ex}")
             continue
-        key = sub.email.lower()
+        key = sub.email.lower()  # as the store's unique index compares (collate nocase)
         if store.is_suppressed(suppression_hash(sub.email)):
             errors.append(
                 f"line {line}: {sub.email} unsubscribed and its data was erased; only its "

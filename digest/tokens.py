@@ -43,6 +43,10 @@ class MissingSecret(ConfigError, TokenError):
 
 @dataclass(frozen=True)
 class TokenClaims:
+    """What a genuine token says: a subscriber id and a tag of the address it was made for.
+    A page opens only when `is_for` matches the address now under that id, so an id that
+    has come to mean someone else (a rebuilt database) opens nothing."""
+
     subscriber_id: int
     email_tag: str
 
@@ -99,7 +103,12 @@ class Tokens:
         return str(self._serializer(purpose).dumps([subscriber_id, email_tag(email)]))
 
     def read(self, purpose: str, token: str, max_age: int | None = None) -> TokenClaims:
-        """The claims of a genuine token, or TokenError (TokenExpired when only too old)."""
+        """The claims of a genuine token of this purpose.
+
+        Raises:
+            TokenExpired: well signed but older than `max_age` (offer a fresh link).
+            TokenError: forged, cut short, of another purpose or of an unknown one.
+        """
         serializer = self._serializer(purpose)
         try:
             data = serializer.loads(token, max_age=max_age)
@@ -123,7 +132,11 @@ class Tokens:
         return str(self._serializer("feedback").dumps(data))
 
     def read_paper(self, token: str) -> tuple[TokenClaims, str]:
-        """The claims and paper id of a genuine feedback token, or TokenError."""
+        """The claims and paper id of a genuine feedback token.
+
+        Raises:
+            TokenError: forged, cut short, or not a feedback token.
+        """
         try:
             data = self._serializer("feedback").loads(token)
         except BadSignature as ex:

@@ -390,14 +390,14 @@ MAX_CLASS_LINES = 250
 Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 
 # Known violators, each named, to be split by whoever changes them next; a new one still fails.
-SIZE_ALLOWED = {"digest.match.Matcher", "digest.store.schema.m001_papers"}
+SIZE_ALLOWED = {"digest.store.schema.m001_papers"}
 
-# Stages whose every public function, method and class has a docstring (issue 12). The others
-# (bounces, cli, config, errors, recommend, store, subscribers, tokens) still lack some: add a
-# stage here once it is clean. DOCSTRING_ALLOWED names a deliberate exception inside them.
+# Stages whose every public function, method and class has a docstring (issue 12): all of
+# them. A new stage joins this set; DOCSTRING_ALLOWED names a deliberate exception.
 DOCUMENTED_STAGES = {
     "digest", "__main__", "models", "schedule", "edition", "sources", "query", "collect",
     "match", "render", "message", "pages", "send", "plan", "build", "ops", "pipeline", "web",
+    "bounces", "cli", "config", "recommend", "store", "subscribers", "tokens", "errors",
 }  # fmt: skip
 DOCSTRING_ALLOWED: set[str] = set()
 

@@ -34,7 +34,7 @@ from digest.cli import app
 from digest.config import load_config
 from digest.message import message_id_for
 from digest.models import Subscriber
-from digest.store import BounceKind, Origin, Store
+from digest.store import BounceKind, DeliveryStatus, Origin, PlannedDelivery, Store
 from tests.postfix import (
     BOUNCE_ADDRESS,
     FULL_DOMAIN,
@@ -102,12 +102,11 @@ class World:
         sub = self.store.get_subscriber(sid)
         assert sub is not None
         message_id = message_id_for(sid, edition, FROM)
-        row = {"subscriber_id": sid, "email": sub.email, "edition": edition,
-               "status": "pending", "papers": [], "message_id": message_id}  # fmt: skip
+        row = PlannedDelivery(sid, sub.email, edition, DeliveryStatus.PENDING, (), message_id)
         self.store.plan_deliveries([row], self.at(days))
         delivery = self.store.delivery(sid, edition)
         assert delivery is not None
-        self.store.mark_sent(delivery["id"], sid, [], edition, "250 ok", self.at(days))
+        self.store.mark_sent(delivery.id, sid, [], edition, "250 ok", self.at(days))
         return message_id
 
     def token(self, sid: int, edition: str) -> str:
@@ -484,14 +483,14 @@ def test_bounce_stats_count_per_delivery_on_the_day_it_was_sent(world: World) ->
     day are day 1's: rates 0.05% and 0.15%. The complaint rate passes 0.1%: one alert."""
     day1 = world.now - timedelta(days=1)
     people = [world.subscriber(f"p{i}@example.com") for i in range(2000)]
-    rows = [{"subscriber_id": sid, "email": f"p{i}@example.com", "edition": DAY1,
-             "status": "pending", "papers": [], "message_id": f"<{sid}@x>"}
+    rows = [PlannedDelivery(sid, f"p{i}@example.com", DAY1, DeliveryStatus.PENDING, (),
+                            f"<{sid}@x>")
             for i, sid in enumerate(people)]  # fmt: skip
     world.store.plan_deliveries(rows, day1.isoformat())
     for sid in people:
         delivery = world.store.delivery(sid, DAY1)
         assert delivery is not None
-        world.store.mark_sent(delivery["id"], sid, [], DAY1, "250", day1.isoformat())
+        world.store.mark_sent(delivery.id, sid, [], DAY1, "250", day1.isoformat())
     mailboxes = Mailboxes(BOUNCE_ADDRESS, UNSUBSCRIBE, SECRET)
     policy = Policy()
     arf = sample("rfc5965_arf_abuse.eml")

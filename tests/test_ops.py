@@ -20,7 +20,7 @@ from digest.config import load_config, load_topics
 from digest.models import Subscriber
 from digest.ops import doctor
 from digest.pipeline import Pipeline
-from digest.store import Store
+from digest.store import DeliveryStatus, PlannedDelivery, Store
 from tests.conftest import DATA, HF_JUNE, app_config, subprocess_env
 from tests.smtp_server import Recorder
 
@@ -72,6 +72,34 @@ def test_stats_after_a_run(tmp_path: Path, smtp: tuple[Recorder, int]) -> None:
     assert data["top_topics"] == {"llm-agents": 1}
     assert data["sources"][0]["source"] == "hf" and data["sources"][0]["failures"] == 0
     assert CliRunner().invoke(app, ["stats", "--config", str(path)]).exit_code == 0
+
+
+def test_stats_json_names_each_recent_failure_as_an_object(
+    tmp_path: Path, smtp: tuple[Recorder, int]
+) -> None:
+    _, port = smtp
+    path = ops_config(tmp_path, port)
+    with Store(tmp_path / "digest.db") as store:
+        store.add_subscribers_bulk(
+            [Subscriber("ada@example.org", status="active")], NOW.isoformat(), "test"
+        )
+        store.plan_deliveries(
+            [
+                PlannedDelivery(
+                    1, "ada@example.org", "2026-06-12", DeliveryStatus.PENDING, (), "<m>"
+                )
+            ],
+            NOW.isoformat(),
+        )
+        store.mark_failed(1, "not built: no template", NOW.isoformat())
+    result = CliRunner().invoke(app, ["stats", "--config", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["recent_failures"] == [
+        {"email": "ada@example.org", "edition": "2026-06-12",
+         "last_reply": "not built: no template", "updated_at": NOW.isoformat()}
+    ]  # fmt: skip
+    text = CliRunner().invoke(app, ["stats", "--config", str(path)])
+    assert "not built: no template" in text.stdout
 
 
 def _run(path: Path, now: datetime):  # type: ignore[no-untyped-def]
@@ -193,8 +221,8 @@ def test_claims_are_exclusive_across_processes(tmp_path: Path) -> None:
         ]
         store.add_subscribers_bulk(people, NOW.isoformat(), "test")
         store.plan_deliveries(
-            [{"subscriber_id": n + 1, "email": p.email, "edition": "e", "status": "pending",
-              "papers": [], "message_id": f"<{n}@x>"} for n, p in enumerate(people)],
+            [PlannedDelivery(n + 1, p.email, "e", DeliveryStatus.PENDING, (), f"<{n}@x>")
+             for n, p in enumerate(people)],
             NOW.isoformat(),
         )  # fmt: skip
     procs = [

@@ -34,7 +34,7 @@ from digest.models import Subscriber
 from digest.pipeline import Pipeline, RunReport
 from digest.schedule import RunLock
 from digest.send import GROUP
-from digest.store import Store
+from digest.store import DeliveryStatus, PlannedDelivery, Store
 from tests.conftest import ARXIV_RSS, DATA, HF_JUNE, app_config
 from tests.smtp_server import Recorder
 
@@ -95,8 +95,8 @@ def test_run_sends_once_to_who_is_due_and_a_second_run_sends_nothing(
     assert len(recorder.received) == 1
     with Store(tmp_path / "digest.db") as store:
         row = store.delivery(1, "2026-06-12")
-        assert row["status"] == "sent" and "2606.13681" in row["papers"]
-        assert store.delivery(5, "2026-06-12")["status"] == "skipped"
+        assert row.status == "sent" and "2606.13681" in row.papers
+        assert store.delivery(5, "2026-06-12").status == "skipped"
 
 
 def test_dry_run_changes_nothing(tmp_path: Path) -> None:
@@ -173,7 +173,7 @@ def test_smtp_down_is_a_clear_failure(tmp_path: Path) -> None:
     assert "nothing could be sent: check the SMTP server" in result.stderr
     assert "ada@example.org: will retry later: connection problem" in result.stderr
     with Store(tmp_path / "digest.db") as store:
-        assert store.delivery(1, datetime.now(UTC).date().isoformat())["status"] == "pending"
+        assert store.delivery(1, datetime.now(UTC).date().isoformat()).status == "pending"
 
 
 def _env() -> dict[str, str]:
@@ -311,7 +311,7 @@ def test_an_internationalised_address_costs_nobody_else_their_digest(
     assert (report.send.sent, report.send.deferred, report.failed) == (2, 1, True)
     with Store(tmp_path / "digest.db") as store:
         row = store.delivery(2, "2026-06-12")
-    assert row["status"] == "pending" and "does not offer SMTPUTF8" in row["last_reply"]
+    assert row.status == "pending" and "does not offer SMTPUTF8" in row.last_reply
 
 
 def test_an_internationalised_address_lands_in_the_outbox(tmp_path: Path) -> None:
@@ -374,7 +374,7 @@ def test_a_missing_secret_mid_run_keeps_the_edition_for_the_next_run(tmp_path: P
         pipeline = Pipeline(loaded, store, load_topics(loaded.topics_path), NOW)
         report = asyncio.run(pipeline.run())
         assert (report.send.failed, report.send.deferred) == (0, 1)
-        assert store.delivery(1, "2026-06-12")["status"] == "pending"
+        assert store.delivery(1, "2026-06-12").status == "pending"
     assert run_pipeline(config, now=NOW.replace(hour=10)).send.sent == 1
 
 
@@ -395,7 +395,7 @@ def test_a_message_that_cannot_be_built_costs_only_its_delivery(
     assert report.send.failures[0].startswith("bad@-ñ.example: not built: ")
     with Store(tmp_path / "digest.db") as store:
         row = store.delivery(2, "2026-06-12")
-        assert row["status"] == "failed" and "internationalised domain" in row["last_reply"]
+        assert row.status == "failed" and "internationalised domain" in row.last_reply
         assert store.get_subscriber("bad@-ñ.example").bounces == 0
     assert len(recorder.received) == 2
 
@@ -580,16 +580,16 @@ def test_building_a_message_before_planning_leaves_the_edition_to_the_plan(
     loaded = load_config(config, env={"DIGEST_SECRET": SECRET})
     with Store(loaded.database.path) as store:
         (row,) = store.due_deliveries(NOW.isoformat())
-        sub = store.get_subscriber(row["subscriber_id"])
+        sub = store.get_subscriber(row.subscriber_id)
         assert sub is not None and sub.id is not None
         pipeline = Pipeline(loaded, store, load_topics(loaded.topics_path), NOW)
         built = pipeline.build(row, sub)
-        assert built is not None and row["edition"] == "2026-06-11"
+        assert built is not None and row.edition == "2026-06-11"
         report = asyncio.run(pipeline.run(send=False))
         assert report.plan.planned == 1
         assert store.get_edition("2026-06-12") is not None
         today = store.delivery(sub.id, "2026-06-12")
-        assert today is not None and "2606.13681" in today["papers"]
+        assert today is not None and "2606.13681" in today.papers
 
 
 def test_a_planned_email_reads_the_same_whatever_the_pipeline_did_before(
@@ -612,15 +612,14 @@ def test_a_planned_email_reads_the_same_whatever_the_pipeline_did_before(
                 store.db.execute("delete from deliveries")
                 store.db.execute("delete from editions")
             store.plan_deliveries(
-                [{"subscriber_id": 1, "email": "old@example.org", "edition": "2026-06-12",
-                  "status": "pending", "papers": ["2606.13681"],
-                  "message_id": "<legacy@example.org>"}],
+                [PlannedDelivery(1, "old@example.org", "2026-06-12", DeliveryStatus.PENDING,
+                                 ("2606.13681",), "<legacy@example.org>")],
                 NOW.isoformat(),
             )  # fmt: skip
             pipeline = Pipeline(loaded, store, load_topics(loaded.topics_path), NOW)
             if plan_first:
                 assert pipeline.plan().planned == 1  # new@ only: old@ is planned already
-            (row,) = [r for r in store.due_deliveries(NOW.isoformat()) if r["subscriber_id"] == 1]
+            (row,) = [r for r in store.due_deliveries(NOW.isoformat()) if r.subscriber_id == 1]
             old = store.get_subscriber(1)
             assert old is not None
             built = pipeline.build(row, old)

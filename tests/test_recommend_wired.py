@@ -106,11 +106,11 @@ def test_feedback_and_seeds_bring_a_recommended_section_whose_why_names_the_like
         assert set(store.reader_profiles([1, 2, 3])) == {1, 2}  # unsubscribed: never scored
         row = store.delivery(1, "2026-06-12")
         assert row is not None
-        recs = json.loads(row["recommended"])
-        assert recs and all(r["id"] in row["papers"] for r in recs)
-        assert EVOARENA not in row["papers"]  # liked before: never recommended back
+        recs = row.recommended
+        assert recs and all(r.paper_id in row.papers for r in recs)
+        assert EVOARENA not in row.papers  # liked before: never recommended back
         sent = {r[0] for r in store.db.execute("select paper_id from sent_papers")}
-        assert {r["id"] for r in recs} <= sent
+        assert {r.paper_id for r in recs} <= sent
 
 
 def test_a_reader_without_signals_gets_the_email_exactly_as_before(

@@ -35,7 +35,7 @@ from digest.send import (
     SmtpPool,
     dot_stuffed,
 )
-from digest.store import Store
+from digest.store import DeliveryStatus, PlannedDelivery, Store
 from digest.tokens import Tokens
 from tests.conftest import make_config
 from tests.smtp_server import FaultyController, Recorder, free_port, start
@@ -112,14 +112,14 @@ def plan(store: Store, count: int) -> list[Job]:
     subs = list(store.iter_subscribers())
     store.plan_deliveries(
         [
-            {
-                "subscriber_id": s.id,
-                "email": s.email,
-                "edition": EDITION,
-                "status": "pending",
-                "papers": [f"2611.{s.id:05d}"],
-                "message_id": message_id_for(s.id or 0, EDITION, SENDER),
-            }
+            PlannedDelivery(
+                subscriber_id=s.id or 0,
+                email=s.email,
+                edition=EDITION,
+                status=DeliveryStatus.PENDING,
+                papers=(f"2611.{s.id:05d}",),
+                message_id=message_id_for(s.id or 0, EDITION, SENDER),
+            )
             for s in subs
         ],
         NOW.isoformat(),
@@ -130,8 +130,8 @@ def plan(store: Store, count: int) -> list[Job]:
 def jobs(store: Store) -> list[Job]:
     rows = store.due_deliveries(NOW.isoformat(), limit=10_000)
     return [
-        Job(r["id"], r["subscriber_id"], r["email"], r["edition"], tuple(r["papers"]),
-            message(r["email"], r["subscriber_id"]), r["attempts"], bool(r["possible_duplicate"]))
+        Job(r.id, r.subscriber_id, r.email, r.edition, r.papers,
+            message(r.email, r.subscriber_id), r.attempts, r.possible_duplicate)
         for r in rows
     ]  # fmt: skip
 
@@ -180,7 +180,7 @@ def test_messages_arrive_whole_with_every_header(smtp: tuple[Recorder, int], sto
     assert "<p>Hello p0@example.org</p>" in msg.get_body(("html",)).get_content()
     assert all(len(line) <= 998 for line in got.data.split(b"\r\n"))
     row = store.delivery(1, EDITION)
-    assert row["status"] == "sent" and row["last_reply"].startswith("2.0.0 Ok")
+    assert row.status == "sent" and row.last_reply.startswith("2.0.0 Ok")
     assert store.sent_counts(1) == (1, 1)
 
 
@@ -228,8 +228,8 @@ def test_permanent_failures_are_recorded_and_the_batch_goes_on(
     assert (stats.sent, stats.failed, stats.retried) == (3, 1, 0)
     assert recorder.to("p1@example.org") == []
     row = store.delivery(2, EDITION)
-    assert row["status"] == "failed" and row["last_reply"] == reply
-    assert row["attempts"] == 1
+    assert row.status == "failed" and row.last_reply == reply
+    assert row.attempts == 1
     sub = store.get_subscriber("p1@example.org")
     assert (sub.bounces, sub.status) == (1, "active")
     assert store.sent_counts(2) == (0, 0)
@@ -244,11 +244,11 @@ def test_a_persistent_4xx_is_deferred_to_a_later_run_not_lost(
     stats = send_all(store, smtp_config(port, max_attempts=4), plan(store, 2))
     assert (stats.sent, stats.deferred, stats.retried) == (1, 1, 3)
     row = store.delivery(1, EDITION)
-    assert row["status"] == "pending" and row["attempts"] == 4
-    assert row["next_attempt_at"] == "2026-11-24T08:30:00+00:00"
+    assert row.status == "pending" and row.attempts == 4
+    assert row.next_attempt_at == "2026-11-24T08:30:00+00:00"
     assert store.due_deliveries(NOW.isoformat()) == []  # not before its time
     later = "2026-11-24T08:31:00+00:00"
-    assert [r["id"] for r in store.due_deliveries(later)] == [1]
+    assert [r.id for r in store.due_deliveries(later)] == [1]
 
 
 def test_repeated_permanent_failures_make_a_subscriber_bounced(store: Store) -> None:
@@ -257,11 +257,11 @@ def test_repeated_permanent_failures_make_a_subscriber_bounced(store: Store) -> 
     )
     for n in range(3):
         store.plan_deliveries(
-            [{"subscriber_id": 1, "email": "gone@example.org", "edition": f"2026-11-2{n}",
-              "status": "pending", "papers": [], "message_id": f"<{n}@x>"}],
+            [PlannedDelivery(1, "gone@example.org", f"2026-11-2{n}", DeliveryStatus.PENDING,
+                             (), f"<{n}@x>")],
             NOW.isoformat(),
         )  # fmt: skip
-        became = store.mark_failed(n + 1, 1, "550 no such user", NOW.isoformat(), 3)
+        became = store.mark_bounced(n + 1, 1, "550 no such user", NOW.isoformat(), 3)
         assert became == (n == 2)
     sub = store.get_subscriber("gone@example.org")
     assert (sub.status, sub.bounces) == ("bounced", 3)
@@ -277,7 +277,7 @@ def test_an_unsubscribe_during_a_run_stops_the_mail(
     stats = send_all(store, smtp_config(port), items)
     assert (stats.sent, stats.skipped) == (2, 1)
     assert recorder.to("p1@example.org") == []
-    assert store.delivery(2, EDITION)["status"] == "skipped"
+    assert store.delivery(2, EDITION).status == "skipped"
 
 
 def test_a_delivery_claimed_elsewhere_is_not_sent_again(
@@ -398,7 +398,7 @@ def test_a_5xx_on_our_side_defers_and_bounces_nobody(
     assert (stats.sent, stats.failed, stats.deferred, stats.bounced) == (0, 0, 2, 0)
     for n in (1, 2):
         row = store.delivery(n, EDITION)
-        assert row["status"] == "pending" and row["last_reply"].startswith("553")
+        assert row.status == "pending" and row.last_reply.startswith("553")
     assert {s.bounces for s in store.iter_subscribers()} == {0}
 
 
@@ -406,8 +406,8 @@ def plan_people(store: Store, addresses: list[str]) -> list[Job]:
     people = [Subscriber(a, status="active", queries=["x"]) for a in addresses]
     store.add_subscribers_bulk(people, NOW.isoformat(), "test")
     store.plan_deliveries(
-        [{"subscriber_id": s.id, "email": s.email, "edition": EDITION, "status": "pending",
-          "papers": [], "message_id": message_id_for(s.id or 0, EDITION, SENDER)}
+        [PlannedDelivery(s.id or 0, s.email, EDITION, DeliveryStatus.PENDING, (),
+                         message_id_for(s.id or 0, EDITION, SENDER))
          for s in store.iter_subscribers()],
         NOW.isoformat(),
     )  # fmt: skip
@@ -446,8 +446,8 @@ def test_without_smtputf8_only_the_non_ascii_local_part_waits_with_a_clear_reaso
     assert (stats.sent, stats.failed, stats.deferred, stats.retried) == (3, 0, 1, 0)
     assert len(recorder.received) == 3 and recorder.to("jörg@xn--mnchen-3ya.de") == []
     row = store.delivery(3, EDITION)
-    assert row["status"] == "pending" and row["next_attempt_at"] == "2026-11-24T08:30:00+00:00"
-    assert row["last_reply"].startswith("server does not offer SMTPUTF8")
+    assert row.status == "pending" and row.next_attempt_at == "2026-11-24T08:30:00+00:00"
+    assert row.last_reply.startswith("server does not offer SMTPUTF8")
     assert stats.failures == [
         "jörg@münchen.de: will retry later: server does not offer SMTPUTF8 "
         "(needed for a non-ASCII local part)"
@@ -558,7 +558,7 @@ def test_our_side_failing_for_many_runs_never_fails_a_delivery(
     for _ in range(3):
         stats = send_all(store, config, jobs_at(store, "2026-11-25T00:00:00+00:00"))
         assert (stats.failed, stats.deferred) == (0, len(items))
-    assert store.delivery(1, EDITION)["status"] == "pending"
+    assert store.delivery(1, EDITION).status == "pending"
     recorder.faults.mail.clear()
     assert send_all(store, config, jobs_at(store, "2026-11-25T00:00:00+00:00")).sent == 1
 
@@ -573,14 +573,14 @@ def test_a_4xx_about_the_address_fails_after_give_up_after(
     first = send_all(store, config, jobs_at(store, "2026-11-25T00:00:00+00:00"))
     second = send_all(store, config, jobs_at(store, "2026-11-25T00:00:00+00:00"))
     assert (first.deferred, second.failed) == (1, 1)
-    assert store.delivery(1, EDITION)["status"] == "failed"
+    assert store.delivery(1, EDITION).status == "failed"
 
 
 def jobs_at(store: Store, now: str) -> list[Job]:
     rows = store.due_deliveries(now, limit=10_000)
     return [
-        Job(r["id"], r["subscriber_id"], r["email"], r["edition"], tuple(r["papers"]),
-            message(r["email"], r["subscriber_id"]), r["attempts"], bool(r["possible_duplicate"]))
+        Job(r.id, r.subscriber_id, r.email, r.edition, r.papers,
+            message(r.email, r.subscriber_id), r.attempts, r.possible_duplicate)
         for r in rows
     ]  # fmt: skip
 

@@ -9,7 +9,7 @@ import pytest
 
 from digest.errors import StoreError
 from digest.models import Paper
-from digest.store import Store, migrations
+from digest.store import DeliveryStatus, PlannedDelivery, Store, migrations
 
 NOW = "2026-06-12T09:00:00+00:00"
 
@@ -86,8 +86,8 @@ def test_a_full_database_is_one_storage_error_and_the_batch_is_not_half_written(
     pages = store.db.execute("pragma page_count").fetchone()[0]
     store.db.execute(f"pragma max_page_count = {pages + 2}")
     rows = [
-        {"subscriber_id": n, "email": f"p{n}@example.org", "edition": "2026-06-12",
-         "status": "pending", "papers": ["x" * 200] * 20, "message_id": f"<{n}@example.org>"}
+        PlannedDelivery(n, f"p{n}@example.org", "2026-06-12", DeliveryStatus.PENDING,
+                        ("x" * 200,) * 20, f"<{n}@example.org>")
         for n in range(500)
     ]  # fmt: skip
     with pytest.raises(StoreError) as info:
@@ -107,8 +107,8 @@ def test_a_read_only_database_file_is_one_storage_error_with_what_to_do(tmp_path
     try:
         with pytest.raises(StoreError) as info, Store(path) as store:
             store.plan_deliveries(
-                [{"subscriber_id": 1, "email": "a@example.org", "edition": "2026-06-12",
-                  "status": "pending", "papers": [], "message_id": "<1@example.org>"}],
+                [PlannedDelivery(1, "a@example.org", "2026-06-12", DeliveryStatus.PENDING, (),
+                                 "<1@example.org>")],
                 NOW,
             )  # fmt: skip
         assert str(info.value) == (

@@ -11,7 +11,14 @@ import pytest
 
 from digest.errors import StoreError
 from digest.models import Paper, Subscriber
-from digest.store import Store
+from digest.store import (
+    Delivery,
+    DeliveryStatus,
+    EditionWindow,
+    Failure,
+    PlannedDelivery,
+    Store,
+)
 
 T0 = "2026-06-12T08:00:00+00:00"
 T1 = "2026-06-12T09:00:00+00:00"
@@ -28,18 +35,18 @@ def _people(store: Store, *emails: str) -> list[Subscriber]:
 
 def _plan(store: Store, subs: Sequence[Subscriber], edition: str = EDITION) -> list[int]:
     rows = [
-        {"subscriber_id": s.id, "email": s.email, "edition": edition, "status": "pending",
-         "papers": ["2606.00001", "2606.00002"], "message_id": f"<{s.id}.{edition}@t>"}
+        PlannedDelivery(s.id or 0, s.email, edition, DeliveryStatus.PENDING,
+                        ("2606.00001", "2606.00002"), f"<{s.id}.{edition}@t>")
         for s in subs
     ]  # fmt: skip
     store.plan_deliveries(rows, T0)
-    return [int(r["id"]) for r in store.due_deliveries(T0) if r["edition"] == edition]
+    return [r.id for r in store.due_deliveries(T0) if r.edition == edition]
 
 
 def _status(store: Store, sub: Subscriber, edition: str = EDITION) -> str:
     row = store.delivery(sub.id or 0, edition)
     assert row is not None
-    return str(row["status"])
+    return row.status.value
 
 
 # The delivery log: pending -> sending -> sent | pending (retry) | failed; skipped
@@ -48,11 +55,37 @@ def _status(store: Store, sub: Subscriber, edition: str = EDITION) -> str:
 def test_planning_twice_keeps_the_first_plan(store: Store) -> None:
     (ada,) = _people(store, "ada@example.org")
     _plan(store, [ada])
-    again = [{"subscriber_id": ada.id, "email": ada.email, "edition": EDITION,
-              "status": "pending", "papers": ["other"], "message_id": "<x@t>"}]  # fmt: skip
+    again = [
+        PlannedDelivery(
+            ada.id or 0, ada.email, EDITION, DeliveryStatus.PENDING, ("other",), "<x@t>"
+        )
+    ]
     assert store.plan_deliveries(again, T1) == 0
     row = store.delivery(ada.id or 0, EDITION)
-    assert row is not None and row["papers"] == ["2606.00001", "2606.00002"]
+    assert row is not None and row.papers == ("2606.00001", "2606.00002")
+
+
+def test_a_delivery_reads_back_as_a_typed_record_of_every_column(store: Store) -> None:
+    (ada,) = _people(store, "ada@example.org")
+    planned = PlannedDelivery(
+        ada.id or 0, ada.email, EDITION, DeliveryStatus.SKIPPED, (), "<m@t>",
+        matched=0, new_papers=12, reply="no matching papers",
+    )  # fmt: skip
+    assert store.plan_deliveries([planned], T0) == 1
+    assert store.delivery(ada.id or 0, EDITION) == Delivery(
+        id=1, subscriber_id=ada.id or 0, email=ada.email, edition=EDITION,
+        status=DeliveryStatus.SKIPPED, papers=(), attempts=0, last_reply="no matching papers",
+        message_id="<m@t>", possible_duplicate=False, created_at=T0, updated_at=T0,
+        sent_at=None, next_attempt_at=None, matched=0, new_papers=12, recommended=(),
+    )  # fmt: skip
+
+
+def test_delivery_statuses_keep_their_text_in_sql(store: Store) -> None:
+    (ada,) = _people(store, "ada@example.org")
+    (delivery,) = _plan(store, [ada])
+    store.claim_delivery(delivery, T1)
+    (text,) = store.db.execute("select status from deliveries").fetchone()
+    assert text == "sending" == DeliveryStatus.SENDING and _status(store, ada) == "sending"
 
 
 def test_a_delivery_is_claimed_once_and_only_while_pending(store: Store) -> None:
@@ -83,7 +116,11 @@ def test_a_retry_waits_for_its_time_and_keeps_its_reply(store: Store) -> None:
     store.mark_retry(delivery, "451 try later", next_attempt_at=T2, now=T0)
     assert store.due_deliveries(T1) == []
     (due,) = store.due_deliveries(T2)
-    assert (due["status"], due["last_reply"], due["attempts"]) == ("pending", "451 try later", 1)
+    assert (due.status, due.last_reply, due.attempts) == (
+        DeliveryStatus.PENDING,
+        "451 try later",
+        1,
+    )
 
 
 def test_an_interrupted_send_comes_back_flagged_as_a_possible_duplicate(store: Store) -> None:
@@ -92,8 +129,8 @@ def test_an_interrupted_send_comes_back_flagged_as_a_possible_duplicate(store: S
     store.claim_delivery(first, T1)
     assert store.recover_interrupted(T2) == 1
     (again, untouched) = store.due_deliveries(T2)
-    assert (again["id"], again["possible_duplicate"]) == (first, 1)
-    assert (untouched["id"], untouched["possible_duplicate"]) == (second, 0)
+    assert (again.id, again.possible_duplicate) == (first, True)
+    assert (untouched.id, untouched.possible_duplicate) == (second, False)
 
 
 def test_recovery_of_one_shard_leaves_the_other_shards_sends_alone(store: Store) -> None:
@@ -112,7 +149,7 @@ def test_a_message_we_could_not_build_stays_due_for_the_next_run(store: Store) -
     store.claim_delivery(delivery, T1)
     store.mark_unbuilt(delivery, "DKIM key does not load", T1)
     (due,) = store.due_deliveries(T1)
-    assert (due["id"], due["last_reply"]) == (delivery, "DKIM key does not load")
+    assert (due.id, due.last_reply) == (delivery, "DKIM key does not load")
 
 
 def test_a_skipped_delivery_is_never_due(store: Store) -> None:
@@ -125,9 +162,10 @@ def test_a_skipped_delivery_is_never_due(store: Store) -> None:
 def test_a_failure_that_is_not_a_bounce_counts_no_bounce(store: Store) -> None:
     (ada,) = _people(store, "ada@example.org")
     (delivery,) = _plan(store, [ada])
-    assert store.mark_failed(delivery, ada.id or 0, "554 policy", T1, bounce_limit=None) is False
+    store.mark_failed(delivery, "554 policy", T1)
     sub = store.get_subscriber(ada.id or 0)
     assert sub is not None and (sub.bounces, sub.status) == (0, "active")
+    assert _status(store, ada) == "failed"
 
 
 def test_bounces_up_to_the_limit_make_the_subscriber_bounced_once(store: Store) -> None:
@@ -135,7 +173,7 @@ def test_bounces_up_to_the_limit_make_the_subscriber_bounced_once(store: Store) 
     became = []
     for day in ("2026-06-10", "2026-06-11", "2026-06-12"):
         (delivery,) = _plan(store, [ada], edition=day)
-        became.append(store.mark_failed(delivery, ada.id or 0, "550 no user", T1, bounce_limit=2))
+        became.append(store.mark_bounced(delivery, ada.id or 0, "550 no user", T1, bounce_limit=2))
     assert became == [False, True, False], "the change happens once, at the limit"
     sub = store.get_subscriber(ada.id or 0)
     assert sub is not None and (sub.bounces, sub.status) == (3, "bounced")
@@ -149,7 +187,7 @@ def test_due_deliveries_page_through_in_id_order(store: Store) -> None:
     seen: list[int] = []
     after = 0
     while page := store.due_deliveries(T1, after_id=after, limit=3):
-        seen += [int(r["id"]) for r in page]
+        seen += [r.id for r in page]
         after = seen[-1]
     assert seen == sorted(planned)
 
@@ -159,10 +197,9 @@ def test_delivery_counts_and_recent_failures_read_the_log(store: Store) -> None:
     first, second, _ = _plan(store, [ada, bob, zoe])
     store.claim_delivery(first, T1)
     store.mark_sent(first, ada.id or 0, ["2606.00001"], EDITION, "250 ok", T1)
-    store.mark_failed(second, bob.id or 0, "550 no such user", T1, bounce_limit=None)
+    store.mark_failed(second, "550 no such user", T1)
     assert store.delivery_counts() == {"sent": 1, "failed": 1, "pending": 1}
-    (failure,) = store.recent_failures()
-    assert failure["email"] == "bob@example.org" and "550" in failure["last_reply"]
+    assert store.recent_failures() == [Failure("bob@example.org", EDITION, "550 no such user", T1)]
 
 
 def test_an_alert_is_remembered_so_it_is_sent_once_per_period(store: Store) -> None:
@@ -262,10 +299,11 @@ def test_an_editions_window_is_fixed_when_first_opened_and_the_next_starts_there
     store: Store,
 ) -> None:
     first = store.open_edition("2026-06-11", T0, default_start="2026-06-10T00:00:00+00:00")
-    assert first["window_start"] == "2026-06-10T00:00:00+00:00" and first["window_end"] == T0
+    assert first == EditionWindow("2026-06-11", "2026-06-10T00:00:00+00:00", T0, T0)
     assert store.open_edition("2026-06-11", T2, default_start="x") == first, "re-runs agree"
+    assert store.get_edition("2026-06-11") == first
     second = store.open_edition("2026-06-12", T1, default_start="x")
-    assert (second["window_start"], second["window_end"]) == (T0, T1)
+    assert (second.window_start, second.window_end) == (T0, T1)
 
 
 def test_papers_first_seen_in_a_window_are_that_windows_papers(store: Store) -> None:

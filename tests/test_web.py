@@ -22,7 +22,7 @@ from digest.config import load_config, load_topics, parse_config
 from digest.errors import SubscriberError
 from digest.models import Subscriber
 from digest.send import OutboxTransport
-from digest.store import Store
+from digest.store import DeliveryStatus, PlannedDelivery, Store
 from digest.tokens import Tokens
 from digest.web import create_app
 
@@ -373,8 +373,8 @@ def test_the_web_and_a_send_share_the_database_without_locking_errors(
     with Store(config.database.path) as store:
         store.add_subscribers_bulk(people, "2026-06-12T00:00:00", "test")
         store.plan_deliveries(
-            [{"subscriber_id": n + 1, "email": p.email, "edition": "2026-06-12",
-              "status": "pending", "papers": ["2606.00001"], "message_id": f"<{n}@x>"}
+            [PlannedDelivery(n + 1, p.email, "2026-06-12", DeliveryStatus.PENDING,
+                             ("2606.00001",), f"<{n}@x>")
              for n, p in enumerate(people)],
             "2026-06-12T00:00:00",
         )  # fmt: skip
@@ -385,9 +385,9 @@ def test_the_web_and_a_send_share_the_database_without_locking_errors(
             with Store(config.database.path) as store:
                 rows = store.due_deliveries("2026-06-13", limit=1000)
                 jobs = [
-                    Job(r["id"], r["subscriber_id"], r["email"], r["edition"], tuple(r["papers"]),
-                        build_message(sender="d@example.org", to=r["email"], subject="s",
-                                      text="t", html=None, message_id=r["message_id"],
+                    Job(r.id, r.subscriber_id, r.email, r.edition, r.papers,
+                        build_message(sender="d@example.org", to=r.email, subject="s",
+                                      text="t", html=None, message_id=r.message_id or "",
                                       date=datetime.now(UTC)))
                     for r in rows
                 ]  # fmt: skip

@@ -1,8 +1,9 @@
 """The web edition through httpx against the ASGI app (issue 15): today's papers ranked like
 the email, search with the filter language, topic chips, days and weeks, the live preview
 (JSON and the no-JavaScript button), each email as a page with what its cap left out, the
-personal Atom feed, per-field form errors, and what the CSP lets run. A real SQLite file
-filled by a real daily run from a recorded HF response; emails land in a real outbox."""
+personal Atom feed, per-field form errors, what the CSP lets run, and (issue 16) the "More/Less
+like this" links of each paper on that page. A real SQLite file filled by a real daily run from
+a recorded HF response; emails land in a real outbox."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from digest.models import Subscriber
 from digest.pipeline import Pipeline
 from digest.query import parse
 from digest.send import OutboxTransport
-from digest.store import Store
+from digest.store import SignalKind, Store
 from digest.tokens import Tokens
 from digest.web import create_app
 from digest.web.atom import ATOM, Entry, feed_xml
@@ -431,3 +432,94 @@ async def test_an_unexpected_error_and_a_missing_page_are_styled_pages(tmp_path:
             assert page.cssselect("h1") and page.cssselect('a[href="/"]')
         home = await client.get("/")  # no papers yet: the page and its form still answer
     assert home.status_code == 200 and doc(home).cssselect("#empty, form#subscribe")
+
+
+async def view_page(edition: Edition, client: httpx.AsyncClient) -> lxml_html.HtmlElement:
+    text = edition.message.get_body(("plain",)).get_content()
+    found = re.search(r"View in your browser: (\S+)", text)
+    assert found
+    response = await client.get(found.group(1)[len(BASE) :])
+    assert response.status_code == 200
+    return doc(response)
+
+
+def feedback_of(card: lxml_html.HtmlElement) -> tuple[str, str]:
+    """A card's More and Less hrefs, checked to be its only two feedback links."""
+    links = [(a.text_content(), a.get("href")) for a in card.cssselect(".feedback a")]
+    assert [label for label, _ in links] == ["More like this", "Less like this"]
+    return links[0][1], links[1][1]
+
+
+async def test_view_in_browser_has_more_and_less_like_this_signed_for_the_reader_and_paper(
+    edition: Edition, client: httpx.AsyncClient
+) -> None:
+    """Issue 16: every paper on the view page, the email's and those its cap left out, has
+    feedback links whose token names this subscriber and exactly that card's paper."""
+    page = await view_page(edition, client)
+    titles = {" ".join(p.title.split())[:40]: p.id for p in stored_papers(edition)}
+    for under in ("#email", "#left-out"):
+        cards = page.cssselect(f"{under} .card")
+        assert cards, under
+        for card in cards:
+            more, less = feedback_of(card)
+            assert more.startswith("/fb/more/") and less.startswith("/fb/less/")
+            token = more.removeprefix("/fb/more/")
+            assert less.removeprefix("/fb/less/") == token
+            claims, paper_id = edition.tokens().read_paper(token)
+            assert claims.subscriber_id == edition.sub.id and claims.is_for(edition.sub.email)
+            title = " ".join(card.cssselect(".title")[0].text_content().split())
+            assert titles[title[:40]] == paper_id
+
+
+async def test_a_view_pages_feedback_link_shows_a_button_and_only_its_post_records(
+    edition: Edition, client: httpx.AsyncClient
+) -> None:
+    page = await view_page(edition, client)
+    emailed, _ = feedback_of(page.cssselect("#email .card")[0])
+    _, left_out = feedback_of(page.cssselect("#left-out .card")[0])
+    expected: dict[str, SignalKind] = {}
+
+    def recorded() -> dict[str, SignalKind]:
+        with Store(edition.config.database.path) as store:
+            return {s.paper_id: s.kind for s in store.reader_signals(edition.sub.id or 0)}
+
+    for url, kind in ((emailed, SignalKind.MORE), (left_out, SignalKind.LESS)):
+        shown = await client.get(url)
+        assert shown.status_code == 200
+        (form,) = doc(shown).cssselect("form[method=post]")
+        assert form.get("action") == url and form.cssselect("button")
+        assert recorded() == expected  # a GET (a link scanner's) records nothing
+        done = await client.post(url)
+        assert done.status_code == 200 and doc(done).cssselect("#notice, #liked-link")
+        expected[edition.tokens().read_paper(url.rsplit("/", 1)[1])[1]] = kind
+        assert recorded() == expected
+    assert len(expected) == 2
+
+
+async def test_a_feedback_token_for_another_subscriber_or_paper_records_nothing(
+    edition: Edition, client: httpx.AsyncClient
+) -> None:
+    with Store(edition.config.database.path) as store:
+        bob = store.add_subscriber(
+            Subscriber("bob@example.org", status="active", queries=[QUERY]),
+            edition.now.isoformat(), "test",
+        )  # fmt: skip
+    page = await view_page(edition, client)
+    more, _ = feedback_of(page.cssselect("#email .card")[0])
+    _, paper = edition.tokens().read_paper(more.rsplit("/", 1)[1])
+    ada, tokens = edition.sub, edition.tokens()
+    bad = [
+        tokens.make_paper(bob.id or 0, ada.email, paper),  # Ada's address, Bob's id
+        tokens.make_paper(ada.id or 0, "bob@example.org", paper),  # Ada's id, Bob's address
+        tokens.make_paper(ada.id or 0, ada.email, "2101.99999"),  # a paper we do not have
+        Tokens("another").make_paper(ada.id or 0, ada.email, paper),  # not our secret
+        tokens.make("web", ada.id or 0, ada.email),  # the view page's own token
+        more.rsplit("/", 1)[1][:-3] + "xyz",  # cut and retyped
+    ]
+    for token in bad:
+        for kind in ("more", "less"):
+            assert (await client.get(f"/fb/{kind}/{token}")).status_code == 400, token
+            assert (await client.post(f"/fb/{kind}/{token}")).status_code == 400, token
+    with Store(edition.config.database.path) as store:
+        assert store.reader_signals(ada.id or 0) == []
+        assert store.reader_signals(bob.id or 0) == []

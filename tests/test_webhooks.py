@@ -37,7 +37,7 @@ from digest.message import message_id_for
 from digest.models import Subscriber
 from digest.send import OutboxTransport
 from digest.sources.http import fetch_small
-from digest.store import Store
+from digest.store import DeliveryStatus, PlannedDelivery, Store
 from digest.web import create_app
 
 SECRET = "webhook-test-secret-0123456789abcdef"
@@ -124,12 +124,12 @@ class Hooks:
         with Store(self.config.database.path) as store:
             sub = store.add_subscriber(Subscriber(email, status="active"), NOW.isoformat(), "t")
             assert sub.id is not None
-            row = {"subscriber_id": sub.id, "email": email, "edition": DAY, "status": "pending",
-                   "papers": [], "message_id": message_id_for(sub.id, DAY, FROM)}  # fmt: skip
+            row = PlannedDelivery(sub.id, email, DAY, DeliveryStatus.PENDING, (),
+                                  message_id_for(sub.id, DAY, FROM))  # fmt: skip
             store.plan_deliveries([row], NOW.isoformat())
             delivery = store.delivery(sub.id, DAY)
             assert delivery is not None
-            store.mark_sent(delivery["id"], sub.id, [], DAY, "250 ok", NOW.isoformat())
+            store.mark_sent(delivery.id, sub.id, [], DAY, "250 ok", NOW.isoformat())
         self.people[email] = sub.id
         return sub.id
 

@@ -69,7 +69,9 @@ class SeenTokens(Protocol):
 
     def __contains__(self, token: object) -> bool: ...
 
-    def add(self, token: str) -> None: ...
+    def add(self, token: str) -> None:
+        """Remember `token`, so the same signed request replayed later is refused."""
+        ...
 
 
 CertificateFetcher = Callable[[str], bytes]
@@ -97,13 +99,23 @@ class MailgunEvent:
 
 
 def check_content_type(source: Source, content_type: str | None) -> None:
-    """415 unless the provider's body arrives with the media type it is documented to use."""
+    """Refuse a body not sent with the media type the provider documents.
+
+    Raises:
+        WebhookRefused: 415, another or no Content-Type.
+    """
     media = (content_type or "").split(";")[0].strip().lower()
     if media not in CONTENT_TYPES.get(source, ()):
         raise WebhookRefused(f"{source} webhook: unexpected Content-Type {media!r}", 415)
 
 
 def load_object(body: bytes, what: str) -> dict[str, object]:
+    """The body as a JSON object, read only after its size is checked: a provider's body is
+    untrusted until verified, so it must not cost unbounded memory or recursion first.
+
+    Raises:
+        WebhookRefused: 413 for a body over MAX_BODY, 400 for anything but a JSON object.
+    """
     if len(body) > MAX_BODY:
         raise WebhookRefused(f"{what}: body over {MAX_BODY} bytes", 413)
     try:
@@ -116,16 +128,20 @@ def load_object(body: bytes, what: str) -> dict[str, object]:
 
 
 def string(data: JsonObject, key: str) -> str:
+    """`data[key]` if it is a string, else "": a missing or mistyped field in a provider's
+    JSON reads as absent instead of raising in the middle of parsing."""
     value = data.get(key)
     return value if isinstance(value, str) else ""
 
 
 def obj(data: JsonObject, key: str) -> JsonObject:
+    """`data[key]` if it is a JSON object, else {}: lets nested lookups chain safely."""
     value = data.get(key)
     return value if isinstance(value, dict) else {}
 
 
 def objects(data: JsonObject, key: str) -> list[JsonObject]:
+    """The JSON objects in the list `data[key]`, skipping anything else it holds."""
     value = data.get(key)
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
@@ -134,7 +150,11 @@ def objects(data: JsonObject, key: str) -> list[JsonObject]:
 
 
 def check_sns_url(url: str) -> str:
-    """The URL, if it is https on an SNS host with no user, port or query tricks."""
+    """The URL, if it is https on an SNS host with no user, port or query tricks.
+
+    Raises:
+        WebhookRefused: 403, a URL anywhere else (we would fetch or GET what it names).
+    """
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if (
@@ -148,6 +168,12 @@ def check_sns_url(url: str) -> str:
 
 
 def check_certificate_url(url: str) -> str:
+    """The SigningCertURL, if it names a .pem file on an SNS host: the certificate is what
+    the signature is checked against, so one from anywhere else would prove nothing.
+
+    Raises:
+        WebhookRefused: not https on an SNS host, not a .pem, or with a query or fragment.
+    """
     check_sns_url(url)
     parts = urlsplit(url)
     if not parts.path.endswith(".pem") or parts.query or parts.fragment:
@@ -156,6 +182,12 @@ def check_certificate_url(url: str) -> str:
 
 
 def sns_string_to_sign(message: JsonObject, kind: str) -> bytes:
+    """The bytes SNS signed for a message of this Type: the Type's fields in byte order, each
+    as "Key\\nvalue\\n" (AWS's documented canonical form; Subject only when present).
+
+    Raises:
+        WebhookRefused: 400 when a field the Type requires is missing or not a string.
+    """
     lines = []
     for key in SNS_FIELDS[kind]:
         value = message.get(key)
@@ -335,7 +367,11 @@ def parse_ses(sns: SnsMessage, mailboxes: Mailboxes) -> Report:
 
 
 def verify_basic_auth(authorization: str | None, user: str, password: str) -> None:
-    """Postmark's webhook credentials, compared in constant time; 401 when they differ."""
+    """Postmark's webhook credentials, compared in constant time.
+
+    Raises:
+        WebhookRefused: 401 when they differ; 503 when none are configured (our side).
+    """
     if not user or not password:
         raise WebhookRefused("Postmark webhook: no credentials configured", 503)
     scheme, _, encoded = (authorization or "").partition(" ")
@@ -362,7 +398,11 @@ POSTMARK_KINDS = {
 
 def parse_postmark(body: bytes, mailboxes: Mailboxes) -> Report:
     """A Postmark bounce or spam-complaint webhook. Postmark's MessageID is its own id; a
-    VERP token may travel in the message's Metadata under `token`."""
+    VERP token may travel in the message's Metadata under `token`.
+
+    Raises:
+        WebhookRefused: 413 or 400, a body too big or not a JSON object.
+    """
     data = load_object(body, "Postmark")
     record = string(data, "RecordType")
     kind_name = "SpamComplaint" if record == "SpamComplaint" else string(data, "Type")
@@ -398,7 +438,12 @@ def verify_mailgun(
     max_age: timedelta = timedelta(minutes=5),
 ) -> MailgunEvent:
     """A Mailgun webhook whose signature verifies, whose timestamp is fresh and whose token
-    was never seen before (the token is remembered in `seen`)."""
+    was never seen before (the token is remembered in `seen`).
+
+    Raises:
+        WebhookRefused: any check failed (409 for a replay, 503 with no signing key); its
+            status is the answer, and nothing may change.
+    """
     if not signing_key:
         raise WebhookRefused("Mailgun webhook: no signing key configured", 503)
     data = load_object(body, "Mailgun")
@@ -455,11 +500,15 @@ def parse_mailgun(event: MailgunEvent, mailboxes: Mailboxes) -> Report:
 
 
 def angle(message_id: str) -> str | None:
+    """A provider's Message-ID in the `<id>` form our deliveries are stored under, or None
+    when it is empty or not a single word (so it can never match the wrong delivery)."""
     value = message_id.strip().strip("<>").strip()
     return f"<{value}>" if value and " " not in value else None
 
 
 def token_of_sender(sender: str, mailboxes: Mailboxes) -> str | None:
+    """The VERP token in the envelope sender the provider reports, which names the delivery
+    that bounced; None without a bounce address to compare with. Unverified: see `verified`."""
     if not sender or not mailboxes.bounce_address:
         return None
     return token_in_address(sender, mailboxes.bounce_address, mailboxes.delimiter)

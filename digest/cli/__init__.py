@@ -16,6 +16,8 @@ from digest.cli.app import app
 
 
 def main() -> None:
+    """The `digest` console script and `python -m digest`: runs the typer app, whose exit
+    code is the process's (0 done, 1 something failed, 2 refused to start)."""
     app()
 
 

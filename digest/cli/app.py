@@ -84,7 +84,7 @@ def fails_cleanly(func: F) -> F:
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("[red]Interrupted.[/red]")
-            raise typer.Exit(130) from None
+            raise typer.Exit(130) from None  # 128 + SIGINT: what a shell reports for Ctrl-C
 
     return wrapper  # type: ignore[return-value]
 

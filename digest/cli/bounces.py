@@ -45,6 +45,8 @@ def bounces_command(
     with store:
         report = process_mailbox(cfg, store, datetime.now(UTC))
     if as_json:
+        # Straight to stdout: rich would wrap long lines at the console width (80 in a pipe)
+        # and break the one-object-a-line contract.
         for outcome in report.outcomes:
             sys.stdout.write(json.dumps(outcome.as_json(), ensure_ascii=False) + "\n")
     else:

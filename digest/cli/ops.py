@@ -46,7 +46,7 @@ def serve_command(
     Refuses to start (exit 2) without DIGEST_SECRET (32+ characters), with a DKIM key that
     does not sign or templates that do not load.
     """
-    from digest.web import serve
+    from digest.web import serve  # here, so other commands never load starlette or uvicorn
 
     cfg = load_config(config)
     topics = open_topics(cfg)
@@ -67,6 +67,7 @@ def stats_command(
         data = stats(store, datetime.now(UTC), days)
     if as_json:
         data["sources"] = [asdict(s) for s in data["sources"]]
+        data["recent_failures"] = [asdict(f) for f in data["recent_failures"]]
         sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
         return
     people = ", ".join(f"{n} {s}" for s, n in sorted(data["subscribers"].items())) or "none"
@@ -101,8 +102,8 @@ def stats_command(
         for column in ("when", "email", "edition", "reply"):
             failures.add_column(column)
         for f in data["recent_failures"]:
-            failures.add_row(f["updated_at"][:16], escape(f["email"]), f["edition"],
-                             escape(f["last_reply"] or ""))  # fmt: skip
+            failures.add_row(f.updated_at[:16], escape(f.email), f.edition,
+                             escape(f.last_reply or ""))  # fmt: skip
         out.print(failures)
 
 

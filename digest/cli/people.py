@@ -332,6 +332,8 @@ def import_command(
     """Import subscribers from CSV: all rows or none; known addresses are skipped. Pending
     ones (without --active) are sent a confirmation email."""
     try:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM, which would become part of the
+        # first header ("\ufeffemail") and hide the email column.
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as ex:
         raise SubscriberError(f"{path}: cannot read: {ex}") from ex
@@ -342,6 +344,7 @@ def import_command(
         report = subs.import_csv(
             store, open_topics(cfg), text, started, "active" if active else "pending"
         )
+        # The rows this import added (the report counts them, it does not name them).
         pending = [
             s for s in store.iter_subscribers(["pending"]) if (s.created_at or "") >= started
         ]

@@ -28,6 +28,7 @@ def _plain(paper: Paper) -> str:
 
 
 def _singular(word: str) -> str:
+    # Crude on purpose: enough that "model" and "models" are not both shown as shared terms.
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 

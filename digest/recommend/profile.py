@@ -69,10 +69,12 @@ class ProfileInputs:
         feedback = feedback or {}
         more = frozenset(p for p, f in feedback.items() if f is Feedback.MORE)
         less = frozenset(p for p, f in feedback.items() if f is Feedback.LESS)
+        # Less said about a seed outranks the seed: the reader's latest word wins.
         return cls(frozenset(seeds) - less, more, less)
 
     @property
     def liked(self) -> frozenset[str]:
+        """The papers the profile moves toward: seeds and papers marked More."""
         return self.seeds | self.more
 
     def fingerprint(self, version: bytes, method: Method = Method.CENTROID) -> str:
@@ -108,6 +110,12 @@ class Profile:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Profile:
+        """The profile `to_bytes` stored, checked before it is believed.
+
+        Raises:
+            RecommendError: the blob is cut short, of another format or of a size that does
+                not match its header; the reader's profile must be fitted again.
+        """
         if len(data) < _PROFILE.size:
             raise RecommendError("recommend: a stored profile is too short; fit it again")
         magic, dims, bias, fingerprint = _PROFILE.unpack_from(data)
@@ -174,6 +182,7 @@ def fit_profile(
     y = np.zeros(len(x), dtype=np.int8)
     y[: len(pos)] = 1
     weight = np.ones(len(x), dtype=np.float64)
+    # Balanced classes: the few liked papers weigh as much in total as the whole background.
     weight[: len(pos)] = len(background) / len(pos)
     if neg is not None:
         weight[len(pos) + len(background) :] = 3.0

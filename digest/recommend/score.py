@@ -59,7 +59,11 @@ class Ranking:
 
 
 def stack_profiles(profiles: Mapping[str, Profile]) -> ProfileMatrix:
-    """One matrix from many profiles (all fitted against the same vocabulary)."""
+    """One matrix from many profiles (all fitted against the same vocabulary).
+
+    Raises:
+        RecommendError: the profiles are not all of one length (fitted on different fits).
+    """
     readers = tuple(profiles)
     if not readers:
         return ProfileMatrix((), np.zeros((0, 0), np.float32), np.zeros(0, np.float32))
@@ -109,6 +113,7 @@ def _top(scores: Matrix, k: int, papers: npt.NDArray[np.int32], best: Matrix) ->
     """Rows' top k, best first, into `papers`/`best`; ties keep the lower position first."""
     n = scores.shape[1]
     if k < n:
+        # argpartition is linear per row: only the k survivors are sorted, not every paper.
         top = np.argpartition(scores, n - k, axis=1)[:, n - k :]
     else:
         top = np.broadcast_to(np.arange(n), scores.shape).copy()
@@ -116,7 +121,7 @@ def _top(scores: Matrix, k: int, papers: npt.NDArray[np.int32], best: Matrix) ->
     order = np.lexsort((top, -top_scores), axis=1)
     top = np.take_along_axis(top, order, axis=1)
     top_scores = np.take_along_axis(top_scores, order, axis=1)
-    top[~np.isfinite(top_scores)] = -1
+    top[~np.isfinite(top_scores)] = -1  # an excluded paper (-inf) pads; it is never offered
     papers[:] = top
     best[:] = top_scores
 
@@ -136,6 +141,9 @@ def score_all(
     partial sort split over `threads` (numpy releases the GIL there). Memory stays about
     chunk x papers floats beyond the inputs; callers holding more readers than they want in
     memory call this once per batch read from the store.
+
+    Raises:
+        RecommendError: papers and profiles are of different lengths (different fits).
     """
     n_readers, n_papers = len(profiles.readers), papers.shape[0]
     k = max(0, min(k, n_papers))
@@ -155,8 +163,10 @@ def score_all(
             stop = min(start + chunk, n_readers)
             scores = profiles.weights[start:stop] @ papers_t
             scores += profiles.bias[start:stop, None]
+            # skip_rows is ordered, so this chunk's exclusions are one slice of it
             lo, hi = np.searchsorted(skip_rows, [start, stop])
             scores[skip_rows[lo:hi] - start, skip_cols[lo:hi]] = -np.inf
+            # Each thread sorts its own rows and writes its own slice of the output: no lock.
             step = -(-(stop - start) // max(1, threads))
             parts = [
                 pool.submit(

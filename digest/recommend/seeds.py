@@ -40,6 +40,9 @@ MAX_SEEDS = 2000
 MAX_SKIPPED = 20
 MAX_TITLE = 500
 
+# arXiv ids: YYMM.NNNN (NNNNN since 2015), and before April 2007 archive[.SUB]/YYMMNNN
+# (hep-th/9901001, math.GT/0309136). A bare id must not sit inside a longer number, a path
+# or a DOI: 10.1145/3301.12345 holds no arXiv id.
 _NEW_ID = r"\d{4}\.\d{4,5}"
 _OLD_ID = r"[a-z][a-z\-]+(?:\.[A-Z]{2})?/\d{7}"
 _ARXIV_ID = re.compile(rf"(?<![\w./])({_NEW_ID}|{_OLD_ID})(?:v\d+)?(?![\w])")
@@ -49,18 +52,25 @@ _ARXIV_URL = re.compile(
     re.IGNORECASE,
 )
 _ARXIV_LABEL = re.compile(rf"arxiv\s*+[:.]?\s*+({_NEW_ID}|{_OLD_ID})(?:v\d+)?", re.IGNORECASE)
+# arXiv registers DOIs of its own (10.48550/arXiv.ID): an id, not a DOI to look up.
 _ARXIV_DOI = re.compile(rf"^10\.48550/arxiv\.({_NEW_ID}|{_OLD_ID})(?:v\d+)?$", re.IGNORECASE)
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>{}]+)", re.IGNORECASE)
+# A cell starting so is a formula to a spreadsheet (CSV injection): its text is never kept.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class SeedFormat(enum.Enum):
+    """How a seeds file is read: by its file name's extension, else by its first lines."""
+
     TEXT = "text"
     BIBTEX = "bibtex"
     CSV = "csv"
 
 
 class SeedKind(enum.Enum):
+    """The identifier a reference carries, most trusted first: an arXiv id or a DOI names
+    one paper; a title is matched after normalising, and may miss."""
+
     ARXIV = "arxiv"
     DOI = "doi"
     TITLE = "title"
@@ -87,6 +97,8 @@ class Seeds:
     skipped_count: int = 0
 
     def skip(self, reason: str) -> None:
+        """Count a part of the file that named no paper; its reason is kept only while fewer
+        than MAX_SKIPPED are, so a hostile file cannot grow what the reader is shown."""
         self.skipped_count += 1
         if len(self.skipped) < MAX_SKIPPED:
             self.skipped.append(reason)
@@ -187,6 +199,8 @@ class _Refs(list[SeedRef]):
 
 
 def _decode(data: bytes) -> str:
+    # Excel's "Unicode text" is UTF-16 with a BOM; its plain CSV uses the Windows code page
+    # (cp1252 in Western locales), which is not UTF-8.
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16", errors="replace")
     try:
@@ -233,6 +247,8 @@ def _parse_bibtex(text: str, out: Seeds) -> None:
         if eprint and "arxiv" in archive.lower():
             ids.insert(0, f"arXiv:{eprint}")
         ids += [fields.get(k, "") for k in ("doi", "url", "journal", "note", "howpublished")]
+        # A bare number is an arXiv id only in a field meant for one: in a URL, journal or
+        # note, "2101.12345" may be pages or a report number.
         ref = _ref_from_ids(ids[:3], where, bare_id=True) or _ref_from_ids(ids, where, False)
         title = fields.get("title", "")
         if ref is None and len(title) > MAX_TITLE:

@@ -100,6 +100,8 @@ class Vectorizer:
 
     @property
     def dimensions(self) -> int:
+        """The length of every vector this fit makes (at most DEFAULT_DIMENSIONS: a small
+        corpus gets fewer); profiles must have the same length to be scored."""
         return int(self.components.shape[0])
 
     def sparse(self, papers: Sequence[Paper]) -> sparse.csr_matrix:
@@ -114,6 +116,8 @@ class Vectorizer:
                 vocabulary={t: i for i, t in enumerate(self.terms)},
                 dtype=np.float32,
             )
+        # TfidfVectorizer's arithmetic (sublinear tf, idf, l2) redone on plain arrays, so a
+        # reloaded fit needs only its terms and idf, never a pickled scikit-learn object.
         rows = sparse.csr_matrix(self._counter.transform([paper_text(p) for p in papers]))
         rows = rows.astype(np.float32)
         np.log(rows.data, out=rows.data)
@@ -144,7 +148,11 @@ class Vectorizer:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Vectorizer:
-        """Reload a fit saved by `to_bytes`; a damaged one is one clear error."""
+        """Reload a fit saved by `to_bytes`.
+
+        Raises:
+            RecommendError: the bytes do not load or do not agree with each other; fit again.
+        """
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as saved:
                 terms = [str(t) for t in saved["terms"]]
@@ -171,6 +179,9 @@ def fit_vectorizer(
     """Fit the vocabulary and projection on a corpus (months of stored papers).
 
     Deterministic for the same papers, so two runs agree on every vector.
+
+    Raises:
+        RecommendError: fewer than 4 papers, or none with a word that counts.
     """
     if len(papers) < 4:
         raise RecommendError(f"recommend: {len(papers)} papers are too few to fit a vocabulary")
@@ -183,10 +194,13 @@ def fit_vectorizer(
     idf = np.asarray(tfidf.idf_, dtype=np.float32)
     unprojected = Vectorizer(terms, idf, np.zeros((0, len(terms)), np.float32), bytes(8))
     rows = unprojected.sparse(papers)
+    # A small corpus cannot fill `dimensions`: k stays below both sides of the matrix.
+    # A fixed random_state keeps the randomized SVD, and so every stored vector, reproducible.
     k = max(1, min(dimensions, rows.shape[0] - 1, rows.shape[1] - 1))
     svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=5, random_state=0)
     svd.fit(rows)
     components = np.asarray(svd.components_, dtype=np.float32)
+    # Named by its content: refitting on the same papers keeps every stored vector valid.
     digest = hashlib.sha256(components.tobytes() + "\n".join(terms).encode()).digest()[:8]
     return Vectorizer(terms, idf, components, digest)
 
@@ -198,7 +212,11 @@ def vector_to_bytes(vector: Matrix, version: bytes) -> bytes:
 
 
 def vector_from_bytes(data: bytes, version: bytes | None = None) -> Matrix:
-    """The vector back from `vector_to_bytes`; refuses bytes of another fit or a cut blob."""
+    """The vector back from `vector_to_bytes`.
+
+    Raises:
+        RecommendError: a cut or damaged blob, or (with `version`) one made by another fit.
+    """
     if len(data) < _HEADER.size:
         raise RecommendError(f"recommend: a stored vector is {len(data)} bytes, too short")
     magic, length, made_by = _HEADER.unpack_from(data)

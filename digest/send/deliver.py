@@ -178,7 +178,7 @@ class Sender:
         """A 5xx about the address or message ends the delivery as failed (a bounce), and so
         do `give_up_after` 4xx replies about it; anything else is not final (None)."""
         if result.permanent:
-            became = self.store.mark_failed(
+            became = self.store.mark_bounced(
                 job.delivery_id, job.subscriber_id, result.reply, now, self.config.bounce_limit
             )
             self.stats.failed += 1
@@ -186,7 +186,7 @@ class Sender:
             self.stats.failures.append(f"{job.email}: {result.reply}")
             return "failed"
         if result.recipient and attempts >= self.config.give_up_after:
-            self.store.mark_failed(job.delivery_id, job.subscriber_id, result.reply, now, None)
+            self.store.mark_failed(job.delivery_id, result.reply, now)
             self.stats.failed += 1
             self.stats.failures.append(f"{job.email}: gave up after {attempts}: {result.reply}")
             return "failed"

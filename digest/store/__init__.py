@@ -17,8 +17,14 @@ from digest.store.bounces import (
     DeliveryRef,
     Origin,
 )
-from digest.store.deliveries import DeliveriesMixin
-from digest.store.editions import EditionsMixin
+from digest.store.deliveries import (
+    DeliveriesMixin,
+    Delivery,
+    DeliveryStatus,
+    Failure,
+    PlannedDelivery,
+)
+from digest.store.editions import EditionsMixin, EditionWindow
 from digest.store.papers import PapersMixin, UpsertCounts
 from digest.store.people import SubscribersMixin
 from digest.store.reading import (
@@ -55,8 +61,13 @@ __all__ = [
     "BounceEvent",
     "BounceKind",
     "BounceTarget",
+    "Delivery",
     "DeliveryRef",
+    "DeliveryStatus",
+    "EditionWindow",
+    "Failure",
     "Origin",
+    "PlannedDelivery",
     "PlannedRecommendation",
     "Signal",
     "SignalKind",

@@ -123,6 +123,8 @@ class BouncesMixin(StoreBase):
 
     def record_bounce_event(self, event: BounceEvent) -> int:
         """Add one row to the bounce log; returns its id."""
+        # Reports are hostile input: every text is cut before it is stored (320 is the longest
+        # address RFC 5321 allows).
         with self.write():
             cursor = self.db.execute(
                 "insert into bounce_events (at, kind, subscriber_id, edition, delivery_id,"
@@ -227,6 +229,8 @@ class BouncesMixin(StoreBase):
     def _set_status(
         self, sub_id: int, status: str, from_: tuple[str, ...], now: str, cause: str, detail: Any
     ) -> bool:
+        # Read and changed in one write transaction: an unsubscribe that lands in between
+        # cannot be overwritten by a bounce.
         with self.write():
             row = self.db.execute(
                 "select email, status from subscribers where id = ?", [sub_id]

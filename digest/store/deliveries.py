@@ -2,14 +2,100 @@
 
 from __future__ import annotations
 
+import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from digest.store.base import StoreBase
+from digest.store.reading import PlannedRecommendation, planned_recommendations
 
 # (delivery id, subscriber id, paper ids, edition, reply, time): one "sent" mark
 SentMark = tuple[int, int, tuple[str, ...], str, str, str]
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Where a delivery is in its life; a str enum so SQL keeps its text values."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One row of the delivery log, papers and recommendations decoded; times stay the ISO
+    text the store keeps (UTC), so they compare and print as stored."""
+
+    id: int
+    subscriber_id: int
+    email: str
+    edition: str
+    status: DeliveryStatus
+    papers: tuple[str, ...]
+    attempts: int
+    last_reply: str | None
+    message_id: str | None
+    possible_duplicate: bool
+    created_at: str | None
+    updated_at: str | None
+    sent_at: str | None
+    next_attempt_at: str | None
+    matched: int | None
+    new_papers: int | None
+    recommended: tuple[PlannedRecommendation, ...]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Delivery:
+        """Decode one `deliveries` row (a planned-before-recommendations row has none)."""
+        return cls(
+            id=int(row["id"]),
+            subscriber_id=int(row["subscriber_id"]),
+            email=row["email"],
+            edition=row["edition"],
+            status=DeliveryStatus(row["status"]),
+            papers=tuple(json.loads(row["papers"] or "[]")),
+            attempts=int(row["attempts"] or 0),
+            last_reply=row["last_reply"],
+            message_id=row["message_id"],
+            possible_duplicate=bool(row["possible_duplicate"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            sent_at=row["sent_at"],
+            next_attempt_at=row["next_attempt_at"],
+            matched=row.get("matched"),
+            new_papers=row.get("new_papers"),
+            recommended=tuple(planned_recommendations(row)),
+        )
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    """A delivery to write before anything is sent: who, which edition, which papers, and the
+    counts its email states. `reply` says why a `skipped` one is not sent."""
+
+    subscriber_id: int
+    email: str
+    edition: str
+    status: DeliveryStatus
+    papers: tuple[str, ...]
+    message_id: str
+    matched: int | None = None
+    new_papers: int | None = None
+    reply: str | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed delivery as `digest stats` names it: who, which edition, the server's reply."""
+
+    email: str
+    edition: str
+    last_reply: str | None
+    updated_at: str
 
 
 class DeliveryStatsMixin(StoreBase):
@@ -47,13 +133,13 @@ class DeliveryStatsMixin(StoreBase):
         )
         return [tuple(r) for r in self.db.execute(sql, [now, f"-{days} days"]).fetchall()]
 
-    def recent_failures(self, limit: int = 10) -> list[dict[str, Any]]:
+    def recent_failures(self, limit: int = 10) -> list[Failure]:
         """The latest failed deliveries with the server's reply, for `stats` to name them."""
         sql = (
             "select email, edition, last_reply, updated_at from deliveries"
             " where status = 'failed' order by updated_at desc limit ?"
         )
-        return list(self.db.query(sql, [limit]))
+        return [Failure(*r) for r in self.db.execute(sql, [limit]).fetchall()]
 
 
 class DeliveriesMixin(DeliveryStatsMixin):
@@ -77,7 +163,7 @@ class DeliveriesMixin(DeliveryStatsMixin):
             found.update(tuple(r) for r in self.db.execute(sql, [*chunk, *editions]).fetchall())
         return found
 
-    def plan_deliveries(self, rows: Sequence[dict[str, Any]], now: str) -> int:
+    def plan_deliveries(self, rows: Sequence[PlannedDelivery], now: str) -> int:
         """Plan many deliveries in one transaction; ones already planned are left alone."""
         with self.write():
             # or ignore: the unique (subscriber, edition) row makes a second plan a no-op
@@ -87,17 +173,17 @@ class DeliveriesMixin(DeliveryStatsMixin):
                 " matched, new_papers) values (?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?, ?)",
                 [
                     (
-                        r["subscriber_id"],
-                        r["email"],
-                        r["edition"],
-                        r["status"],
-                        json.dumps(list(r["papers"])),
-                        r.get("reply"),
-                        r["message_id"],
+                        r.subscriber_id,
+                        r.email,
+                        r.edition,
+                        r.status.value,
+                        json.dumps(list(r.papers)),
+                        r.reply,
+                        r.message_id,
                         now,
                         now,
-                        r.get("matched"),
-                        r.get("new_papers"),
+                        r.matched,
+                        r.new_papers,
                     )
                     for r in rows
                 ],
@@ -121,7 +207,7 @@ class DeliveriesMixin(DeliveryStatsMixin):
 
     def due_deliveries(
         self, now: str, shard: tuple[int, int] | None = None, after_id: int = 0, limit: int = 500
-    ) -> list[dict[str, Any]]:
+    ) -> list[Delivery]:
         """Pending deliveries whose retry time has come, in id order, a page at a time."""
         sql = (
             "select * from deliveries where status = 'pending' and id > ?"
@@ -132,10 +218,7 @@ class DeliveriesMixin(DeliveryStatsMixin):
             sql += " and subscriber_id % ? = ?"
             params += [shard[1], shard[0] - 1]
         sql += " order by id limit ?"
-        rows = list(self.db.query(sql, [*params, limit]))
-        for row in rows:
-            row["papers"] = json.loads(row["papers"] or "[]")
-        return rows
+        return [Delivery.from_row(r) for r in self.db.query(sql, [*params, limit])]
 
     def claim_delivery(self, delivery_id: int, now: str) -> bool:
         """pending -> sending, committed before the SMTP transaction starts; False if another
@@ -248,19 +331,20 @@ class DeliveriesMixin(DeliveryStatsMixin):
                 [reason, now, delivery_id],
             )
 
-    def mark_failed(
-        self, delivery_id: int, sub_id: int, reply: str, now: str, bounce_limit: int | None
-    ) -> bool:
-        """A permanent failure; with `bounce_limit`, count a bounce and stop mailing a
-        subscriber who reached it. True when the subscriber became `bounced`."""
+    def mark_failed(self, delivery_id: int, reply: str, now: str) -> None:
+        """A permanent failure that is not the address's fault (a message we could not build,
+        a recipient we gave up retrying): it counts no bounce against the subscriber."""
         with self.write():
-            self.db.execute(
-                "update deliveries set status = 'failed', last_reply = ?, updated_at = ?"
-                " where id = ?",
-                [reply, now, delivery_id],
-            )
-            if bounce_limit is None:  # not the address's fault: it counts no bounce
-                return False
+            self._set_failed(delivery_id, reply, now)
+
+    def mark_bounced(
+        self, delivery_id: int, sub_id: int, reply: str, now: str, bounce_limit: int
+    ) -> bool:
+        """A permanent failure about the address: the delivery failed and the subscriber's
+        bounce counted; one who reached `bounce_limit` is no longer mailed. True when the
+        subscriber became `bounced` by this call."""
+        with self.write():
+            self._set_failed(delivery_id, reply, now)
             self.db.execute("update subscribers set bounces = bounces + 1 where id = ?", [sub_id])
             row = self.db.execute(
                 "select email, bounces, status from subscribers where id = ?", [sub_id]
@@ -276,20 +360,21 @@ class DeliveriesMixin(DeliveryStatsMixin):
             )
             return True
 
+    def _set_failed(self, delivery_id: int, reply: str, now: str) -> None:
+        self.db.execute(
+            "update deliveries set status = 'failed', last_reply = ?, updated_at = ? where id = ?",
+            [reply, now, delivery_id],
+        )
+
     def subscriber_status(self, sub_id: int) -> str | None:
         """A subscriber's status now (None once removed): checked again just before a send."""
         row = self.db.execute("select status from subscribers where id = ?", [sub_id]).fetchone()
         return row[0] if row else None
 
-    def delivery(self, sub_id: int, edition: str) -> dict[str, Any] | None:
+    def delivery(self, sub_id: int, edition: str) -> Delivery | None:
         """One subscriber's delivery of one edition, papers decoded, or None if not planned."""
-        rows = list(
-            self.db.query(
-                "select * from deliveries where subscriber_id = ? and edition = ?",
-                [sub_id, edition],
-            )
+        rows = self.db.query(
+            "select * from deliveries where subscriber_id = ? and edition = ?", [sub_id, edition]
         )
-        if not rows:
-            return None
-        rows[0]["papers"] = json.loads(rows[0]["papers"] or "[]")
-        return rows[0]
+        row = next(rows, None)
+        return None if row is None else Delivery.from_row(row)

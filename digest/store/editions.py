@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from digest.store.base import StoreBase
+
+
+@dataclass(frozen=True)
+class EditionWindow:
+    """An opened edition: its name and the window (start, end] of first-collected times whose
+    papers are its new papers, fixed when it was opened. Times are the ISO text stored."""
+
+    name: str
+    window_start: str
+    window_end: str
+    opened_at: str
 
 
 class EditionsMixin(StoreBase):
     """The `editions` table: name -> (window_start, window_end], opened once."""
 
-    def get_edition(self, name: str) -> dict[str, Any] | None:
-        """An edition's fixed window (name, window_start, window_end, opened_at), if opened."""
-        rows = list(self.db.query("select * from editions where name = ?", [name]))
-        return rows[0] if rows else None
+    def get_edition(self, name: str) -> EditionWindow | None:
+        """An edition's fixed window, if it was opened."""
+        row = self.db.execute(
+            "select name, window_start, window_end, opened_at from editions where name = ?",
+            [name],
+        ).fetchone()
+        return None if row is None else EditionWindow(*row)
 
     def latest_edition_end(self, before: str) -> str | None:
         """Where the latest earlier edition's window ended: the next one starts there, so no
@@ -23,7 +37,7 @@ class EditionsMixin(StoreBase):
         end: str | None = next(self.db.query(sql, [before]))["end"]
         return end
 
-    def open_edition(self, name: str, now: str, default_start: str) -> dict[str, Any]:
+    def open_edition(self, name: str, now: str, default_start: str) -> EditionWindow:
         """An edition's window is fixed the first time it is opened, so re-runs see the same
         papers: from the end of the latest earlier edition (or `default_start`) to `now`."""
         with self.write():
@@ -31,11 +45,10 @@ class EditionsMixin(StoreBase):
             if existing:
                 return existing
             previous = self.latest_edition_end(before=name)
-            row = {
-                "name": name,
-                "window_start": previous or default_start,
-                "window_end": now,
-                "opened_at": now,
-            }
-            self.db.table("editions").insert(row)
-            return row
+            window = EditionWindow(name, previous or default_start, now, now)
+            self.db.execute(
+                "insert into editions (name, window_start, window_end, opened_at)"
+                " values (?, ?, ?, ?)",
+                [window.name, window.window_start, window.window_end, window.opened_at],
+            )
+            return window

@@ -86,6 +86,7 @@ class ReadingMixin(StoreBase):
         """Stored vectors of these papers under one fit (papers without one are absent)."""
         found: dict[str, bytes] = {}
         unique = list(dict.fromkeys(paper_ids))
+        # Chunks of 500: SQLite before 3.32 refuses more than 999 parameters in a statement.
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -170,10 +171,12 @@ class ReadingMixin(StoreBase):
             self.db.conn.executemany(
                 "insert or ignore into followed_authors (subscriber_id, author, at)"
                 " values (?, ?, ?)",
-                [(sub_id, n[:200], now) for n in names],
+                [(sub_id, n[:200], now) for n in names],  # a name from a web form: bounded
             )
 
     def unfollow_author(self, sub_id: int, author: str) -> None:
+        """Stop following an author named exactly as `followed_authors` lists them (the
+        preferences page posts that name back); an unknown name changes nothing."""
         with self.write():
             self.db.execute(
                 "delete from followed_authors where subscriber_id = ? and author = ?",
@@ -195,6 +198,7 @@ class ReadingMixin(StoreBase):
         return found
 
     def followed_authors(self, sub_id: int) -> list[str]:
+        """The authors one reader follows, alphabetically, for their preferences page."""
         sql = "select author from followed_authors where subscriber_id = ? order by author"
         return [str(r[0]) for r in self.db.execute(sql, [sub_id]).fetchall()]
 
@@ -231,6 +235,7 @@ class ReadingMixin(StoreBase):
             return
         with self.write():
             self.db.conn.executemany(
+                # first plan wins: a delivery re-planned after a crash renders the same email
                 "update deliveries set recommended = ? where subscriber_id = ? and edition = ?"
                 " and recommended is null",
                 [(_recs_json(recs), sid, ed) for (sid, ed), recs in planned.items()],
@@ -243,6 +248,7 @@ class ReadingMixin(StoreBase):
         for start in range(0, len(dois), 500):
             chunk = [d.lower() for d in dois[start : start + 500]]
             marks = ",".join("?" * len(chunk))
+            # DOIs are case-insensitive by definition (the DOI Handbook): 10.1/ABC is 10.1/abc.
             sql = f"select id from papers where lower(doi) in ({marks})"
             found += [str(r[0]) for r in self.db.execute(sql, chunk).fetchall()]
         return list(dict.fromkeys(found))

@@ -10,6 +10,8 @@ migrations = Migrations("digest")
 
 @migrations()
 def m001_papers(db: sqlite_utils.Database) -> None:
+    """Papers, which sources named each (one paper may come from several) and each source's
+    fetch state (ETag, failures in a row), with full-text search for the filters."""
     db.table("papers").create(
         {
             "id": str,
@@ -71,6 +73,8 @@ def m001_papers(db: sqlite_utils.Database) -> None:
         pk="source",
         defaults={"failures": 0},
     )
+    # Triggers keep the index in step with every write; porter lets "policy" find "policies",
+    # and remove_diacritics 2 folds accents that 1 misses (SQLite's unicode61 documentation).
     db.table("papers").enable_fts(
         ["title", "abstract", "authors"],
         create_triggers=True,
@@ -80,6 +84,8 @@ def m001_papers(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m002_subscribers(db: sqlite_utils.Database) -> None:
+    """Subscribers and their history of changes, the papers each was sent (never twice) and
+    the editions opened, whose windows say which papers are new."""
     db.table("subscribers").create(
         {
             "id": int,
@@ -102,6 +108,8 @@ def m002_subscribers(db: sqlite_utils.Database) -> None:
         not_null={"email", "status"},
         defaults={"bounces": 0},
     )
+    # One row per address in any case: RFC 5321 lets a local part be case-sensitive, but no
+    # real mailbox is, and Alice@ and alice@ as two subscribers would each get the email.
     db.execute("create unique index subscribers_email on subscribers (email collate nocase)")
     db.table("subscribers").create_index(["status"])
     # No foreign key: the history outlives a removed subscriber.
@@ -118,6 +126,7 @@ def m002_subscribers(db: sqlite_utils.Database) -> None:
         pk="id",
     )
     db.table("subscriber_events").create_index(["subscriber_id"])
+    # Keyed without the edition: a paper reaches a subscriber once, whichever edition had it.
     db.table("sent_papers").create(
         {"subscriber_id": int, "paper_id": str, "edition": str, "sent_at": str},
         pk=("subscriber_id", "paper_id"),
@@ -130,6 +139,8 @@ def m002_subscribers(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m003_deliveries(db: sqlite_utils.Database) -> None:
+    """The delivery log: one row per subscriber and edition, planned before anything is sent,
+    so a crash or a failed run resumes where it stopped instead of mailing twice."""
     db.table("deliveries").create(
         {
             "id": int,
@@ -151,6 +162,7 @@ def m003_deliveries(db: sqlite_utils.Database) -> None:
         not_null={"subscriber_id", "edition", "status"},
         defaults={"attempts": 0, "possible_duplicate": 0},
     )
+    # Exactly once rests on this index: a second plan of the same edition inserts nothing.
     db.execute("create unique index deliveries_once on deliveries (subscriber_id, edition)")
     db.table("deliveries").create_index(["status", "next_attempt_at"])
     db.table("deliveries").create_index(["edition"])
@@ -158,18 +170,22 @@ def m003_deliveries(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m004_suppressions(db: sqlite_utils.Database) -> None:
-    # Only a keyed hash of an address that asked to be erased: enough to not mail it again.
+    """Erased addresses, so an import or an operator cannot mail them again."""
+    # Only a one-way hash of an address that asked to be erased: enough to not mail it again.
     db.table("suppressions").create({"email_hash": str, "at": str, "cause": str}, pk="email_hash")
 
 
 @migrations()
 def m005_alerts(db: sqlite_utils.Database) -> None:
+    """Alerts already emailed to the admin, by key, so one problem is one email, not one a run."""
     db.table("alerts").create({"key": str, "sent_at": str, "subject": str}, pk="key")
 
 
 @migrations()
 def m006_subscriber_ids_never_reused(db: sqlite_utils.Database) -> None:
-    # AUTOINCREMENT: an erased subscriber's id (and the history keyed by it) is never reused.
+    """AUTOINCREMENT ids: an erased subscriber's id, and any link or history keyed by it, is
+    never given to someone else."""
+    # SQLite cannot add AUTOINCREMENT to an existing table: copy into a new one and rename.
     columns = ", ".join(c.name for c in db.table("subscribers").columns)
     db.execute(
         "create table subscribers_new (id integer primary key autoincrement, email text not null,"
@@ -186,6 +202,7 @@ def m006_subscriber_ids_never_reused(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m007_delivery_counts(db: sqlite_utils.Database) -> None:
+    """Each delivery's match counts, fixed when it is planned."""
     # What the email says ("10 of 18 matches from 54 new papers") is fixed when it is planned,
     # so a delivery sent on a later day or by another worker states its own edition's numbers.
     db.table("deliveries").add_column("matched", int)
@@ -194,6 +211,7 @@ def m007_delivery_counts(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m008_bounces(db: sqlite_utils.Database) -> None:
+    """The bounce log and the messages already handled, for bounce and complaint processing."""
     # What came back after the relay's 250 (bounces, complaints, unsubscribe requests), one row
     # per message and subscriber it concerns; and the messages already handled, so a message
     # is acted on once however many runs (or readers) see it.
@@ -227,6 +245,7 @@ def m008_bounces(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m009_reading(db: sqlite_utils.Database) -> None:
+    """What recommendations learn from and remember, per reader and per delivery."""
     # Learning from each reader: the fitted vocabulary, each paper's vector under it, what a
     # reader said (seeds, More/Less), the authors they follow and their fitted profile with
     # the fingerprint of its inputs (re-fit only when those change).

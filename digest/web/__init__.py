@@ -109,6 +109,8 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    # Starlette's slash redirect builds its Location from the Host header; the 404 handler
+    # (faults.not_found_or_slash) redirects with a path instead.
     app.router.redirect_slashes = False
     app.state.web = web
     return app

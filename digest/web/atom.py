@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 ATOM = "http://www.w3.org/2005/Atom"
+# XML 1.0 allows no other C0 control, no surrogate and no U+FFFE/U+FFFF. ElementTree writes
+# them anyway, and a reader then rejects the whole feed for one feed title.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
@@ -47,7 +49,7 @@ def feed_xml(
 ) -> bytes:
     """The feed document: id, title, updated, author and links, then one entry per paper
     (each with id, title, updated, an alternate link and a summary)."""
-    ET.register_namespace("", ATOM)
+    ET.register_namespace("", ATOM)  # <feed xmlns=...>, not ElementTree's <ns0:feed>
     root = ET.Element(f"{{{ATOM}}}feed")
     _add(root, "id", feed_id)
     _add(root, "title", title)

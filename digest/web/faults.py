@@ -55,6 +55,7 @@ async def not_found_or_slash(
     if (
         path != "/"
         and other.startswith("/")
+        # a Location of //host or /\host is another site to a browser: an open redirect
         and not other.startswith(("//", "/\\"))
         and any(route.matches({**scope, "path": other})[0] is not Match.NONE for route in routes)
     ):

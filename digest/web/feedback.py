@@ -29,6 +29,7 @@ MAX_AUTHOR = 200
 
 async def _claims(web: Web, request: Request) -> tuple[str, Subscriber, Paper]:
     """The link's kind, subscriber and paper, or TokenError (answered with the bad-link page)."""
+    # The kind is in the path, not the signed token: one token serves both buttons.
     kind = request.path_params["kind"]
     if kind not in KINDS:
         raise TokenError("this feedback link is not valid")

@@ -19,6 +19,8 @@ from digest.query import parse
 
 CSRF_COOKIE = "digest_csrf"
 CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what token_urlsafe makes; anything else is new
+# Left out of the form's list: Etc/GMT+5 means UTC-5 (POSIX signs), and names without a slash
+# are legacy aliases (EST5EDT, GB). Sent anyway, they still validate.
 ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
 
 
@@ -90,6 +92,7 @@ def read_preferences(
         value = field(form, name).strip()
         if not value:
             return default
+        # isdigit() alone accepts "²", which int() refuses; the length keeps int() cheap
         if value.isascii() and value.isdigit() and len(value) <= 4:
             return int(value)
         errors[name] = f"{label}: give a whole number"

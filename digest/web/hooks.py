@@ -114,7 +114,7 @@ async def act(web: Web, report: Report, event_id: str, token: str = "") -> tuple
 
 def event_id(value: object) -> str:
     """A provider's event id as text: a non-empty string, or an integer (Postmark's ID)."""
-    if isinstance(value, bool):
+    if isinstance(value, bool):  # JSON true is a Python int: never an id
         return ""
     if isinstance(value, int):
         return str(value)
@@ -130,6 +130,7 @@ async def ses(web: Web, request: Request) -> Response:
     try:
         check_content_type(source, request.headers.get("content-type"))
         body = await request.body()
+        # off the event loop: verifying may fetch the signing certificate over HTTPS
         message = await asyncio.to_thread(
             verify_sns, body, web.sns_certificate, topics, web.clock()
         )

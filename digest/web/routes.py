@@ -53,6 +53,7 @@ async def subscribe(web: Web, request: Request) -> Response:
             **context,
         )
         return web.with_csrf(response, csrf)
+    # Only a valid form counts against the limit: an invalid one mails nobody.
     per_ip = web.config.web.signups_per_ip_per_hour
     if not web.limits.allow(f"ip:{web.client_ip(request)}", per_ip, 3600.0):
         return web.message(
@@ -128,6 +129,8 @@ async def unsubscribe_page(web: Web, request: Request) -> Response:
 async def unsubscribe(web: Web, request: Request) -> Response:
     """POST: the page's button, or RFC 8058 one-click (answers 200 itself, no cookie)."""
     token: str = request.path_params["token"]
+    # RFC 8058: the mail client POSTs exactly this body, with no cookie and no CSRF field;
+    # the signed token in the URL is the whole proof, so no form check applies here.
     one_click = (await request.body()).strip() == ONE_CLICK_BODY
     try:
         sub = await web.subscriber_from("unsubscribe", token)

@@ -16,9 +16,9 @@ from starlette.responses import Response
 from digest.edition import Edition
 from digest.match import EditionMatchers, Match
 from digest.models import Paper, Subscriber, Topic
-from digest.render import build_card, edition_label, paper_links, plural, summary_line
+from digest.render import Card, build_card, edition_label, paper_links, plural, summary_line
 from digest.store import Store
-from digest.tokens import subscriber_links
+from digest.tokens import Tokens, feedback_links, subscriber_links
 from digest.web.atom import Entry, feed_xml
 from digest.web.state import Web
 
@@ -63,6 +63,18 @@ def _not_found(web: Web, line: str) -> Response:
                        link={"href": "/", "label": "Today's papers"})  # fmt: skip
 
 
+def _with_feedback(
+    tokens: Tokens, sub: Subscriber, matches: list[Match]
+) -> list[tuple[Card, tuple[str, str]]]:
+    """Each paper's card with its "More like this" / "Less like this" URLs, signed for this
+    subscriber and this paper as the email's are. Relative: this app serves both pages, so
+    the links work under whatever host name the page was opened."""
+    return [
+        (build_card(m, True), feedback_links(tokens, "", sub.id or 0, sub.email, m.paper.id))
+        for m in matches
+    ]
+
+
 async def email_page(web: Web, request: Request) -> Response:
     """An email as a page, with "N more matched" and every one of them below it."""
     sub = await web.subscriber_from("web", request.path_params["token"])
@@ -83,10 +95,10 @@ async def email_page(web: Web, request: Request) -> Response:
         title=edition_label(found.edition.name, found.edition.day, long=True),
         layout="wide",
         summary=summary_line(len(shown), matched, row["new_papers"]),
-        cards=[build_card(m, True) for m in shown],
+        cards=_with_feedback(web.tokens, sub, shown),
         more=f"{plural(len(left_out), 'more paper')} matched" if left_out else "",
         limit=sub.max_papers,
-        extra_cards=[build_card(m, True) for m in left_out],
+        extra_cards=_with_feedback(web.tokens, sub, left_out),
         manage_url=links["manage"],
         feed_url=links["feed"],
     )
