@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,16 @@ ARXIV_ATOM = "arxiv_atom_cs.AI_2025-08-20.xml"
 ARXIV_API = "arxiv_api_query_cs.LG_OR_cs.AI_2026-04-30.xml"
 ARXIV_API_TRANSFORMER = "arxiv_api_query_transformer_cs.LG_2026-06-14.xml"
 TAKARA = "generic_rss_takara_tldr_daily_ai_papers_2026-04-30.xml"
+
+
+def rsa_key_file(path: Path, bits: int = 1024) -> bytes:
+    """Write a fresh PEM RSA private key to path; return its public half (DER), for DKIM."""
+    subprocess.run(["openssl", "genrsa", "-out", str(path), str(bits)], check=True,
+                   capture_output=True)  # fmt: skip
+    return subprocess.run(
+        ["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
 
 
 def recording(name: str) -> bytes:
@@ -45,6 +56,17 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
 def smtp() -> Iterator[tuple[Recorder, int]]:
     """A real SMTP server on 127.0.0.1 that records what it accepted (faults on demand)."""
     recorder = Recorder(stall_seconds=1.5)
+    controller = start(recorder)
+    try:
+        yield recorder, controller.port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def downstream() -> Iterator[tuple[Recorder, int]]:
+    """A real SMTP server on 127.0.0.1 recording what a relay (a real Postfix) passes on."""
+    recorder = Recorder()
     controller = start(recorder)
     try:
         yield recorder, controller.port

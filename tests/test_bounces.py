@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from digest.bounces.classify import Mailboxes, classify
@@ -57,6 +57,7 @@ from digest.bounces.webhooks import (
     verify_sns,
 )
 from digest.errors import TokenError
+from tests.bounce_helpers import sns_certificate, sns_signature
 from tests.postfix import (
     BOUNCE_ADDRESS,
     FULL_DOMAIN,
@@ -66,7 +67,6 @@ from tests.postfix import (
     running_postfix,
     wait_until,
 )
-from tests.smtp_server import Recorder, start
 
 SAMPLES = Path(__file__).parent / "data" / "bounces"
 SECRET = "bounce-samples-secret"
@@ -411,18 +411,7 @@ CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pe
 def sns_key() -> tuple[rsa.RSAPrivateKey, bytes]:
     """A key and self-signed certificate standing in for SNS's signing certificate."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(NOW - timedelta(days=30))
-        .not_valid_after(NOW + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert.public_bytes(serialization.Encoding.PEM)
+    return key, sns_certificate(key, NOW)
 
 
 def sns_body(key: rsa.RSAPrivateKey, version: str = "2", **fields: str) -> bytes:
@@ -439,14 +428,8 @@ def sns_body(key: rsa.RSAPrivateKey, version: str = "2", **fields: str) -> bytes
         "SigningCertURL": CERT_URL,
         **fields,
     }
-    if message["Type"] == "Notification":
-        keys = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
-    else:
-        keys = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
-    text = "".join(f"{k}\n{message[k]}\n" for k in keys if k in message)
     algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()
-    signature = key.sign(text.encode(), padding.PKCS1v15(), algorithm)
-    message.setdefault("Signature", base64.b64encode(signature).decode())
+    message.setdefault("Signature", sns_signature(key, message, algorithm))
     return json.dumps(message).encode()
 
 
@@ -698,16 +681,6 @@ def test_webhook_bodies_that_are_not_a_json_object_are_refused_with_4xx(body):
 
 
 # ---------------------------------------------------------------- a real Postfix
-
-
-@pytest.fixture
-def downstream() -> Iterator[tuple[Recorder, int]]:
-    recorder = Recorder()
-    controller = start(recorder)
-    try:
-        yield recorder, controller.port
-    finally:
-        controller.stop()
 
 
 def test_a_real_postfix_bounces_after_250_and_each_dsn_names_the_right_delivery(downstream):

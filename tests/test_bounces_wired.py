@@ -42,7 +42,7 @@ from tests.postfix import (
     running_postfix,
     wait_until,
 )
-from tests.smtp_server import Recorder, start
+from tests.smtp_server import Recorder
 from tests.test_bounces import imap_server  # noqa: F401  (a fixture: pymap over STARTTLS)
 
 SAMPLES = Path(__file__).parent / "data" / "bounces"
@@ -160,16 +160,6 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 
 
 # ---------------------------------------------------------------- a real Postfix relay
-
-
-@pytest.fixture
-def downstream() -> Iterator[tuple[Recorder, int]]:
-    recorder = Recorder()
-    controller = start(recorder)
-    try:
-        yield recorder, controller.port
-    finally:
-        controller.stop()
 
 
 def relay(port: int, world: World, edition: str, people: dict[int, str]) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import base64
 import email
 import email.policy
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from digest.config import SmtpConfig
 from digest.message import Dkim, build_message
 from digest.send import SmtpPool
+from tests.conftest import rsa_key_file
 from tests.postfix import running_postfix, wait_until
 from tests.smtp_server import Recorder
 
@@ -32,12 +32,7 @@ HTML = "<html><body><p>Réseaux de diffusion — modèles du monde</p>\n<p>.poin
 def rsa_key(tmp_path: Path) -> tuple[bytes, bytes]:
     """A fresh private key and the TXT record publishing its public half."""
     key_path = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key_path), "2048"], check=True,
-                   capture_output=True)  # fmt: skip
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(key_path), "-pubout", "-outform", "DER"],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
+    public = rsa_key_file(key_path, 2048)
     return key_path.read_bytes(), b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
-import subprocess
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from digest.errors import ConfigError, SendError
 from digest.message import Dkim, Outgoing, build_message, check_dkim, message_id_for
+from tests.conftest import rsa_key_file
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 SENDER = "Paper Digest <digest@example.org>"
@@ -261,12 +261,7 @@ def test_seven_bit_rebuild_has_no_8bit_byte_and_the_same_content() -> None:
 def rsa_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
     """A private key and the TXT record of its public half (1024 bits: fast, enough to sign)."""
     path: Path = tmp_path_factory.mktemp("dkim") / "key.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(path), "1024"], check=True,
-                   capture_output=True)  # fmt: skip
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
+    public = rsa_key_file(path)
     return path.read_bytes(), b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
 

@@ -21,7 +21,7 @@ from digest.models import Subscriber
 from digest.ops import doctor
 from digest.pipeline import Pipeline
 from digest.store import DeliveryStatus, PlannedDelivery, Store
-from tests.conftest import DATA, HF_JUNE, app_config, subprocess_env
+from tests.conftest import DATA, HF_JUNE, app_config, rsa_key_file, subprocess_env
 from tests.smtp_server import Recorder
 
 ROOT = Path(__file__).parent.parent
@@ -255,12 +255,7 @@ def test_doctor_checks_the_dkim_key_and_prints_the_record_to_publish(
 ) -> None:
     _, port = smtp
     key = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "1024"], check=True,
-                   capture_output=True)  # fmt: skip
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
+    public = rsa_key_file(key)
     mail = '[mail]\ndkim_selector = "d2026"\ndkim_domain = "example.org"\n'
     path = ops_config(tmp_path, port)
     text = path.read_text().replace("[mail]\n", mail + f'dkim_key_file = "{key}"\n')

@@ -37,7 +37,7 @@ from digest.send import (
 )
 from digest.store import DeliveryStatus, PlannedDelivery, Store
 from digest.tokens import Tokens
-from tests.conftest import make_config
+from tests.conftest import make_config, rsa_key_file
 from tests.smtp_server import FaultyController, Recorder, free_port, start
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -326,14 +326,7 @@ def test_non_ascii_subject_and_name_are_encoded() -> None:
 def test_dkim_signature_covers_the_unsubscribe_headers_and_verifies(tmp_path: Path) -> None:
     dkim = pytest.importorskip("dkim")
     key_path = tmp_path / "dkim.pem"
-    subprocess.run(
-        ["openssl", "genrsa", "-out", str(key_path), "2048"], check=True, capture_output=True
-    )
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(key_path), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
+    public = rsa_key_file(key_path, 2048)
     import base64
 
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
@@ -497,12 +490,7 @@ def test_a_dkim_key_that_does_not_sign_is_our_configuration_error() -> None:
 
 def test_dkim_dns_record_is_the_public_half_of_the_key(tmp_path: Path) -> None:
     key_path = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key_path), "1024"], check=True,
-                   capture_output=True)  # fmt: skip
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(key_path), "-pubout", "-outform", "DER"],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
+    public = rsa_key_file(key_path)
     record = check_dkim(Dkim("sel", "example.org", key_path.read_bytes()))
     expected = base64.b64encode(public).decode()
     assert record == f'sel._domainkey.example.org TXT "v=DKIM1; k=rsa; p={expected}"'
@@ -795,8 +783,7 @@ def test_the_envelope_sender_and_feedback_id_are_set_per_message() -> None:
 
 def _rsa_key(tmp_path: Path) -> bytes:
     key_path = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key_path), "1024"], check=True,
-                   capture_output=True)  # fmt: skip
+    rsa_key_file(key_path)
     return key_path.read_bytes()
 
 

@@ -24,10 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pytest_httpserver import HTTPServer
 
 from digest.bounces.verp import envelope_sender, make_token
@@ -39,6 +36,7 @@ from digest.send import OutboxTransport
 from digest.sources.http import fetch_small
 from digest.store import DeliveryStatus, PlannedDelivery, Store
 from digest.web import create_app
+from tests.bounce_helpers import sns_certificate, sns_signature
 
 SECRET = "webhook-test-secret-0123456789abcdef"
 BASE = "https://digest.example.org"
@@ -70,22 +68,6 @@ def webhook_config(tmp_path: Path, configured: bool = True) -> Config:
         "bounces": bounces,
     }
     return parse_config(data, tmp_path / "digest.toml", env)
-
-
-def make_certificate(key: rsa.RSAPrivateKey) -> bytes:
-    """A self-signed certificate standing in for SNS's signing certificate."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(NOW - timedelta(days=30))
-        .not_valid_after(NOW + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +138,7 @@ async def running(
     tmp_path: Path, key: rsa.RSAPrivateKey, config: Config | None = None
 ) -> AsyncIterator[Hooks]:
     config = config or webhook_config(tmp_path)
-    hooks = Hooks(tmp_path, config, Fetcher(make_certificate(key)), key)
+    hooks = Hooks(tmp_path, config, Fetcher(sns_certificate(key, NOW)), key)
     app = create_app(
         config, TOPICS, OutboxTransport(tmp_path / "outbox"), lambda: NOW, hooks.fetcher
     )
@@ -185,13 +167,7 @@ def sns_request(
         "Message": message, "Timestamp": "2026-09-24T11:59:30.000Z",
         "SignatureVersion": "2", "SigningCertURL": CERT_URL, **fields,
     }  # fmt: skip
-    if body["Type"] == "Notification":
-        keys = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
-    else:
-        keys = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
-    text = "".join(f"{k}\n{body[k]}\n" for k in keys if k in body)
-    signature = key.sign(text.encode(), padding.PKCS1v15(), hashes.SHA256())
-    body["Signature"] = base64.b64encode(signature).decode()
+    body["Signature"] = sns_signature(key, body)
     return json.dumps(body).encode(), "text/plain; charset=UTF-8"
 
 
@@ -544,7 +520,7 @@ async def test_a_certificate_that_cannot_be_fetched_is_503_and_the_redelivery_is
 ) -> None:
     """The app's GET is the real fetch_small, to a local server standing in for SNS's host:
     it fails once (503, nothing changes, SNS delivers again), then serves the certificate."""
-    pem = make_certificate(sns_keys[0])
+    pem = sns_certificate(sns_keys[0], NOW)
     httpserver.expect_ordered_request("/cert.pem").respond_with_data("busy", status=500)
     httpserver.expect_ordered_request("/cert.pem").respond_with_data(pem)
 

@@ -238,6 +238,19 @@ def _parse_text(text: str, out: Seeds) -> None:
                 out.refs.append(ref)
 
 
+def _add_ref(out: Seeds, ref: SeedRef | None, title: str, where: str) -> None:
+    """Keep `ref`, or else the title as a reference; an entry or row with neither is skipped."""
+    if ref is None and len(title) > MAX_TITLE:
+        out.skip(f"{where}: a title of {len(title)} characters is not a title")
+        return
+    if ref is None and title:
+        ref = SeedRef(SeedKind.TITLE, latex_to_text(title), where)
+    if ref is None:
+        out.skip(f"{where}: no arXiv id, DOI or title")
+    else:
+        out.refs.append(ref)
+
+
 def _parse_bibtex(text: str, out: Seeds) -> None:
     for line, _kind, key, fields in bibtex_entries(text):
         where = f"entry {key or '?'} (line {line})"
@@ -251,15 +264,7 @@ def _parse_bibtex(text: str, out: Seeds) -> None:
         # note, "2101.12345" may be pages or a report number.
         ref = _ref_from_ids(ids[:3], where, bare_id=True) or _ref_from_ids(ids, where, False)
         title = fields.get("title", "")
-        if ref is None and len(title) > MAX_TITLE:
-            out.skip(f"{where}: a title of {len(title)} characters is not a title")
-            continue
-        if ref is None and title:
-            ref = SeedRef(SeedKind.TITLE, latex_to_text(title), where)
-        if ref is None:
-            out.skip(f"{where}: no arXiv id, DOI or title")
-        else:
-            out.refs.append(ref)
+        _add_ref(out, ref, title, where)
 
 
 _ID_COLUMNS = ("arxiv id", "arxivid", "arxiv", "eprint", "archive id")
@@ -298,15 +303,7 @@ def _parse_csv(text: str, out: Seeds) -> None:
         ref = _ref_from_ids(ids, where, bare_id=True)
         ref = ref or _ref_from_ids([cells.get(c, "") for c in _OTHER_COLUMNS], where, False)
         title = cells.get("title", "")
-        if ref is None and len(title) > MAX_TITLE:
-            out.skip(f"{where}: a title of {len(title)} characters is not a title")
-            continue
-        if ref is None and title:
-            ref = SeedRef(SeedKind.TITLE, latex_to_text(title), where)
-        if ref is None:
-            out.skip(f"{where}: no arXiv id, DOI or title")
-        else:
-            out.refs.append(ref)
+        _add_ref(out, ref, title, where)
 
 
 def parse_seeds(data: bytes, name: str = "") -> Seeds:

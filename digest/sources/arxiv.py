@@ -14,7 +14,6 @@ from datetime import date
 
 import httpx
 
-from digest.errors import SourceError
 from digest.models import Paper, SourceResult
 from digest.sources.common import (
     Batch,
@@ -27,6 +26,7 @@ from digest.sources.common import (
     not_modified,
     parse_items,
     refuse_unsafe,
+    some_papers,
     split_arxiv_id,
 )
 from digest.sources.parsed import FeedEntry, read_feed
@@ -155,13 +155,10 @@ def parse_batch(content: bytes, source: str, url: str = "") -> Batch:
     content = as_utf8(source, url or source, content)
     refuse_unsafe(source, url or source, content)
     feed = read_feed(source, url or source, content, strict=True)
-    batch = parse_items(feed.entries, parse_entry, source)
-    if feed.entries and not batch.papers:
-        raise SourceError(
-            f"{source}: {url} has entries but none with an arXiv id; is it arXiv? "
-            f"({batch.reasons[0]})"
-        )
-    return batch
+    return some_papers(
+        parse_items(feed.entries, parse_entry, source),
+        f"{source}: {url} has entries but none with an arXiv id; is it arXiv?",
+    )
 
 
 def parse(content: bytes, source: str, url: str = "") -> list[Paper]:

@@ -149,6 +149,18 @@ def parse_items(
     return batch
 
 
+def some_papers(batch: Batch, complaint: str) -> Batch:
+    """`batch`, unless it had items and every one was skipped: such a body is most likely not
+    what the source was meant to be.
+
+    Raises:
+        SourceError: `complaint`, followed by the first reason an item was skipped.
+    """
+    if batch.skipped and not batch.papers:
+        raise SourceError(f"{complaint} ({batch.reasons[0]})")
+    return batch
+
+
 def check_storable(paper: Paper) -> None:
     """Counts and versions must be non-negative 64-bit integers for SQLite.
 

@@ -24,6 +24,7 @@ from digest.sources.common import (
     not_modified,
     parse_items,
     refuse_unsafe,
+    some_papers,
     split_arxiv_id,
 )
 from digest.sources.http import Body, is_local
@@ -256,13 +257,10 @@ def parse_batch(content: bytes, source: str, url: str = "") -> Batch:
     where = url or source
     refuse_unsafe(source, where, content)
     data = _items(load(content, source, where), source, where)
-    batch = parse_items(data, parse_item, source)
-    if data and not batch.papers:
-        raise SourceError(
-            f"{source}: {where} has {len(data)} items but none with an id and title "
-            f"that could be read ({batch.reasons[0]})"
-        )
-    return batch
+    return some_papers(
+        parse_items(data, parse_item, source),
+        f"{source}: {where} has {len(data)} items but none with an id and title that could be read",
+    )
 
 
 def parse(content: bytes, source: str, url: str = "") -> list[Paper]:

@@ -123,6 +123,15 @@ class StoreBase:
             rows.extend(self.db.query(sql, chunk))
         return rows
 
+    def _rows_in(self, sql: str, values: Sequence[Any], *before: Any) -> Iterator[Any]:
+        """Rows of `sql`, whose `{marks}` stands for the placeholders of `values` (after the
+        parameters `before`), however many values: chunked by 500, as SQLite before 3.32
+        refuses more than 999 parameters in a statement."""
+        for start in range(0, len(values), 500):
+            chunk = list(values[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            yield from self.db.execute(sql.format(marks=marks), [*before, *chunk]).fetchall()
+
     def _event(
         self, sub_id: int, email: str, now: str, event: str, cause: str, detail: Any
     ) -> None:

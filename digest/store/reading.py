@@ -85,17 +85,11 @@ class ReadingMixin(StoreBase):
     def paper_vectors(self, paper_ids: Sequence[str], version: bytes) -> dict[str, bytes]:
         """Stored vectors of these papers under one fit (papers without one are absent)."""
         found: dict[str, bytes] = {}
-        unique = list(dict.fromkeys(paper_ids))
-        # Chunks of 500: SQLite before 3.32 refuses more than 999 parameters in a statement.
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            sql = (
-                "select paper_id, vector from paper_vectors where version = ?"
-                f" and paper_id in ({marks})"
-            )
-            for pid, blob in self.db.execute(sql, [version.hex(), *chunk]).fetchall():
-                found[str(pid)] = bytes(blob)
+        sql = (
+            "select paper_id, vector from paper_vectors where version = ? and paper_id in ({marks})"
+        )
+        for pid, blob in self._rows_in(sql, list(dict.fromkeys(paper_ids)), version.hex()):
+            found[str(pid)] = bytes(blob)
         return found
 
     def save_paper_vectors(self, vectors: Mapping[str, bytes], version: bytes) -> None:
@@ -153,15 +147,12 @@ class ReadingMixin(StoreBase):
     def signals_of(self, sub_ids: Sequence[int]) -> dict[int, dict[str, SignalKind]]:
         """Each reader's opinions (paper id -> kind), for a batch; readers without any absent."""
         found: dict[int, dict[str, SignalKind]] = {}
-        for start in range(0, len(sub_ids), 500):
-            chunk = list(sub_ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            sql = (
-                "select subscriber_id, paper_id, kind from reader_signals"
-                f" where subscriber_id in ({marks})"
-            )
-            for sid, pid, kind in self.db.execute(sql, chunk).fetchall():
-                found.setdefault(int(sid), {})[str(pid)] = SignalKind(kind)
+        sql = (
+            "select subscriber_id, paper_id, kind from reader_signals"
+            " where subscriber_id in ({marks})"
+        )
+        for sid, pid, kind in self._rows_in(sql, sub_ids):
+            found.setdefault(int(sid), {})[str(pid)] = SignalKind(kind)
         return found
 
     def follow_authors(self, sub_id: int, authors: Sequence[str], now: str) -> None:
@@ -186,15 +177,12 @@ class ReadingMixin(StoreBase):
     def followed_of(self, sub_ids: Sequence[int]) -> dict[int, list[str]]:
         """The authors each reader of a batch follows; readers following nobody absent."""
         found: dict[int, list[str]] = {}
-        for start in range(0, len(sub_ids), 500):
-            chunk = list(sub_ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            sql = (
-                "select subscriber_id, author from followed_authors"
-                f" where subscriber_id in ({marks}) order by author"
-            )
-            for sid, author in self.db.execute(sql, chunk).fetchall():
-                found.setdefault(int(sid), []).append(str(author))
+        sql = (
+            "select subscriber_id, author from followed_authors"
+            " where subscriber_id in ({marks}) order by author"
+        )
+        for sid, author in self._rows_in(sql, sub_ids):
+            found.setdefault(int(sid), []).append(str(author))
         return found
 
     def followed_authors(self, sub_id: int) -> list[str]:
@@ -205,15 +193,12 @@ class ReadingMixin(StoreBase):
     def reader_profiles(self, sub_ids: Sequence[int]) -> dict[int, StoredProfile]:
         """Stored profiles of a batch of readers."""
         found: dict[int, StoredProfile] = {}
-        for start in range(0, len(sub_ids), 500):
-            chunk = list(sub_ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            sql = (
-                "select subscriber_id, profile, fingerprint from reader_profiles"
-                f" where subscriber_id in ({marks})"
-            )
-            for sid, blob, fingerprint in self.db.execute(sql, chunk).fetchall():
-                found[int(sid)] = StoredProfile(bytes(blob), str(fingerprint))
+        sql = (
+            "select subscriber_id, profile, fingerprint from reader_profiles"
+            " where subscriber_id in ({marks})"
+        )
+        for sid, blob, fingerprint in self._rows_in(sql, sub_ids):
+            found[int(sid)] = StoredProfile(bytes(blob), str(fingerprint))
         return found
 
     def save_profiles(self, profiles: Mapping[int, StoredProfile], now: str) -> None:
@@ -245,12 +230,9 @@ class ReadingMixin(StoreBase):
         """Ids of stored papers with one of these arXiv ids or DOIs (for resolving seeds)."""
         found = [r["id"] for r in self._select_in("papers", "id", arxiv_ids)]
         found += [r["id"] for r in self._select_in("papers", "arxiv_id", arxiv_ids)]
-        for start in range(0, len(dois), 500):
-            chunk = [d.lower() for d in dois[start : start + 500]]
-            marks = ",".join("?" * len(chunk))
-            # DOIs are case-insensitive by definition (the DOI Handbook): 10.1/ABC is 10.1/abc.
-            sql = f"select id from papers where lower(doi) in ({marks})"
-            found += [str(r[0]) for r in self.db.execute(sql, chunk).fetchall()]
+        # DOIs are case-insensitive by definition (the DOI Handbook): 10.1/ABC is 10.1/abc.
+        sql = "select id from papers where lower(doi) in ({marks})"
+        found += [str(r[0]) for r in self._rows_in(sql, [d.lower() for d in dois])]
         return list(dict.fromkeys(found))
 
     def all_titles(self) -> list[tuple[str, str]]:

@@ -29,15 +29,12 @@ class SentPapersMixin(StoreBase):
         if not sub_ids or not paper_ids:
             return found
         self._load_ids(paper_ids)
-        for start in range(0, len(sub_ids), 500):
-            chunk = list(sub_ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            sql = (
-                "select subscriber_id, paper_id from sent_papers join _ids on _ids.id = paper_id"
-                f" where subscriber_id in ({marks})"
-            )
-            for row in self.db.execute(sql, chunk).fetchall():
-                found.setdefault(row[0], set()).add(row[1])
+        sql = (
+            "select subscriber_id, paper_id from sent_papers join _ids on _ids.id = paper_id"
+            " where subscriber_id in ({marks})"
+        )
+        for row in self._rows_in(sql, sub_ids):
+            found.setdefault(row[0], set()).add(row[1])
         return found
 
     def sent_by_subscriber(self, paper_ids: Sequence[str]) -> dict[int, set[str]]:

@@ -100,8 +100,7 @@ async def day(web: Web, request: Request) -> Response:
     except ValueError:
         wanted = None
     if wanted is None or wanted > now.date() or len(request.path_params["day"]) != 10:
-        return web.message("Page not found", "There is no edition on that day.", status=404,
-                           link={"href": "/", "label": "Today's papers"})  # fmt: skip
+        return _no_edition(web, "There is no edition on that day.")
     return await show(web, request, day_span(wanted, now))
 
 
@@ -113,9 +112,14 @@ async def week(web: Web, request: Request) -> Response:
     except ValueError:
         edition = None
     if edition is None or edition.cadence != "weekly" or edition.day > now.date():
-        return web.message("Page not found", "There is no such week.", status=404,
-                           link={"href": "/", "label": "Today's papers"})  # fmt: skip
+        return _no_edition(web, "There is no such week.")
     return await show(web, request, week_span(edition.day, now))
+
+
+def _no_edition(web: Web, line: str) -> Response:
+    """The 404 page of an edition that does not exist, linking today's."""
+    return web.message("Page not found", line, status=404,
+                       link={"href": "/", "label": "Today's papers"})  # fmt: skip
 
 
 def _href(path: str, q: str, topic: str | None) -> str:

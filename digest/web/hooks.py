@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from starlette.requests import Request
@@ -69,6 +70,16 @@ def our_fault(web: Web, source: Source, ex: DigestError) -> JSONResponse:
     """A database or network fault of ours: 503, so the provider delivers the event again."""
     log.error("webhook %s failed: %s", source, ex)
     return answer(web, source, 503, "temporary failure, try again later")
+
+
+async def guarded(web: Web, source: Source, attempt: Callable[[], Awaitable[Response]]) -> Response:
+    """A webhook's checks and action: a failed check answers its 4xx, a fault of ours 503."""
+    try:
+        return await attempt()
+    except WebhookRefused as ex:
+        return refused(web, source, ex)
+    except DigestError as ex:
+        return our_fault(web, source, ex)
 
 
 def use_token(store: Store, token: str, now: datetime) -> bool:
@@ -127,7 +138,8 @@ async def ses(web: Web, request: Request) -> Response:
     topics = web.config.bounces.sns_topics
     if not topics:
         return not_configured(web, source)
-    try:
+
+    async def attempt() -> Response:
         check_content_type(source, request.headers.get("content-type"))
         body = await request.body()
         # off the event loop: verifying may fetch the signing certificate over HTTPS
@@ -137,12 +149,9 @@ async def ses(web: Web, request: Request) -> Response:
         if message.type == "SubscriptionConfirmation":
             return await confirm_subscription(web, message)
         report = parse_ses(message, mailboxes_for(web.config))
-        result = await act(web, report, message.message_id)
-    except WebhookRefused as ex:
-        return refused(web, source, ex)
-    except DigestError as ex:
-        return our_fault(web, source, ex)
-    return answer(web, source, *result)
+        return answer(web, source, *await act(web, report, message.message_id))
+
+    return await guarded(web, source, attempt)
 
 
 async def confirm_subscription(web: Web, message: SnsMessage) -> Response:
@@ -171,17 +180,16 @@ async def postmark(web: Web, request: Request) -> Response:
     user, password = web.config.bounces.postmark_user, web.config.postmark_password
     if not user or not password:
         return not_configured(web, source)
-    try:
+
+    async def attempt() -> Response:
         check_content_type(source, request.headers.get("content-type"))
         verify_basic_auth(request.headers.get("authorization"), user, password)
         body = await request.body()
         report = parse_postmark(body, mailboxes_for(web.config))
-        result = await act(web, report, event_id(load_object(body, "Postmark").get("ID")))
-    except WebhookRefused as ex:
-        return refused(web, source, ex)
-    except DigestError as ex:
-        return our_fault(web, source, ex)
-    return answer(web, source, *result)
+        id_ = event_id(load_object(body, "Postmark").get("ID"))
+        return answer(web, source, *await act(web, report, id_))
+
+    return await guarded(web, source, attempt)
 
 
 async def mailgun(web: Web, request: Request) -> Response:
@@ -190,7 +198,8 @@ async def mailgun(web: Web, request: Request) -> Response:
     key = web.config.mailgun_signing_key
     if not key:
         return not_configured(web, source)
-    try:
+
+    async def attempt() -> Response:
         check_content_type(source, request.headers.get("content-type"))
         body = await request.body()
         # the token's single use is checked in the store, with the event, so a restart
@@ -198,11 +207,9 @@ async def mailgun(web: Web, request: Request) -> Response:
         event = verify_mailgun(body, key, web.clock(), set())
         report = parse_mailgun(event, mailboxes_for(web.config))
         result = await act(web, report, event_id(event.event.get("id")), event.token)
-    except WebhookRefused as ex:
-        return refused(web, source, ex)
-    except DigestError as ex:
-        return our_fault(web, source, ex)
-    return answer(web, source, *result)
+        return answer(web, source, *result)
+
+    return await guarded(web, source, attempt)
 
 
 __all__ = ["mailgun", "postmark", "ses"]
