@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import resource
 import shutil
@@ -87,7 +88,7 @@ def population(n: int, queries: list[str], topics: list[str], rng: random.Random
         )  # fmt: skip
 
 
-def write_config(folder: Path, sources_port: int, smtp_port: int) -> Path:
+def write_config(folder: Path, sources_port: int, smtp_port: int, workers: int = 1) -> Path:
     config_path = folder / "digest.toml"
     config_path.write_text(
         f"""
@@ -111,6 +112,7 @@ port = {smtp_port}
 security = "none"
 concurrency = {CONCURRENCY}
 rate_per_second = 0
+workers = {workers}
 [web]
 base_url = "https://digest.example.org"
 """,
@@ -164,6 +166,7 @@ def run_ours(config_path: str) -> None:
                 "stages": pipeline.timings,
                 "errors": errors,
                 "peak_mb": limits.peak_rss_mb(),
+                "worker_peaks_mb": pipeline.worker_peaks_mb,
             }
         )
     )
@@ -204,11 +207,14 @@ def sample_messages(config_path: Path, count: int) -> list[bytes]:
     return [out[i % len(out)] for i in range(count)]
 
 
-def run_daily(database: Path, folder: Path, sources_port: int, smtp_port: int) -> dict[str, Any]:
-    """Our daily run on a fresh copy of the prepared database, in its own process."""
+def run_daily(
+    database: Path, folder: Path, sources_port: int, smtp_port: int, workers: int = 1
+) -> dict[str, Any]:
+    """Our daily run on a fresh copy of the prepared database, in its own process (and its
+    send workers' with `workers` > 1)."""
     folder.mkdir(parents=True)
     shutil.copy(database, folder / "digest.db")
-    config_path = write_config(folder, sources_port, smtp_port)
+    config_path = write_config(folder, sources_port, smtp_port, workers)
     done = subprocess.run(
         [sys.executable, __file__, "--ours", str(config_path)],
         capture_output=True, text=True,
@@ -236,7 +242,8 @@ def figures(ours: dict[str, Any], limit: limits.Limit, raw_per_s: float) -> dict
         "limit_distinct": limit.distinct,
         "raw_per_s": round(raw_per_s, 1),
         "raw_ratio": round(per_s / raw_per_s, 3),
-        "peak_mb": round(ours["peak_mb"], 1),
+        "peak_mb": round(max([ours["peak_mb"], *ours["worker_peaks_mb"]]), 1),
+        "processes": 1 + len(ours["worker_peaks_mb"]),
         "stages": {k: round(v, 2) for k, v in ours["stages"].items()},
     }
 
@@ -250,6 +257,10 @@ def main() -> None:
     parser.add_argument(
         "--limit-messages", type=int, default=LIMIT_MESSAGES,
         help="smtp-source sends min(this, our emails): a baseline may be sampled",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, default=min(os.cpu_count() or 1, 4),
+        help="also run with [smtp] workers = this many processes (1: only the single process)",
     )  # fmt: skip
     parser.add_argument("--ours")
     args = parser.parse_args()
@@ -294,6 +305,11 @@ def main() -> None:
                 raw_per_s = asyncio.run(raw_sink_rate(server.port, messages))
                 limits.drain(server)
                 results[name] = figures(ours, limit, raw_per_s)
+                if args.workers > 1:
+                    where = folder / f"big-{name}-x{args.workers}"
+                    shared = run_daily(big_db, where, sources_port, server.port, args.workers)
+                    limits.drain(server)
+                    results[f"{name} x{args.workers}"] = figures(shared, limit, raw_per_s)
     finally:
         http.shutdown()
         shutil.rmtree(folder, ignore_errors=True)
@@ -315,16 +331,17 @@ def main() -> None:
     print(f"  {'total':28} {top['seconds']:8.1f}")
     head = ("server", "ours/s", "limit/s", "ours/limit", "CPU ms/email", "raw/s", "ours/raw",
             "peak MB")  # fmt: skip
-    print(f"{head[0]:10} " + " ".join(f"{h:>12}" for h in head[1:]))
+    print(f"{head[0]:14} " + " ".join(f"{h:>12}" for h in head[1:]))
     for name, r in results.items():
         cells = (r["emails_per_s"], r["limit_per_s"], f"{r['limit_ratio']:.0%}",
                  r["cpu_ms_per_email"], r["raw_per_s"], f"{r['raw_ratio']:.0%}",
                  f"{r['peak_mb']:.0f}")  # fmt: skip
-        print(f"{name:10} " + " ".join(f"{c:>12}" for c in cells))
+        print(f"{name:14} " + " ".join(f"{c:>12}" for c in cells))
     print(
         f"limit = Postfix's C client smtp-source, {count:,} of the same digests over the same "
         f"{CONCURRENCY} connections ({top['limit_distinct']} distinct); raw = aiosmtplib alone, "
-        f"{len(messages):,} messages; CPU = our process, user+sys, all stages"
+        f"{len(messages):,} messages; CPU = our processes, user+sys, all stages; "
+        f"'x{args.workers}': [smtp] workers = {args.workers} (peak MB: the largest process)"
     )
     print(
         "smtp-source's own CPU ms/email: "

@@ -97,6 +97,7 @@ class SmtpConfig:
     retry_later_minutes: int = 30  # then left pending for a later run
     give_up_after: int = 12  # 4xx replies about the address, over all runs, before failing
     bounce_limit: int = 3  # permanent (5xx) failures before a subscriber is `bounced`
+    workers: int = 1  # processes that build and send, one shard each (digest.shards)
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,10 @@ def _check_value(value: Any, expected: Any, where: str) -> Any:
 
 # Zero would mean "never time out", "no connection" or "keep nothing": refused, naming the key.
 _AT_LEAST_ONE = frozenset(
-    {"timeout", "concurrency", "max_bytes", "max_items", "max_attempts", "soft_limit", "soft_days"}
+    {
+        "timeout", "concurrency", "max_bytes", "max_items", "max_attempts", "soft_limit",
+        "soft_days", "workers",
+    }
 )
 
 

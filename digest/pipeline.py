@@ -10,16 +10,18 @@ and sent, and a run after a crash sends exactly what is left. The caller holds t
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from digest import shards
 from digest.bounces.process import BounceReport, bounces_after_run
 from digest.build import Builder, confirmation_message
 from digest.collect import SourceReport, collect_async
-from digest.config import Config
+from digest.config import Config, SmtpConfig
 from digest.errors import RenderError, SendError
 from digest.match import EditionMatchers
 from digest.message import Outgoing
@@ -30,6 +32,9 @@ from digest.render import Renderer
 from digest.send import Job, Sender, SendStats, Transport, transport_for
 from digest.store import Delivery, Store
 from digest.tokens import Tokens
+
+Progress = Callable[[str, str], None]  # (email, status) as each delivery ends
+SHARD_MIN = 2_000  # due deliveries below which more send processes cost more than they save
 
 
 @dataclass
@@ -135,6 +140,8 @@ class Pipeline:
         self.timings: dict[str, float] = {}  # seconds per stage; "render" is within "send"
         self._dkim = load_dkim(config)
         self._alone: Builder | None = None  # for `build` called on its own, row by row
+        self.worker_peaks_mb: list[float] = []  # other send processes' peak memory, if any
+        self.shard_min = SHARD_MIN
 
     def plan(self, dry_run: bool = False) -> PlanReport:
         """Open the run's editions (unless dry) and record who gets which papers."""
@@ -174,23 +181,27 @@ class Pipeline:
     async def send(
         self,
         shard: tuple[int, int] | None = None,
-        on_done: Callable[[Job, str], None] | None = None,
+        on_done: Progress | None = None,
         *,
         builder: Builder | None = None,
         transport: Transport | None = None,
+        smtp: SmtpConfig | None = None,
     ) -> SendStats:
         """Build and deliver every due pending delivery (of one shard), with the configured
-        concurrency; a transport is opened for it unless one is given."""
+        concurrency and rate (or `smtp`'s: a shard's share); a transport is opened for it
+        unless one is given."""
         builder = builder or self.builder()
+        smtp = smtp or self.config.smtp
         async with transport_for(self.config, transport or self.transport) as opened:
-            sender = Sender(self.store, opened, self.config.smtp, self.clock, self.sleep, on_done)
+            hook = _job_hook(on_done) if on_done is not None else None
+            sender = Sender(self.store, opened, smtp, self.clock, self.sleep, hook)
 
             async def stream() -> AsyncIterator[Job]:
                 for job in builder.jobs(shard, sender.stats):
                     yield job
                     await asyncio.sleep(0)  # let senders run while messages are being built
 
-            concurrency = self.config.smtp.concurrency if self.config.smtp.host else 1
+            concurrency = smtp.concurrency if self.config.smtp.host else 1
             try:
                 return await sender.run(stream(), concurrency)
             finally:
@@ -203,7 +214,7 @@ class Pipeline:
         send: bool = True,
         dry_run: bool = False,
         shard: tuple[int, int] | None = None,
-        on_done: Callable[[Job, str], None] | None = None,
+        on_done: Progress | None = None,
     ) -> RunReport:
         """The whole daily job. Dry runs collect nothing, record nothing and send nothing."""
         started = time.perf_counter()
@@ -238,21 +249,82 @@ class Pipeline:
         matchers: EditionMatchers,
         send: bool,
         shard: tuple[int, int] | None,
-        on_done: Callable[[Job, str], None] | None,
+        on_done: Progress | None,
     ) -> None:
         """Send what was planned, then alert the admin; one transport for both, opened and
         closed here (without sending, alerts open one only when there is one to send)."""
         if not send:
             report.alerts = await self._alert(report, self.transport)
             return
-        async with transport_for(self.config, self.transport) as transport:
+        workers = self._workers(shard)
+        mine = shards.shard_config(self.config, workers, 0) if workers > 1 else self.config
+        async with transport_for(mine, self.transport) as transport:
             builder = self.builder(matchers, report.collected)
-            report.send = await self.send(shard, on_done, builder=builder, transport=transport)
+            if workers > 1:
+                report.send = await self.send_sharded(workers, on_done, builder, transport)
+            else:
+                report.send = await self.send(shard, on_done, builder=builder, transport=transport)
             report.alerts = await self._alert(report, transport)
+
+    def _workers(self, shard: tuple[int, int] | None) -> int:
+        """How many processes send this run: `[smtp] workers` for an SMTP run of at least
+        `shard_min` due deliveries (fewer are not worth starting processes for), else one."""
+        wanted = self.config.smtp.workers
+        if wanted <= 1 or shard is not None or not self.config.smtp.host:
+            return 1
+        due = self.store.due_deliveries(self.clock().isoformat(), None, limit=self.shard_min)
+        return wanted if len(due) >= self.shard_min else 1
+
+    async def send_sharded(
+        self,
+        workers: int,
+        on_done: Progress | None,
+        builder: Builder,
+        transport: Transport,
+    ) -> SendStats:
+        """Shard 1 sent here, shards 2..N by processes of their own (`digest.shards`), each
+        with its share of the connections and rate; their outcomes summed."""
+        works = [
+            shards.ShardWork(
+                config=shards.shard_config(self.config, workers, k - 1),
+                topics=self.topics,
+                now=self.now,
+                shard=(k, workers),
+                parent=os.getpid(),
+                progress=on_done is not None,
+            )
+            for k in range(2, workers + 1)
+        ]
+        processes, channel = shards.start(_send_shard, works)
+        mine = shards.split_smtp(self.config.smtp, workers, 0)
+        own, others = await asyncio.gather(
+            self.send((1, workers), on_done, builder=builder, transport=transport, smtp=mine),
+            shards.collect(processes, channel, works, on_done),
+        )
+        for result in others:
+            own.add(result.stats)
+            self.timings["render"] = self.timings.get("render", 0.0) + result.build_seconds
+            self.worker_peaks_mb.append(result.peak_mb)
+        return own
 
     async def _alert(self, report: RunReport, transport: Transport | None) -> int:
         found = alerts(self.config, self.store, report.collected, report.send, self.now)
         return await send_alerts(self.config, self.store, found, self.clock(), transport)
+
+
+def _job_hook(on_done: Progress) -> Callable[[Job, str], None]:
+    """The sender's per-job hook for a run's (email, status) progress hook."""
+    return lambda job, status: on_done(job.email, status)
+
+
+def _send_shard(work: shards.ShardWork, events: shards.Events) -> shards.ShardResult:
+    """A send worker's whole life (in its own process): its store, its pipeline, its shard."""
+    with Store(work.config.database.path) as store:
+        pipeline = Pipeline(
+            work.config, store, work.topics, work.now, clock=lambda: datetime.now(UTC)
+        )
+        stats = asyncio.run(pipeline.send(work.shard, events.done))
+    return shards.ShardResult(stats, pipeline.timings.get("render", 0.0), shards.peak_mb())
 
 
 class _Laps:

@@ -40,6 +40,8 @@ class Recorder:
         self.stall_seconds = stall_seconds
         self.smtputf8 = smtputf8
         self.connections = 0
+        self.open = 0  # connections open now, and the most ever open at once
+        self.most_open = 0
 
     def to(self, address: str) -> list[Received]:
         return [r for r in self.received if address in r.recipients]
@@ -99,7 +101,12 @@ class FaultySMTP(SMTP):
             await self.push(recorder.faults.greet.popleft())
             self.transport.close()
             return
-        await super()._handle_client()
+        recorder.open += 1
+        recorder.most_open = max(recorder.most_open, recorder.open)
+        try:
+            await super()._handle_client()
+        finally:
+            recorder.open -= 1
 
 
 class FaultyController(Controller):

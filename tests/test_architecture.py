@@ -230,6 +230,7 @@ RANKS = {
     "plan": 8,
     "build": 9,
     "ops": 9,
+    "shards": 9,
     "pipeline": 10,
     "web": 11,
     "cli": 12,
@@ -398,6 +399,7 @@ DOCUMENTED_STAGES = {
     "digest", "__main__", "models", "schedule", "edition", "sources", "query", "collect",
     "match", "render", "message", "pages", "send", "plan", "build", "ops", "pipeline", "web",
     "bounces", "cli", "config", "recommend", "store", "subscribers", "tokens", "errors",
+    "shards",
 }  # fmt: skip
 DOCSTRING_ALLOWED: set[str] = set()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,7 @@ from digest.models import Topic
 from digest.ops import preflight
 from digest.pipeline import Pipeline, RunReport
 from digest.schedule import RunLock
-from digest.send import Job, SendStats
+from digest.send import SendStats
 from digest.store import Store
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")]
@@ -129,6 +130,15 @@ def _progress(interactive: bool) -> tuple[Progress, TaskID]:
     return bar, task
 
 
+def _advance(bar: Progress, task: TaskID) -> Callable[[str, str], None]:
+    """The run's progress hook: advance the bar as each delivery ends, naming it."""
+
+    def done(email: str, status: str) -> None:
+        bar.update(task, advance=1, last=terminal_safe(f"{status} {email}"))
+
+    return done
+
+
 @app.command("run", epilog=EXIT_CODES)
 @fails_cleanly
 def run_command(
@@ -163,11 +173,7 @@ def run_command(
     with store, RunLock(store.path):
         pipeline = Pipeline(cfg, store, topics, now, clock=lambda: datetime.now(UTC))
         bar, task = _progress(interactive and not dry_run)
-
-        def done(job: Job, status: str) -> None:
-            """Advance the progress bar as each delivery ends (shown only on a terminal)."""
-            bar.update(task, advance=1, last=terminal_safe(f"{status} {job.email}"))
-
+        done = _advance(bar, task)
         with bar:
             report = asyncio.run(
                 pipeline.run(
@@ -213,11 +219,7 @@ def send_command(
         report = RunReport(edition=now.date().isoformat())
         report.recovered = store.recover_interrupted(now.isoformat(), parts)
         bar, task = _progress(interactive)
-
-        def done(job: Job, status: str) -> None:
-            """Advance the progress bar as each delivery ends (shown only on a terminal)."""
-            bar.update(task, advance=1, last=terminal_safe(f"{status} {job.email}"))
-
+        done = _advance(bar, task)
         started = datetime.now(UTC)
         with bar:
             report.send = asyncio.run(pipeline.send(parts, done))

@@ -46,6 +46,18 @@ class SendStats:
     errors: int = 0
     failures: list[str] = field(default_factory=list)
 
+    def add(self, other: SendStats) -> None:
+        """Count another sender's outcomes in (a run sent by several processes)."""
+        self.sent += other.sent
+        self.skipped += other.skipped
+        self.retried += other.retried
+        self.deferred += other.deferred
+        self.failed += other.failed
+        self.bounced += other.bounced
+        self.possible_duplicates += other.possible_duplicates
+        self.errors += other.errors
+        self.failures += other.failures
+
 
 @dataclass(frozen=True)
 class Job:
