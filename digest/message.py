@@ -186,7 +186,9 @@ def _encoding(raw: bytes, allow_8bit: bool) -> str:
 
 def _part(content_type: str, body: str, allow_8bit: bool = True) -> tuple[bytes, bool]:
     """A part's headers and body with CRLF lines; True when it went out 8bit."""
-    raw = body.encode("utf-8").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    raw = body.encode("utf-8")
+    if "\r" in body:  # rendered parts have LF lines: normalise only what needs it
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     cte = _encoding(raw, allow_8bit)
     if cte == "quoted-printable":
         # istext: line breaks stay line breaks (LF here, CRLF below), not =0A

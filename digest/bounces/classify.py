@@ -24,6 +24,7 @@ from digest.bounces.events import (
     worst,
 )
 from digest.bounces.parts import (
+    RETURNED_TYPES,
     addresses,
     children,
     header,
@@ -47,7 +48,6 @@ AUTO_SUBJECT = re.compile(
 )
 DELIVERY_STATUS = ("message/delivery-status", "message/global-delivery-status")
 FEEDBACK = "message/feedback-report"
-RETURNED = ("message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +170,7 @@ def read_dsn(msg: Message, parts: list[Message], mailboxes: Mailboxes) -> Report
     """An RFC 3464 delivery report: one status per recipient, the worst deciding the kind; the
     token from the report's recipient or the returned message's Return-Path."""
     status_part = next((p for p in parts if p.get_content_type() in DELIVERY_STATUS), None)
-    returned = next((p for p in parts if p.get_content_type() in RETURNED), None)
+    returned = next((p for p in parts if p.get_content_type() in RETURNED_TYPES), None)
     original = returned_headers(returned) if returned is not None else None
     if status_part is None:
         return Report(Kind.UNPARSEABLE, Source.DSN, "delivery report without a status part")
@@ -208,7 +208,7 @@ def read_arf(msg: Message, parts: list[Message], mailboxes: Mailboxes) -> Report
     """An RFC 5965 feedback report: Feedback-Type abuse is a complaint, any other type is
     informational; the recipient from Original-Rcpt-To, else the returned message's To."""
     feedback = next((p for p in parts if p.get_content_type() == FEEDBACK), None)
-    returned = next((p for p in parts if p.get_content_type() in RETURNED), None)
+    returned = next((p for p in parts if p.get_content_type() in RETURNED_TYPES), None)
     original = returned_headers(returned) if returned is not None else None
     if feedback is None:
         return Report(Kind.UNPARSEABLE, Source.ARF, "feedback report without its report part")
@@ -216,7 +216,8 @@ def read_arf(msg: Message, parts: list[Message], mailboxes: Mailboxes) -> Report
     for block in report_fields(feedback):
         for name, value in block.items():
             fields.setdefault(name, value)
-    feedback_type = fields.get("feedback-type", "").split()[0].lower() if fields else ""
+    words = fields.get("feedback-type", "").split()
+    feedback_type = words[0].lower() if words else ""
     if not feedback_type:
         return Report(Kind.UNPARSEABLE, Source.ARF, "feedback report without Feedback-Type")
     recipient = typed_address(fields.get("original-rcpt-to", ""))

@@ -8,9 +8,13 @@ a report quoted inside a report is the sender's text, not a report to us.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import codecs
 import email.utils
-from email.header import decode_header, make_header
+import re
+from email.errors import MissingHeaderBodySeparatorDefect
+from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
 
@@ -19,6 +23,13 @@ MAX_PARTS = 64
 MAX_DEPTH = 4
 MAX_BLOCKS = 100  # per-recipient blocks read from one delivery-status part
 MAX_HEADER = 16 * 1024  # characters of an address header parsed (getaddresses is slow)
+RETURNED_TYPES = (
+    "message/rfc822",
+    "message/global",
+    "text/rfc822-headers",
+    "message/global-headers",
+)
+ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 
 
 def one_line(value: str, limit: int = 300) -> str:
@@ -27,15 +38,32 @@ def one_line(value: str, limit: int = 300) -> str:
 
 
 def header(msg: Message, name: str) -> str:
-    """A header as one line of text: RFC 2047 decoded, raw 8-bit bytes replaced."""
+    """A header as one line of text: RFC 2047 decoded; raw 8-bit bytes read as UTF-8 (RFC
+    6532), a byte that is not UTF-8 replaced, since compat32 would make every such byte "?"
+    and a vacation subject in French or Spanish would go unrecognised."""
     raw = msg.get(name)
     if raw is None:
         return ""
+    text = _eight_bit(msg, name) if isinstance(raw, Header) else str(raw)
     try:
-        text = str(make_header(decode_header(str(raw))))
-    except Exception:  # a broken encoded-word is the sender's problem
-        text = str(raw)
+        text = str(make_header(decode_header(text)))
+    except Exception:  # raw 8-bit beside encoded-words, or a broken one: decode word by word
+        text = ENCODED_WORD.sub(_decoded_word, text)
     return one_line(text.encode("utf-8", "replace").decode("utf-8"), 998)
+
+
+def _eight_bit(msg: Message, name: str) -> str:
+    """The first `name` header's raw bytes as text: compat32 keeps them surrogate-escaped."""
+    value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), "")
+    return str(value).encode("ascii", "surrogateescape").decode("utf-8", "replace")
+
+
+def _decoded_word(match: re.Match[str]) -> str:
+    """One RFC 2047 encoded-word decoded, or left as it is when it is broken."""
+    try:
+        return str(make_header(decode_header(match[0])))
+    except Exception:
+        return match[0]
 
 
 def addresses(msg: Message, *names: str) -> list[str]:
@@ -133,12 +161,50 @@ def parse_fields(text: str) -> list[dict[str, str]]:
     return blocks
 
 
+def transfer_encoded(part: Message) -> bool:
+    """Whether the part is base64 or quoted-printable (RFC 6533 allows it for the global
+    report types), which the parser does not undo before splitting a message/* part."""
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    return cte in ("base64", "quoted-printable")
+
+
+def message_part_text(part: Message) -> str:
+    """The text of a message/* part the parser split into messages, put back together as
+    it was sent and its Content-Transfer-Encoding undone; "" when it cannot be decoded."""
+    payload = part.get_payload()
+    if not isinstance(payload, list):
+        return text_of(part)
+    pieces: list[str] = []
+    for sub in payload[:MAX_BLOCKS]:
+        if not isinstance(sub, Message):
+            continue
+        head = "".join(f"{name}: {value}\n" for name, value in sub.raw_items())
+        joined = any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in sub.defects)
+        rest = sub.get_payload()
+        body = rest if isinstance(rest, str) else ""
+        pieces.append(head + ("" if joined or not head else "\n") + body)
+    data = "\n".join(pieces).encode("ascii", "surrogateescape")[: MAX_TEXT * 8]
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    try:
+        if cte == "base64":
+            letters = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
+            letters = letters[: len(letters) - (len(letters) % 4 == 1)]
+            data = base64.b64decode(letters + b"=" * (-len(letters) % 4))
+        elif cte == "quoted-printable":
+            data = binascii.a2b_qp(data)
+    except (binascii.Error, ValueError):
+        return ""
+    return data[: MAX_TEXT * 4].decode(charset_of(part), "replace")[:MAX_TEXT]
+
+
 def report_fields(part: Message) -> list[dict[str, str]]:
     """The field blocks of a message/delivery-status, message/global-delivery-status or
     message/feedback-report part, however the stdlib parser split it."""
     payload = part.get_payload()
     if isinstance(payload, str):
         return parse_fields(text_of(part) or payload[:MAX_TEXT])
+    if transfer_encoded(part):
+        return parse_fields(message_part_text(part))[:MAX_BLOCKS]
     blocks: list[dict[str, str]] = []
     for sub in payload[:MAX_BLOCKS] if isinstance(payload, list) else []:
         if not isinstance(sub, Message):
@@ -157,16 +223,18 @@ def report_fields(part: Message) -> list[dict[str, str]]:
 
 def returned_headers(part: Message) -> Message | None:
     """The headers of the original message inside a report (message/rfc822 or
-    text/rfc822-headers and their RFC 6532 `global` forms)."""
+    text/rfc822-headers and their RFC 6532 `global` forms). The parser makes every message/*
+    part a message, message/global-headers included; an encoded one is decoded first."""
     ctype = part.get_content_type()
-    if ctype in ("message/rfc822", "message/global"):
-        payload = part.get_payload()
-        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-            return payload[0]
-        if isinstance(payload, str):
-            return HeaderParser().parsestr(payload[:MAX_TEXT], headersonly=True)
+    if ctype not in RETURNED_TYPES:
         return None
-    if ctype in ("text/rfc822-headers", "message/global-headers"):
+    payload = part.get_payload()
+    if isinstance(payload, list) and transfer_encoded(part):
+        return HeaderParser().parsestr(message_part_text(part), headersonly=True)
+    if isinstance(payload, list):
+        first = payload[0] if payload else None
+        return first if isinstance(first, Message) else None
+    if isinstance(payload, str):
         return HeaderParser().parsestr(text_of(part), headersonly=True)
     return None
 

@@ -18,8 +18,8 @@ from digest.bounces.events import VerpDelivery
 from digest.errors import TokenError
 
 MAC_BYTES = 10  # 80 bits, 16 base32 characters: a forger has no offline oracle to grind
-# id (at most 18 digits: int64), edition (daily 20260924 or weekly 2026w39), MAC in base32
-TOKEN_RE = re.compile(r"([0-9]{1,18})-([0-9]{8}|[0-9]{4}w[0-9]{2})-([a-z2-7]{16})")
+# id (at most 19 digits: an int64 rowid), edition (daily 20260924 or weekly 2026w39), MAC
+TOKEN_RE = re.compile(r"([0-9]{1,19})-([0-9]{8}|[0-9]{4}w[0-9]{2})-([a-z2-7]{16})")
 
 
 def compact_edition(edition: str) -> str:
@@ -52,11 +52,11 @@ def make_token(secret: str, subscriber_id: int, edition: str) -> str:
     """The signed token for one delivery, e.g. `42-20260924-k5x...`.
 
     Raises:
-        TokenError: no secret, a negative id, or an edition of neither form.
+        TokenError: no secret, an id outside int64's 0..2**63-1, or an edition of neither form.
     """
     if not secret:
         raise TokenError("DIGEST_SECRET is not set: VERP tokens must be signed")
-    if subscriber_id < 0:
+    if not 0 <= subscriber_id < 2**63:
         raise TokenError(f"subscriber id {subscriber_id} cannot be in a VERP token")
     return f"{subscriber_id}-{compact_edition(edition)}-{mac(secret, subscriber_id, edition)}"
 

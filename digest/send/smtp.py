@@ -29,14 +29,13 @@ def _classify(ex: Exception) -> Result:
     """An aiosmtplib error -> retry or give up. Only the recipient's refusal (RCPT) or the
     message's (after DATA) with a 5xx is permanent and counts against the subscriber; a 5xx
     at login, greeting or MAIL FROM is our side's problem: the delivery waits for a fix.
-    4xx and lost connections are transient (lost after DATA: resent, a possible duplicate)."""
+    4xx and lost connections are transient (lost after DATA: resent, a possible duplicate).
+    A 421 at any stage is the server closing the channel (RFC 5321 3.8), never a verdict on
+    the address: transient and not counted against the subscriber."""
     if isinstance(ex, aiosmtplib.SMTPRecipientsRefused) and ex.recipients:
-        refused = ex.recipients[0]
-        return Result(
-            False, f"{refused.code} {refused.message}", refused.code >= 500, recipient=True
-        )
+        return _refused(ex.recipients[0].code, ex.recipients[0].message)
     if isinstance(ex, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
-        return Result(False, f"{ex.code} {ex.message}", 500 <= ex.code < 600, recipient=True)
+        return _refused(ex.code, ex.message)
     if isinstance(ex, aiosmtplib.SMTPResponseException):
         return Result(False, f"{ex.code} {ex.message} (server side: check the SMTP settings)")
     if isinstance(ex, aiosmtplib.SMTPNotSupported):
@@ -44,6 +43,13 @@ def _classify(ex: Exception) -> Result:
     if isinstance(ex, aiosmtplib.SMTPTimeoutError | asyncio.TimeoutError):
         return Result(False, f"timed out: {ex}".rstrip(": "))
     return Result(False, f"connection problem: {type(ex).__name__}: {ex}".rstrip(": "))
+
+
+def _refused(code: int, text: str) -> Result:
+    """A reply at RCPT or after DATA: about the address or message, unless it is a 421."""
+    if code == 421:
+        return Result(False, f"{code} {text} (server closing the connection)")
+    return Result(False, f"{code} {text}", 500 <= code < 600, recipient=True)
 
 
 class SmtpPool(Opened):

@@ -55,6 +55,9 @@ class Wire(asyncio.Protocol):
             if not line[:3].isdigit():
                 self._fail(aiosmtplib.SMTPResponseException(-1, f"malformed reply {line[:80]!r}"))
                 return
+            if pos - start > MAX_REPLY:
+                self._fail(aiosmtplib.SMTPResponseException(-1, "reply too long"))
+                return
             text = "\n".join(part[4:].strip().decode("utf-8", "surrogateescape") for part in lines)
             self.replies.append((int(line[:3]), text))
             lines, start = [], pos
