@@ -251,8 +251,14 @@ def _check_value(value: Any, expected: Any, where: str) -> Any:
 # Zero would mean "never time out", "no connection" or "keep nothing": refused, naming the key.
 _AT_LEAST_ONE = frozenset(
     {
-        "timeout", "concurrency", "max_bytes", "max_items", "max_attempts", "soft_limit",
-        "soft_days", "workers",
+        "timeout",
+        "concurrency",
+        "max_bytes",
+        "max_items",
+        "max_attempts",
+        "soft_limit",
+        "soft_days",
+        "workers",
     }
 )
 
@@ -285,6 +291,9 @@ def _source(data: Any, index: int, file: str, base: Path) -> SourceConfig:
     src: SourceConfig = _build(SourceConfig, data, where)
     if src.kind not in SOURCE_KINDS:
         raise ConfigError(f"{where}.kind: {src.kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+    for key, value in (("name", src.name), ("url", src.url)):
+        if not value.strip():  # an empty url would become the config file's folder
+            raise ConfigError(f"{where}.{key}: must not be empty, got {value!r}")
     if not src.url.startswith(("http://", "https://")):
         path = Path(src.url).expanduser()
         if not path.is_absolute():

@@ -7,15 +7,20 @@ store only to fix an edition's window; sends, renders and matches nothing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from digest.errors import SubscriberError
 from digest.models import WEEKDAYS, Paper, Subscriber
 from digest.store import Store
 
 WEEK = timedelta(days=7)
+# ASCII digits only: the names are keys in rows, Message-IDs and URLs, one spelling each
+_DAY_NAME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_WEEK_NAME = re.compile(r"([0-9]{4})-W([0-9]{2})")
 
 
 class Cadence(StrEnum):
@@ -60,12 +65,16 @@ class Edition:
             ValueError: the name is neither `YYYY-MM-DD` nor `YYYY-Www`.
         """
         if "-W" in name:
-            year, _, week = name.partition("-W")
+            found = _WEEK_NAME.fullmatch(name)
             try:
-                return cls(Cadence.WEEKLY, date.fromisocalendar(int(year), int(week), 1))
+                if found is None:
+                    raise ValueError("expected four digits, -W and two digits")
+                return cls(Cadence.WEEKLY, date.fromisocalendar(int(found[1]), int(found[2]), 1))
             except ValueError as ex:
                 raise ValueError(f"{name!r} is not an ISO week (YYYY-Www): {ex}") from None
         try:
+            if _DAY_NAME.fullmatch(name) is None:
+                raise ValueError(name)
             return cls.daily(date.fromisoformat(name))
         except ValueError:
             raise ValueError(f"{name!r} is not an edition (YYYY-MM-DD or YYYY-Www)") from None
@@ -94,9 +103,22 @@ class Window:
 
 def due_edition(sub: Subscriber, now: datetime) -> Edition | None:
     """The edition a subscriber is due for now, by their own clock: their local date (daily)
-    or ISO week (weekly, on their weekday), once their send hour has come; None when not yet."""
+    or ISO week (weekly, on their weekday), once their send hour has come; None when not yet.
+
+    Raises:
+        SubscriberError: the stored time zone is unknown to this machine's tz database (it
+            was checked on the way in, but the database may have changed since): a failure
+            of that subscriber alone.
+    """
     # by the subscriber's clock: Tokyo's 8:00 edition is due while it is still yesterday in UTC
-    local = now.astimezone(ZoneInfo(sub.tz))
+    try:
+        zone = ZoneInfo(sub.tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # as subscribers.validate catches
+        raise SubscriberError(
+            f"{sub.email}: time zone {sub.tz[:64]!r} is unknown here (is tzdata installed?); "
+            "set it again with digest subscribers edit --tz"
+        ) from None
+    local = now.astimezone(zone)
     if local.hour < sub.hour:
         return None
     if sub.cadence == Cadence.WEEKLY:

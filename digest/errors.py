@@ -32,8 +32,11 @@ class QueryError(DigestError):
         self.hint = hint
 
     def caret(self) -> str:
-        """The query with a caret under the fault, and the hint, for terminals and web forms."""
-        lines = [self.query, " " * self.position + "^", str(self)]
+        """The query with a caret under the fault, and the hint, for terminals and web forms.
+        The padding copies the query's tabs, so the caret stays under the fault wherever the
+        display puts its tab stops."""
+        pad = "".join(c if c == "\t" else " " for c in self.query[: self.position])
+        lines = [self.query, pad.ljust(self.position) + "^", str(self)]
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)

@@ -78,8 +78,8 @@ class RunReport:
         s = self.send
         if self.bounces is not None and self.bounces.failed:
             return True  # the bounce mailbox could not be read to the end
-        if self.plan.recommend_errors:
-            return True  # recommendations were left out: the matches still went out
+        if self.plan.recommend_errors or self.plan.errors:
+            return True  # recommendations left out, or someone not planned: the rest went out
         return bool(self.source_errors or self.items_skipped or s.failed or s.deferred or s.errors)
 
     def summary(self) -> str:
@@ -96,6 +96,8 @@ class RunReport:
         ]
         if s.errors:
             parts.append(f"{s.errors} internal errors")
+        if self.plan.errors:
+            parts.append(f"{len(self.plan.errors)} subscribers not planned")
         if s.possible_duplicates:
             parts.append(f"{s.possible_duplicates} possible duplicates (crash or lost reply)")
         if self.source_errors:

@@ -14,6 +14,7 @@ import numpy as np
 
 from digest.config import Config
 from digest.edition import Cadence, Edition, daily_window, due_edition, weekly_window
+from digest.errors import SubscriberError
 from digest.match import MATCH_FIELDS, EditionMatchers
 from digest.message import message_id_for
 from digest.models import Paper, Subscriber, Topic
@@ -48,6 +49,7 @@ class PlanReport:
     already: int = 0
     recommended: int = 0  # readers given at least one "Recommended for you" paper
     recommend_errors: list[str] = field(default_factory=list)  # one line per failed batch
+    errors: list[str] = field(default_factory=list)  # subscribers who could not be planned
     preview: list[tuple[str, str, list[str]]] = field(default_factory=list)
 
 
@@ -120,8 +122,17 @@ class _Planner:
     def _due(self, batch: Sequence[Subscriber]) -> list[tuple[Subscriber, Edition]]:
         """The batch's subscribers due now and not yet planned for their edition."""
         report = self.report
-        due = [(s, e) for s in batch if (e := due_edition(s, self.now)) is not None]
-        report.not_due += len(batch) - len(due)
+        due: list[tuple[Subscriber, Edition]] = []
+        for sub in batch:
+            try:
+                edition = due_edition(sub, self.now)
+            except SubscriberError as ex:  # e.g. a stored time zone this machine lacks
+                report.errors.append(str(ex))
+                continue
+            if edition is None:
+                report.not_due += 1
+            else:
+                due.append((sub, edition))
         if not due:
             return []
         done = self.store.delivered_editions(

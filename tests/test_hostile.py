@@ -50,6 +50,7 @@ class World:
     mail: dict[str, Any] = field(default_factory=dict)
     extra: str = ""
     feed: tuple[int, bytes, dict[str, str]] = (200, recording(ARXIV_RSS), {})
+    zones: dict[str, str] = field(default_factory=dict)  # a subscriber's stored time zone
 
     def serve(self) -> None:
         self.http.clear()
@@ -199,6 +200,13 @@ CASES = [
         ["ada@example.org", "zoe@example.org"],
     ),
     Case(
+        "a stored time zone this machine's tz database lacks",
+        _set(zones={"bob@example.org": "Mars/Olympus_Mons"}),
+        1,
+        r"bob@example\.org: time zone 'Mars/Olympus_Mons' is unknown here",
+        ["ada@example.org", "zoe@example.org"],
+    ),
+    Case(
         "the secret is missing",
         _set(env={}),
         2,
@@ -243,7 +251,10 @@ def test_one_hostile_input_costs_only_itself(
     world.serve()
     with Store(tmp_path / "digest.db") as store:
         people = [
-            Subscriber(a, status="active", topics=["llm-agents"], hour=0) for a in world.people
+            Subscriber(
+                a, status="active", topics=["llm-agents"], hour=0, tz=world.zones.get(a, "UTC")
+            )
+            for a in world.people
         ]
         store.add_subscribers_bulk(people, "2026-06-01T00:00:00+00:00", "test")
 

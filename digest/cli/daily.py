@@ -83,6 +83,7 @@ def _finish(report: RunReport, quiet: bool, interactive: bool) -> None:
     problems = list(report.source_errors) + report.skip_lines + stats.failures
     problems += report.bounces.errors if report.bounces else []
     problems += [f"recommendations: {e}" for e in report.plan.recommend_errors]
+    problems += report.plan.errors
     if interactive and not quiet:
         out.print(_stats_table(stats, report.seconds))
     if not quiet:

@@ -19,18 +19,30 @@ _IRREGULAR = {
     "movies": "movie", "cookies": "cookie", "zombies": "zombie", "axes": "axis",
     "analyses": "analysis", "hypotheses": "hypothesis", "theses": "thesis",
     "matrices": "matrix", "vertices": "vertex", "indices": "index", "species": "species",
-    "series": "series", "news": "news",
+    "series": "series", "news": "news", "quizzes": "quiz",
+    "simplices": "simplex", "vortices": "vortex", "cortices": "cortex", "apices": "apex",
+    "appendices": "appendix", "headaches": "headache", "toothaches": "toothache",
+    "avalanches": "avalanche", "cliches": "cliche", "psyches": "psyche",
+    # acronyms ending in u, i or s: their plural looks like corpus, basis or class
+    "gpus": "gpu", "cpus": "cpu", "tpus": "tpu", "npus": "npu", "grus": "gru", "imus": "imu",
+    "apis": "api", "uris": "uri", "guis": "gui", "kpis": "kpi", "rois": "roi", "ais": "ai",
 }  # fmt: skip
 _IRREGULAR.update({v: v for v in list(_IRREGULAR.values())})
+# Greek -sis nouns whose plural no English word shares: syntheses, hypotheses, analyses.
+_SIS_PLURALS = ("theses", "yses")
 _FOLDS: dict[str, str] = {}
 
 
 def _plural_stem(w: str) -> str:
     """Fold English plurals only: light enough to never merge unrelated words, and idempotent."""
-    stem = _IRREGULAR.get(w, w)
-    if stem is w and len(w) > 3 and w[-1] == "s" and w.isascii() and w.isalpha():
+    if w in _IRREGULAR:  # by membership: a caller's "bias" must not meet the rules below
+        return _IRREGULAR[w]
+    stem = w
+    if len(w) > 3 and w[-1] == "s" and w.isascii() and w.isalpha():
         if w.endswith(("ss", "us", "is")):  # class, corpus, analysis: not plurals
             pass
+        elif w.endswith(_SIS_PLURALS):
+            stem = w[:-2] + "is"
         elif w.endswith("ies") and len(w) > 4:
             stem = w[:-3] + "y"
         elif w.endswith(("sses", "xes", "ches", "shes", "zzes")):

@@ -139,10 +139,18 @@ def _shown(ref: SeedRef) -> str:
 
 def normalise_title(title: str) -> str:
     """A title reduced for matching: accents and case folded, punctuation and spacing ignored,
-    so "{BERT}: Pre-training..." from BibTeX meets "BERT: Pre-Training..." from arXiv."""
-    folded = unicodedata.normalize("NFKD", title.replace("–", "-").replace("—", "-"))
-    folded = "".join(c for c in folded if not unicodedata.combining(c)).casefold()
-    return " ".join(re.findall(r"[a-z0-9]+", folded))
+    so "{BERT}: Pre-training..." from BibTeX meets "BERT: Pre-Training..." from arXiv. Every
+    script's letters and digits are kept: "α-OPSD" is not "β-OPSD", and a Chinese title is
+    not the empty key."""
+    # lower() last: casefold maps Cherokee to upper case
+    folded = _without_marks(_without_marks(title).casefold()).lower()
+    return " ".join(re.findall(r"[^\W_]+", folded))
+
+
+def _without_marks(text: str) -> str:
+    """Compatibility-decomposed, with accents and other combining marks dropped."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if unicodedata.category(c)[0] != "M")
 
 
 def _arxiv_in(text: str) -> str | None:
@@ -346,8 +354,8 @@ def resolve_seeds(refs: Sequence[SeedRef], papers: Sequence[Paper]) -> Resolutio
             by_arxiv.setdefault(re.sub(r"v\d+$", "", arxiv_id), p.id)
         if p.doi:
             by_doi.setdefault(p.doi.strip().lower(), p.id)
-        if p.title:
-            by_title.setdefault(normalise_title(p.title), p.id)
+        if key := normalise_title(p.title or ""):  # never "": a title of no words names none
+            by_title.setdefault(key, p.id)
     out, seen = Resolution(), set()
     for ref in refs:
         if ref.kind is SeedKind.ARXIV:

@@ -151,7 +151,8 @@ def envelope_line(verb: bytes, address: str, options: list[str], encoding: str) 
 def dot_stuffed(data: bytes) -> bytes:
     """The DATA body of CRLF-lined bytes: lines starting with "." doubled (RFC 5321 4.5.2),
     then the end-of-data line. Bytes with a bare CR or LF are normalised first."""
-    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\n"):
+    pairs = data.count(b"\r\n")
+    if data.count(b"\n") != pairs or data.count(b"\r") != pairs:
         data = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
     data = data.replace(b"\r\n.", b"\r\n..")
     if data.startswith(b"."):

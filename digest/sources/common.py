@@ -284,14 +284,57 @@ def html_to_text(value: str) -> str:
     return clean_text("".join(parser.parts))
 
 
+# Up to a declaration's `>`, its internal subset's `[` or a quoted literal (which may hold
+# "<" or ">"); more prolog items than a feed ever has are searched for a declaration whole.
+_UNQUOTED = re.compile(rb"[^\"'>\[]*")
+_DECLARED_ENTITY = re.compile(rb"<!ENTITY", re.I)
+_PROLOG_ITEMS = 10_000
+
+
+def _declares_entities(content: bytes) -> bool:
+    """Whether the prolog, everything before the root element, declares an entity.
+
+    Walks the markup in order as an XML parser would (comments and processing instructions
+    skipped whole, a DOCTYPE's quoted literals too, its internal subset entered), so no
+    comment, however long, hides a declaration after it, and `<x` inside one is not taken
+    for the root. Stops at the root: an item quoting `<!ENTITY` in CDATA is no declaration.
+    Bounded: past `_PROLOG_ITEMS` steps it looks for `<!ENTITY` anywhere after, in C.
+    """
+    at, declaring = 0, False
+    for _ in range(_PROLOG_ITEMS):
+        if declaring:
+            unquoted = _UNQUOTED.match(content, at)
+            at = unquoted.end() if unquoted else at
+            mark = content[at : at + 1]
+            declaring = mark in (b'"', b"'")
+            if declaring:
+                at = content.find(mark, at + 1) + 1
+            elif mark not in (b">", b"["):
+                return False  # no end: nothing after it is parsed
+        elif (at := content.find(b"<", at)) < 0:
+            return False
+        elif content.startswith(b"<!--", at):
+            at = content.find(b"-->", at + 4) + 1
+        elif content.startswith(b"<?", at):
+            at = content.find(b"?>", at + 2) + 1
+        elif not content.startswith(b"<!", at):
+            return False  # the root element: the prolog is over
+        elif content[at + 2 : at + 8].upper() == b"ENTITY":
+            return True
+        else:
+            at, declaring = at + 2, True
+        if at <= 0:  # an unterminated comment, instruction or literal runs to the end
+            return False
+    return _DECLARED_ENTITY.search(content, at) is not None
+
+
 def refuse_unsafe(name: str, url: str, content: bytes, content_type: str = "") -> None:
     """Entity declarations can expand without bound (billion laughs); HTML is not a feed.
 
     Raises:
         SourceError: the body declares XML entities or is an HTML page.
     """
-    # declarations live in the DOCTYPE, before the root element: the head is enough to look at
-    if b"<!ENTITY" in content[:65536] or b"<!entity" in content[:65536]:
+    if _declares_entities(content):
         raise SourceError(
             f"{name}: {url} declares XML entities (<!ENTITY); refused as unsafe to parse"
         )
