@@ -39,6 +39,15 @@ def escape(text: str) -> str:
 def serve_command(
     host: Annotated[str | None, typer.Option(help="Address to listen on ([web].host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port ([web].port).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes answering on the port (forked). Each keeps its own caches and "
+            "rate limits: N processes let a client through up to N times the limits.",
+        ),
+    ] = 1,
     config: ConfigOption = None,
 ) -> None:
     """Run the web app: subscribe, confirm, unsubscribe, preferences.
@@ -51,7 +60,7 @@ def serve_command(
     cfg = load_config(config)
     topics = open_topics(cfg)
     preflight(cfg, topics)
-    serve(cfg, topics, host or cfg.web.host, port or cfg.web.port)
+    serve(cfg, topics, host or cfg.web.host, port or cfg.web.port, workers)
 
 
 @app.command("stats")

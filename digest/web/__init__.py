@@ -13,9 +13,15 @@ expired ones a 410 page, a database fault a 503, bodies over BODY_LIMIT a 413.
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import partial
+from typing import TYPE_CHECKING, NoReturn
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -34,6 +40,9 @@ from digest.web.state import Clock, Fetch, Web
 
 BODY_LIMIT = 64 * 1024  # the largest honest form (20 queries of 200 characters) is ~5 KB
 Handler = Callable[[Web, Request], Awaitable[Response]]
+log = logging.getLogger("digest.web")
+if TYPE_CHECKING:
+    import uvicorn  # imported when serving: other commands never load it
 
 
 def _routes(web: Web) -> list[BaseRoute]:
@@ -116,19 +125,16 @@ def create_app(
     return app
 
 
-def serve(config: Config, topics: dict[str, Topic], host: str, port: int) -> None:
-    """Run the app under uvicorn until stopped (`digest serve`)."""
+def serve(config: Config, topics: dict[str, Topic], host: str, port: int, workers: int = 1) -> None:
+    """Run the app under uvicorn until stopped (`digest serve`), in `workers` processes
+    forked from this one after the app is built (they share its loaded templates and code
+    pages, and one listening socket); each keeps its own caches and rate limits."""
     import gc
 
     import uvicorn
 
     app = create_app(config, topics)
-    # what is loaded by now (modules, templates, config) lives as long as the process: out
-    # of the collector's sight, a full collection no longer walks it (it took ~100 ms on a
-    # busy 2-core machine, a stall every few seconds under load)
-    gc.collect()
-    gc.freeze()
-    uvicorn.run(
+    settings = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -137,6 +143,69 @@ def serve(config: Config, topics: dict[str, Topic], host: str, port: int) -> Non
         server_header=False,
         log_level="info",
     )
+    # what is loaded by now (modules, templates, config) lives as long as the process: out
+    # of the collector's sight, a full collection no longer walks it (it took ~100 ms on a
+    # busy 2-core machine, a stall every few seconds under load)
+    gc.collect()
+    gc.freeze()
+    # a full collection walks every window's index and cache (100-500 ms under load): at
+    # most one per 1,000 young collections, not one per 10 (see listing.settle_heap)
+    gc.set_threshold(700, 10, 1000)
+    if workers <= 1:
+        server = uvicorn.Server(settings)
+        server.run()
+        if not server.started:  # as uvicorn.run: the port taken, the app's startup failed
+            raise SystemExit(3)
+        return
+    _supervise(settings, settings.bind_socket(), workers)
+
+
+def _worker(settings: uvicorn.Config, sock: socket.socket) -> NoReturn:
+    """A forked worker: uvicorn on the shared socket until SIGTERM; exit 3 if it never
+    started (the supervisor then stops rather than fork again and again)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    import uvicorn
+
+    server = uvicorn.Server(settings)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        os._exit(0 if server.started else 3)
+
+
+def _supervise(settings: uvicorn.Config, sock: socket.socket, workers: int) -> None:
+    """Fork `workers` workers, start another when one dies, and pass SIGTERM/SIGINT on."""
+    children: set[int] = set()
+    stopping = False
+
+    def fork() -> None:
+        pid = os.fork()
+        if pid == 0:
+            _worker(settings, sock)
+        children.add(pid)
+
+    def stop(sig: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    for _ in range(workers):
+        fork()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while children:
+        pid, status = os.wait()
+        children.discard(pid)
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3:
+            stop(signal.SIGTERM, None)  # a worker could not start: neither will another
+        elif not stopping:
+            log.error("web worker %d ended (status %d): starting another", pid, status)
+            time.sleep(1.0)  # a worker dying at once must not become a busy loop of forks
+            fork()
+    sock.close()
 
 
 __all__ = ["BODY_LIMIT", "create_app", "serve"]

@@ -5,10 +5,11 @@ windows; a listing's HTML is cached by what it shows."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
+from hashlib import blake2b
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +19,7 @@ from starlette.responses import HTMLResponse, Response
 
 from digest.edition import Edition
 from digest.models import Subscriber
-from digest.render import build_card, edition_label, paper_card, plural
+from digest.render import edition_label, plural
 from digest.web.forms import csrf_for, form_context
 from digest.web.listing import (
     PAGE_WAIT,
@@ -146,8 +147,8 @@ def render_listing(web: Web, indexed: Indexed, q: str, topic: str | None, unit: 
         count = f"{plural(chosen.total, 'paper')} of {new:,} match"
     else:
         count = f"{plural(new, 'new paper')} this {unit}, most upvoted first"
-    cards = [build_card(m, True) for m in chosen.matches] + [
-        paper_card(p, True) for p in chosen.papers
+    cards = [indexed.card(m) for m in chosen.matches] + [
+        indexed.plain_card(p) for p in chosen.papers
     ]
     shown = len(cards)
     more = f"Showing the first {shown}; narrow the search to see the rest." if (
@@ -176,27 +177,68 @@ def render_page(web: Web, span: Span, listing: Markup, q: str, topic: str | None
         chips=_chips(web, span.path, q, topic),
         nav=nav,
         listing=listing,
-        csrf=CSRF_SLOT,
-        email="",
+        signup=_signup(web),
         preview=None,
-        **form_context(web.topics, Subscriber(email="")),
+    )
+
+
+def render_built(
+    web: Web, span: Span, listing: Callable[[], Markup], q: str, topic: str | None
+) -> bytes:
+    """`render_page` with its listing built first (both in the pages' thread), encoded once
+    for every visitor (encoding a page took longer than the rest of answering from cache)."""
+    return render_page(web, span, listing(), q, topic).encode()
+
+
+def _signup(web: Web) -> Markup:
+    """The subscribe form beside every edition page, its CSRF token a slot: the same on
+    every page, rendered once (its time zone list made up a third of a page's cost)."""
+    found = web.fragments.get("signup")
+    if found is None:
+        context = form_context(web.topics, Subscriber(email=""))
+        html = web.pages.render("subscribe_form", csrf=CSRF_SLOT, email="", preview=None, **context)
+        found = web.fragments["signup"] = Markup(html)  # rendered by our autoescaping templates
+    return found
+
+
+def _etag(web: Web, key: Hashable, csrf: str) -> str:
+    """The page's entity tag: its cache key (which holds the papers' state), the visitor's
+    CSRF token (the one part of the page that is theirs) and this server's start."""
+    digest = blake2b(f"{web.salt}|{key!r}|{csrf}".encode(), digest_size=12).hexdigest()
+    return f'"{digest}"'
+
+
+def _unchanged(request: Request, etag: str) -> bool:
+    """The browser already has this page (If-None-Match names its tag; weak tags compare
+    too, as RFC 9110 says for GET)."""
+    wanted = request.headers.get("if-none-match", "")
+    return any(tag.strip().removeprefix("W/") == etag for tag in wanted.split(",")) or (
+        wanted.strip() == "*"
     )
 
 
 async def show(web: Web, request: Request, span: Span) -> Response:
     """A day's or a week's page: search box, topic chips, navigation, cards, the form. Pages
-    are cached whole by what they show; only the visitor's CSRF token is put in per request."""
+    are cached whole by what they show; only the visitor's CSRF token is put in per request.
+    A browser that has the page already (its ETag) gets a 304: nothing to build or send."""
     q = request.query_params.get("q", "")[:MAX_QUERY]
     asked = request.query_params.get("topic", "")
     topic = asked if asked in web.topics else None
+    csrf = csrf_for(request)
     indexed = await web.listings.within(web.reader, span.name, span.window_of, PAGE_WAIT)
     if indexed is None:
         busy = "The papers are being updated: reload in a minute."
         page = web.pages.render("listing", error="", count="", cards=[], unit=span.unit, more=busy)
         html = render_page(web, span, Markup(page), q, topic)
-    else:
-        key = ("page", span.name, span.title, indexed.key, q, topic)
-        listing = partial(render_listing, web, indexed, q, topic, span.unit)
-        html = await web.listings.page(key, lambda: render_page(web, span, listing(), q, topic))
-    csrf = csrf_for(request)
-    return web.with_csrf(HTMLResponse(html.replace(CSRF_SLOT, csrf)), csrf)
+        response = HTMLResponse(html.replace(CSRF_SLOT, csrf), headers={"x-cache": "miss"})
+        return web.with_csrf(response, csrf)
+    key = ("page", span.name, span.title, indexed.key, q, topic)
+    headers = {"etag": _etag(web, key, csrf), "cache-control": "private, no-cache"}
+    if _unchanged(request, headers["etag"]):
+        return Response(status_code=304, headers={**headers, "x-cache": "hit"})
+    listing = partial(render_listing, web, indexed, q, topic, span.unit)
+    make = partial(render_built, web, span, listing, q, topic)
+    built, hit = await web.listings.lookup(key, make)
+    headers["x-cache"] = "hit" if hit else "miss"
+    body = built.replace(CSRF_SLOT.encode(), csrf.encode())
+    return web.with_csrf(HTMLResponse(body, headers=headers), csrf)

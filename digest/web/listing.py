@@ -5,12 +5,13 @@ query and a topic. No routes and no HTML; store work runs in the store's thread.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time as clock
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -20,6 +21,8 @@ from digest.errors import DigestError, QueryError
 from digest.match import Match, Matcher
 from digest.models import Paper, Subscriber, Topic
 from digest.query import parse
+from digest.render import Card, build_card, paper_card
+from digest.render.cards import PaperView, PaperWords, paper_words, view_paper
 from digest.store import Store
 from digest.web.store_thread import StoreThread
 
@@ -27,6 +30,9 @@ DAY = timedelta(days=1)
 FRESH_SECONDS = 5.0  # how long a window's papers are served before the store is asked again
 MAX_QUERIES = 512  # distinct queries one matcher remembers before it is built afresh
 MAX_PAPERS = 50_000  # a window's papers loaded at most: the cost of a page stays bounded
+MAX_PAGES = 4096  # pages, searches and previews kept at most...
+MAX_PAGE_BYTES = 64 << 20  # ...and their size (a page of 60 cards is ~80 KB, a search's ~30 KB)
+HEAP_SETTLE = 600.0  # seconds between full collections of the heap (see settle_heap)
 PAGE_WAIT = 2.0  # seconds a page waits for the database before it answers without it
 T = TypeVar("T")
 log = logging.getLogger("digest.web")
@@ -42,6 +48,28 @@ class Indexed:
     matcher: Matcher
     checked: float
     days: dict[str, int]  # UTC day first collected -> bitset of the papers' positions
+    parts: dict[str, tuple[PaperView, PaperWords]] = field(default_factory=dict)
+    plain: dict[str, Card] = field(default_factory=dict)
+
+    def card(self, match: Match) -> Card:
+        """`match`'s card, the paper's cleaned, cut and tokenised text made once per window
+        (a distinct search builds up to a page of cards: this was a third of its cost)."""
+        view, words = self._parts(match.paper)
+        return build_card(match, True, view, words=words)
+
+    def plain_card(self, paper: Paper) -> Card:
+        """The card of a paper nothing picked: the same for every page that lists it."""
+        found = self.plain.get(paper.id)
+        if found is None:
+            found = self.plain[paper.id] = paper_card(paper, True)
+        return found
+
+    def _parts(self, paper: Paper) -> tuple[PaperView, PaperWords]:
+        found = self.parts.get(paper.id)
+        if found is None:
+            view = view_paper(paper, True)
+            found = self.parts[paper.id] = (view, paper_words(view))
+        return found
 
     def selected(self, sub: Subscriber) -> int:
         """The bitset of the papers any of `sub`'s topics and queries selects: counting
@@ -116,6 +144,18 @@ def _load(store: Store, window: Window, topics: Mapping[str, Topic], now: dateti
 WindowOf = Callable[[Store], Window]
 
 
+def settle_heap(full: bool) -> None:
+    """Leave what lives on (a new window's index: tens of thousands of lists) out of the
+    collector's later passes. A full collection walked every index and cache: under load,
+    stops of 100-600 ms close to once a second (24 in 30 s), the pages' worst latency. The
+    young objects are collected first; a `full` settle (every HEAP_SETTLE seconds at most)
+    also collects what was frozen before, so garbage frozen in a cycle lives until then."""
+    if full:
+        gc.unfreeze()
+    gc.collect(2 if full else 1)
+    gc.freeze()
+
+
 def _check(store: Store, window_of: WindowOf) -> tuple[Window, tuple[int, str]]:
     window = window_of(store)
     return window, _stamp(store, window)
@@ -124,17 +164,26 @@ def _check(store: Store, window_of: WindowOf) -> tuple[Window, tuple[int, str]]:
 class Listings:
     """The indexed windows the pages read, each checked against the store at most every
     `fresh_seconds`, and rebuilt only when its papers changed (or its query cache is full).
-    Pages built from one are cached by its key (see `page`). Lives in one event loop."""
+    Pages built from one are cached by its key (see `lookup`). Lives in one event loop."""
 
-    def __init__(self, topics: Mapping[str, Topic], fresh_seconds: float = FRESH_SECONDS) -> None:
+    def __init__(
+        self,
+        topics: Mapping[str, Topic],
+        fresh_seconds: float = FRESH_SECONDS,
+        max_bytes: int = MAX_PAGE_BYTES,
+    ) -> None:
         self.topics = topics
         self.fresh_seconds = fresh_seconds
+        self.max_bytes = max_bytes
         self._indexed: OrderedDict[Hashable, Indexed] = OrderedDict()
-        self._pages: OrderedDict[Hashable, object] = OrderedDict()
-        self._lock = asyncio.Lock()
+        self._pages: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()  # value, size
+        self._bytes = 0
+        self._loading: dict[Hashable, asyncio.Future[Indexed]] = {}
         self._refreshing: set[Hashable] = set()
         self._pending: dict[Hashable, asyncio.Future[Any]] = {}
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-pages")
+        self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-index")
+        self._settled = clock.monotonic()  # the last full settle of the heap
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def get(self, store: StoreThread, name: Hashable, window_of: WindowOf) -> Indexed:
@@ -144,17 +193,25 @@ class Listings:
         day's new papers never stall the pages."""
         found = self._indexed.get(name)
         if found is None:
-            async with self._lock:
-                found = self._indexed.get(name)
-                if found is None:
-                    found = await self._refresh(store, name, window_of, None)
-            return found
+            # one load per window, never cancelled by a request that stops waiting for it
+            # (see `within`): else a load slower than PAGE_WAIT would never end
+            loading = self._loading.get(name)
+            if loading is None:
+                loading = asyncio.ensure_future(self._refresh(store, name, window_of, None))
+                self._loading[name] = loading
+                loading.add_done_callback(partial(self._loaded, name))
+            return await asyncio.shield(loading)
         if not self._usable(found) and name not in self._refreshing:
             self._refreshing.add(name)
             task = asyncio.create_task(self._refresh_quietly(store, name, window_of, found))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return found
+
+    def _loaded(self, name: Hashable, done: asyncio.Future[Indexed]) -> None:
+        self._loading.pop(name, None)
+        if not done.cancelled() and done.exception() is not None:
+            log.error("papers of %s not loaded: %s", name, done.exception())
 
     async def _refresh(
         self, store: StoreThread, name: Hashable, window_of: WindowOf, found: Indexed | None
@@ -163,12 +220,24 @@ class Listings:
         same = found is not None and (found.window.start, found.stamp) == (window.start, stamp)
         if found is not None and same and found.matcher.distinct_queries < MAX_QUERIES:
             fresh = replace(found, window=window, checked=clock.monotonic())
+        elif found is not None and same:
+            # the same papers, their queries' cache full: a new matcher over the papers in
+            # memory (its own thread: pages go on being built meanwhile), keeping the cards'
+            # parts; the store is not asked
+            matcher = await asyncio.get_running_loop().run_in_executor(
+                self._indexer, Matcher, found.papers, self.topics, window.end
+            )
+            fresh = replace(found, window=window, matcher=matcher, checked=clock.monotonic())
         else:
             fresh = await store.call(_load, window, self.topics, window.end)
         self._indexed[name] = fresh
         self._indexed.move_to_end(name)
         while len(self._indexed) > 64:
             self._indexed.popitem(last=False)
+        if found is None or fresh.matcher is not found.matcher:
+            full = clock.monotonic() - self._settled > HEAP_SETTLE
+            self._settled = clock.monotonic() if full else self._settled
+            settle_heap(full)
         return fresh
 
     async def _refresh_quietly(
@@ -180,6 +249,11 @@ class Listings:
             log.error("papers of %s not refreshed: %s", name, ex)
         finally:
             self._refreshing.discard(name)
+
+    async def refreshed(self) -> None:
+        """Wait for the loads and checks under way (tests: a page once they are done shows
+        what the store holds now)."""
+        await asyncio.gather(*self._tasks, *self._loading.values(), return_exceptions=True)
 
     def last(self, name: Hashable) -> Indexed | None:
         """The window's papers as last loaded, however old (None if never): what a page
@@ -204,33 +278,38 @@ class Listings:
         fresh = clock.monotonic() - found.checked < self.fresh_seconds
         return fresh and found.matcher.distinct_queries < MAX_QUERIES
 
-    async def page(self, key: Hashable, make: Callable[[], T]) -> T:
-        """What `make` builds for `key` (a window's key and what was asked), built once while
-        it stays among the last few hundred asked for. Built in the pages' own thread, so
-        the event loop keeps answering cached pages meanwhile; everyone asking for the same
-        new page at once waits for the one build."""
+    async def lookup(self, key: Hashable, make: Callable[[], T]) -> tuple[T, bool]:
+        """What `make` builds for `key` (a window's key and what was asked), and whether it
+        was cached: built once while it stays among the last asked for (MAX_PAGES, at most
+        `max_bytes`). Built in the pages' own thread, so the event loop keeps answering
+        cached pages meanwhile; everyone asking for the same new page at once waits for the
+        one build."""
         if key in self._pages:
             self._pages.move_to_end(key)
-            return self._pages[key]  # type: ignore[return-value]
+            return self._pages[key][0], True  # type: ignore[return-value]
         pending = self._pending.get(key)
         if pending is None:
             pending = asyncio.get_running_loop().run_in_executor(self._builder, make)
             self._pending[key] = pending
             pending.add_done_callback(partial(self._settle, key))
         found: T = await asyncio.shield(pending)
-        return found
+        return found, False
 
     def _settle(self, key: Hashable, done: asyncio.Future[Any]) -> None:
         self._pending.pop(key, None)
         if done.cancelled() or done.exception() is not None:
             return
-        self._pages[key] = done.result()
-        while len(self._pages) > 512:
-            self._pages.popitem(last=False)
+        value = done.result()
+        size = len(value) if isinstance(value, str | bytes) else 8192  # a preview's data
+        self._bytes += size - self._pages.pop(key, (None, 0))[1]
+        self._pages[key] = (value, size)
+        while len(self._pages) > MAX_PAGES or self._bytes > self.max_bytes:
+            self._bytes -= self._pages.popitem(last=False)[1][1]
 
     def close(self) -> None:
-        """Stop the pages' thread (at shutdown)."""
+        """Stop the pages' and the index's threads (at shutdown)."""
         self._builder.shutdown(wait=False)
+        self._indexer.shutdown(wait=False)
 
 
 def select(indexed: Indexed, query: str, topic: str | None, limit: int) -> Selection:

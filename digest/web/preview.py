@@ -20,7 +20,7 @@ from digest.errors import QueryError, SubscriberError
 from digest.match import Match
 from digest.models import Subscriber
 from digest.query import parse
-from digest.render import build_card, plural
+from digest.render import plural
 from digest.web.listing import PAGE_WAIT, Indexed, recent_window
 from digest.web.state import Web
 
@@ -45,8 +45,8 @@ def _problem(topics: Sequence[str], queries: Sequence[str]) -> str:
     return ""
 
 
-def _item(match: Match) -> dict[str, Any]:
-    card = build_card(match)
+def _item(indexed: Indexed, match: Match) -> dict[str, Any]:
+    card = indexed.card(match)
     why = "; also ".join(
         label + (": " + ", ".join(f"{t} ({w})" if w else t for t, w in terms) if terms else "")
         for label, terms in card.why
@@ -86,25 +86,37 @@ def compute(
         f" ({plural(len(indexed.papers), 'new paper')})"
     )
     return {"error": "", "total": total, "summary": summary, "days": days,
-            "top": [_item(m) for m in found[:TOP]]}  # fmt: skip
+            "top": [_item(indexed, m) for m in found[:TOP]]}  # fmt: skip
 
 
-async def preview_of(web: Web, topics: Sequence[str], queries: Sequence[str]) -> dict[str, Any]:
-    """The preview of these interests, from the last seven days' shared index (cached per
-    distinct set of interests while those days' papers stay the same)."""
+BUSY = {"error": "The papers are being updated: try again in a minute.", "total": 0,
+        "summary": "", "days": [], "top": []}  # fmt: skip
+
+
+async def _cached(
+    web: Web, topics: Sequence[str], queries: Sequence[str], encode: bool
+) -> tuple[Any, bool]:
+    """The preview (as data, or as its JSON if `encode`) and whether it came from the cache:
+    built once per distinct set of interests while the last seven days' papers stay the
+    same, from their index shared by everyone."""
     now = web.clock()
-    known = [t for t in dict.fromkeys(topics) if t in web.topics]
-    wanted = list(dict.fromkeys(q.strip() for q in queries if q.strip()))
+    known = tuple(t for t in dict.fromkeys(topics) if t in web.topics)
+    wanted = tuple(dict.fromkeys(q.strip() for q in queries if q.strip()))
     indexed = await web.listings.within(
         web.reader, ("recent", now.date()), lambda store: recent_window(now, DAYS), PAGE_WAIT
     )
     if indexed is None:
-        return {"error": "The papers are being updated: try again in a minute.", "total": 0,
-                "summary": "", "days": [], "top": []}  # fmt: skip
-    key = ("preview", indexed.key, tuple(known), tuple(wanted))
-    found: dict[str, Any] = await web.listings.page(
-        key, partial(compute, indexed, now.date(), known, wanted)
-    )
+        return (json.dumps(BUSY) if encode else dict(BUSY)), False
+    make = partial(compute, indexed, now.date(), known, wanted)
+    if encode:
+        key: tuple[Any, ...] = ("preview.json", indexed.key, known, wanted)
+        return await web.listings.lookup(key, lambda: json.dumps(make(), ensure_ascii=False))
+    return await web.listings.lookup(("preview", indexed.key, known, wanted), make)
+
+
+async def preview_of(web: Web, topics: Sequence[str], queries: Sequence[str]) -> dict[str, Any]:
+    """The preview of these interests (the no-JavaScript Preview button's page)."""
+    found: dict[str, Any] = (await _cached(web, topics, queries, encode=False))[0]
     return found
 
 
@@ -116,9 +128,9 @@ async def endpoint(web: Web, request: Request) -> Response:
     params = request.query_params
     topics = [t[:100] for t in params.getlist("topic")[:100]]
     queries = params.get("queries", "")[:20_000].splitlines()
-    data = await preview_of(web, topics, queries)
+    body, hit = await _cached(web, topics, queries, encode=True)
     return Response(
-        json.dumps(data, ensure_ascii=False),
+        body,
         media_type="application/json",
-        headers={"cache-control": "no-store"},
+        headers={"cache-control": "no-store", "x-cache": "hit" if hit else "miss"},
     )

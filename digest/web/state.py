@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from email.utils import parseaddr
 from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
+from markupsafe import Markup
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -63,6 +65,8 @@ class Web:
         # the pages' reads have a connection and thread of their own: a write waiting for
         # the daily job's lock (a signup, an unsubscribe) never holds up a page
         self.reader = StoreThread(config.database.path)
+        self.fragments: dict[str, Markup] = {}  # parts of pages the same for everyone
+        self.salt = secrets.token_hex(8)  # in every ETag: a new server's pages are new
         self.stylesheet = self.pages.stylesheet()
         self.script = self.pages.script()
         self.listings = Listings(topics)
