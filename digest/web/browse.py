@@ -96,13 +96,13 @@ async def home(web: Web, request: Request) -> Response:
 async def day(web: Web, request: Request) -> Response:
     """One day's edition; a day that is not a date, or not yet, is a 404 page."""
     now = web.clock()
-    try:
-        wanted = date.fromisoformat(request.path_params["day"])
+    try:  # the edition's own name rule: YYYY-MM-DD only (not 20260612, not 2026-W49-1)
+        edition = Edition.parse(request.path_params["day"])
     except ValueError:
-        wanted = None
-    if wanted is None or wanted > now.date() or len(request.path_params["day"]) != 10:
+        edition = None
+    if edition is None or edition.cadence != "daily" or edition.day > now.date():
         return _no_edition(web, "There is no edition on that day.")
-    return await show(web, request, day_span(wanted, now))
+    return await show(web, request, day_span(edition.day, now))
 
 
 async def week(web: Web, request: Request) -> Response:
