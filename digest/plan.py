@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from digest.config import Config
 from digest.edition import Cadence, Edition, daily_window, due_edition, weekly_window
 from digest.errors import SubscriberError
-from digest.match import MATCH_FIELDS, EditionMatchers
+from digest.match import MATCH_FIELDS, EditionMatchers, Matches
 from digest.message import message_id_for
 from digest.models import Paper, Subscriber, Topic
 from digest.recommend.errors import RecommendError
@@ -158,7 +158,7 @@ class _Planner:
         recs = self._recommend(group, matcher.papers, found, self.sent[current.name])
         for (sub, edition), matches in zip(group, found, strict=True):
             mine = recs.get(sub.id or 0, [])
-            papers = [m.paper.id for m in matches] + [r.paper_id for r in mine]
+            papers = [*matches.paper_ids, *(r.paper_id for r in mine)]
             self.report.no_matches += not papers
             self.report.recommended += bool(mine)
             if self.dry_run:
@@ -187,7 +187,7 @@ class _Planner:
         self,
         group: Sequence[tuple[Subscriber, Edition]],
         papers: Sequence[Paper],
-        found: Sequence[Sequence[Any]],
+        found: Sequence[Matches],
         sent: Mapping[int, Collection[str]],
     ) -> dict[int, list[PlannedRecommendation]]:
         """The batch's recommendations; a failure costs only them (matches still go out),
@@ -198,7 +198,7 @@ class _Planner:
         if self.recommender is None:
             self.recommender = Recommender(self.config, self.store, self.now)
         exclude = {
-            sub.id or 0: {m.paper.id for m in matches} | set(sent.get(sub.id or 0, ()))
+            sub.id or 0: set(matches.paper_ids) | set(sent.get(sub.id or 0, ()))
             for (sub, _), matches in zip(group, found, strict=True)
         }
         try:

@@ -392,9 +392,11 @@ def test_results_are_identical_to_todays_matcher_subscriber_by_subscriber(store:
     stream = store.iter_subscribers(["active"], fields=MATCH_FIELDS)
     compared = 0
     for result in match_subscribers(store, matcher, stream):
+        ids = result.matches.paper_ids  # read before any Match object is made, as a plan does
         got = [(m.paper.id, m.score, [(r.kind, r.name) for r in m.reasons]) for m in result.matches]
         want = reference.matches(result.subscriber, sent.get(result.subscriber.email, set()))
         assert (got, result.matches.total) == want, result.subscriber
+        assert ids == [paper_id for paper_id, _, _ in want[0]] == result.matches.paper_ids
         compared += 1
     assert compared == 900
     assert 0 < matcher.merged < 900  # shared signatures were merged once per batch

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
-from digest.match.merge import pick
+from digest.match.merge import Picks, pick
 from digest.match.ranking import RankedQuery, Rankings
 from digest.match.results import Match, Matches, Reason
 from digest.models import Paper, Subscriber, Topic
@@ -102,34 +102,17 @@ class Matcher:
 
         Subscribers with the same filters and cap share one merge; the others with nothing
         to skip are merged together as arrays of ranks; a floor or an already-sent paper of
-        this edition takes the one-by-one path. Match objects are made as you iterate."""
+        this edition takes the one-by-one path. Match objects are made when first read."""
         sent = sent or {}
-        sources = [tuple(self.sources_of(sub)) for sub in subs]
-        picked = pick(self.rankings, subs, sources, sent)
+        picked = pick(self.rankings, subs, self.rankings.qids_of(subs), sent)
         self.merged += picked.merged
-        papers = self.papers
-        paper, score, flat, shared = (
-            picked.table.paper,
-            picked.table.score,
-            picked.ranks,
-            picked.shared,
-        )
-        made: dict[int, list[Match]] = {}  # a shared signature's Match objects, made once
-        for sub, mine, at, count, total in zip(
-            subs, sources, picked.at, picked.count, picked.total, strict=True
-        ):
+        made = _Batch(self, picked)
+        deferred = Matches.deferred
+        for sub, at, count, total in zip(subs, picked.at, picked.count, picked.total, strict=True):
             if at < 0:
                 yield self.for_subscriber(sub, sent.get(sub.id or -1, ()))
-                continue
-            found = made.get(at) if shared else None
-            if found is None:
-                found = [
-                    Match(papers[i := paper[r]], score[r], self, i, mine)
-                    for r in flat[at : at + count]
-                ]
-                if shared and at in shared:
-                    made[at] = found
-            yield Matches(found, total)
+            else:
+                yield deferred(made, at, count, total, sub)
 
     def _below_floor(self, floor: int) -> int:
         """The bitset of papers with fewer than `floor` upvotes (one per distinct floor)."""
@@ -190,3 +173,31 @@ class Matcher:
             (Match(papers[i], -neg, self, i, sources) for neg, _, i in chosen),
             self._eligible_count(sources, sent, floor),
         )
+
+
+class _Batch:
+    """A merged batch's ranks, turned into Match objects only when asked; subscribers with
+    the same signature and the same topics and queries share them."""
+
+    __slots__ = ("_made", "ids", "matcher", "picked")
+
+    def __init__(self, matcher: Matcher, picked: Picks) -> None:
+        self.matcher = matcher
+        self.picked = picked
+        self.ids = picked.ids
+        self._made: dict[tuple[int, tuple[RankedQuery, ...]], list[Match]] = {}
+
+    def matches(self, at: int, count: int, sub: Subscriber) -> list[Match]:
+        """The Match objects of ranks[at : at + count], for this subscriber's sources."""
+        sources = tuple(self.matcher.sources_of(sub))
+        found = self._made.get((at, sources))
+        if found is None:
+            table, papers, matcher = self.picked.table, self.matcher.papers, self.matcher
+            ranks = self.picked.ranks[at : at + count]
+            paper, score = table.paper_of[ranks].tolist(), table.score[ranks].tolist()
+            found = [
+                Match(papers[i], s, matcher, i, sources) for i, s in zip(paper, score, strict=True)
+            ]
+            if at in self.picked.shared:
+                self._made[(at, sources)] = found
+        return found

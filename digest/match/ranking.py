@@ -9,18 +9,20 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 
 from digest.models import Paper, Subscriber, Topic
-from digest.query import Node, PaperIndex, Term, parse, terms_of
+from digest.query import Node, PaperIndex, Term, parse, positions
 
 FIELD_WEIGHT = {"title": 3.0, "abstract": 1.0, "author": 2.0, "category": 1.0, "source": 0.5}
 POPULARITY_WEIGHT = 0.4  # ln(1+upvotes): 118 upvotes stays under the title-vs-abstract gap
 FRESHNESS_WEIGHT = 0.5
 FRESHNESS_DAYS = 7.0
 MIN_DEPTH = 16  # entries per query kept in the shared rank table (deeper when a cap asks)
+SMALL = 32  # a query selecting at most this many papers is scored in plain Python
 
 Ints = npt.NDArray[np.int64]
 
@@ -64,14 +66,15 @@ class RankedQuery:
 @dataclass(frozen=True, slots=True)
 class RankTable:
     """The first `depth` entries of every ranked query as integer ranks comparable across
-    queries: rank r is paper `paper[r]` at `score[r]`, and a lower rank sorts first exactly
-    as (-score, -upvotes, id) does. `end` pads a shorter list and stands for no paper."""
+    queries: rank r is paper `paper_of[r]` at `score[r]`, and a lower rank sorts first
+    exactly as (-score, -upvotes, id) does. `end` pads a shorter list and stands for no
+    paper."""
 
     top: Ints  # (queries, depth) ranks
     paper_of: Ints  # rank -> paper position, `end` -> a position no paper has
     selected: npt.NDArray[np.uint8]  # (queries, bytes): every paper each query selects
-    paper: list[int]
-    score: list[float]
+    score: npt.NDArray[np.float64]
+    ids: npt.NDArray[np.object_]  # rank -> the paper's id ("" for `end`)
     queries: int
     depth: int
     end: int
@@ -95,6 +98,7 @@ class Rankings:
             for p in self.papers
         ]
         self._base = np.array(base, np.float64)
+        self._base_list = base
         self._bytes = (len(self.papers) + 7) // 8
         self.upvotes = [p.upvotes or 0 for p in self.papers]
         self.position = {p.id: i for i, p in enumerate(self.papers)}
@@ -102,17 +106,25 @@ class Rankings:
         by_key = sorted(range(len(self.papers)), key=lambda i: (self.order_key[i], i))
         self._paper_order = np.empty(len(self.papers), np.int64)
         self._paper_order[by_key] = np.arange(len(self.papers))
+        self._paper_rank: list[int] = self._paper_order.tolist()
         self._nodes: dict[str, Node] = {}
-        self._ranked: dict[Node, tuple[list[float], list[int]]] = {}
+        self._ranked: dict[Node, tuple[list[float], list[int], int, int]] = {}
         self._prepared: dict[tuple[str, str], RankedQuery] = {}
         self._topic_sources: dict[str, RankedQuery] = {}
         self._query_sources: dict[str, RankedQuery] = {}
-        self._qids: dict[Node, int] = {}
+        self._query_qids: dict[str, int] = {}
         self._lists: list[tuple[npt.NDArray[np.float64], Ints]] = []
-        self._selected: list[npt.NDArray[np.uint8]] = []  # each list's papers, packed bits
-        none = np.zeros((0, 0), np.int64)
+        self._entries = _Entries(self._bytes)
+        self._ids = np.array([p.id for p in self.papers] + [""], object)
         self.table = RankTable(
-            none, np.zeros(1, np.int64), np.zeros((0, 0), np.uint8), [0], [0.0], 0, 0, 0
+            np.zeros((0, 0), np.int64),
+            np.zeros(1, np.int64),
+            np.zeros((0, 0), np.uint8),
+            np.zeros(1),
+            self._ids[-1:],
+            0,
+            0,
+            0,
         )
 
     @property
@@ -129,32 +141,62 @@ class Rankings:
 
     def ranked(self, node: Node) -> tuple[list[float], list[int]]:
         """(scores, paper positions) of what one query selects, best first; once per query."""
+        scores, order, _, _ = self._rank(node)
+        return scores, order
+
+    def _rank(self, node: Node) -> tuple[list[float], list[int], int, int]:
+        """(scores, positions, rank table row, bitset of what it selects), once per query."""
         cached = self._ranked.get(node)
         if cached is not None:
             return cached
         selected = self.index.evaluate(node)
-        score = self._base.copy()  # popularity and freshness, then relevance on top
+        weights = []
         by_term: dict[str, int] = {}
         for shown, fld, bits in self.index.term_field_bits(node):
             hit = bits & selected
-            by_term[shown] = by_term.get(shown, 0) | hit
-            score[self._positions(hit)] += FIELD_WEIGHT.get(fld, 0.5)
-        for hit in by_term.values():
-            score[self._positions(hit)] += 0.5
-        found = self._positions(selected)
-        order = found[np.lexsort((self._paper_order[found], -score[found]))]
-        cached = (score[order].tolist(), order.tolist())
+            if hit:
+                by_term[shown] = by_term.get(shown, 0) | hit
+                weights.append((hit, FIELD_WEIGHT.get(fld, 0.5)))
+        weights += [(hit, 0.5) for hit in by_term.values()]
+        small = selected.bit_count() <= SMALL
+        ranked, order = (self._score_few if small else self._score_many)(selected, weights)
+        cached = (ranked.tolist(), order.tolist(), len(self._lists), selected)
         self._ranked[node] = cached
-        self._qids[node] = len(self._lists)
-        self._lists.append((score[order], order))
-        self._selected.append(np.frombuffer(selected.to_bytes(self._bytes, "little"), np.uint8))
+        self._lists.append((ranked, order))
+        self._entries.add_selected(selected.to_bytes(self._bytes, "little"))
         return cached
 
-    def _positions(self, bits: int) -> Ints:
-        """The set bits of a bitset as an array of paper positions, ascending."""
-        raw = bits.to_bytes(max(self._bytes, (bits.bit_length() + 7) // 8), "little")
+    def _score_many(
+        self, selected: int, weights: list[tuple[int, float]]
+    ) -> tuple[npt.NDArray[np.float64], Ints]:
+        """(scores, positions) best first: popularity and freshness, then each weight added
+        to the papers its bitset holds, in order, as arrays."""
+        score = self._base.copy()
+        for hit, weight in weights:
+            score[self._flags(hit)] += weight
+        found = np.flatnonzero(self._flags(selected))
+        order = found[np.lexsort((self._paper_order[found], -score[found]))]
+        return score[order], order
+
+    def _score_few(
+        self, selected: int, weights: list[tuple[int, float]]
+    ) -> tuple[npt.NDArray[np.float64], Ints]:
+        """`_score_many` for a few papers, in plain Python: the same additions in the same
+        order, so the same floats, without the arrays' fixed cost."""
+        base = self._base_list
+        score = {i: base[i] for i in positions(selected)}
+        for hit, weight in weights:
+            for i in positions(hit):
+                score[i] += weight
+        rank = self._paper_rank
+        order = sorted(score, key=lambda i: (-score[i], rank[i]))
+        return np.array([score[i] for i in order], np.float64), np.array(order, np.int64)
+
+    def _flags(self, bits: int) -> npt.NDArray[np.bool_]:
+        """A bitset as one flag per paper."""
+        raw = bits.to_bytes(self._bytes, "little")
         flags = np.unpackbits(np.frombuffer(raw, np.uint8), bitorder="little")
-        return np.flatnonzero(flags[: len(self.papers)])
+        return flags[: len(self.papers)].view(np.bool_)
 
     def prepared(self, kind: str, name: str) -> RankedQuery | None:
         """A topic (by name) or a query (by text), keyed by string so lookups never rehash
@@ -169,13 +211,15 @@ class Rankings:
                 label, node = topic.title, self.node(topic.query)
             else:
                 label, node = name, self.node(name)
-            scores, order = self.ranked(node)
-            terms = tuple(t for t in terms_of(node) if isinstance(t, Term))
-            bits = self.index.evaluate(node)
-            qid = self._qids[node]
+            scores, order, qid, bits = self._rank(node)
+            terms = tuple(t for t in self.index.positive_terms(node) if isinstance(t, Term))
             found = RankedQuery(kind, name, label, node, qid, bits, scores, order, terms)
             self._prepared[key] = found
-            (self._topic_sources if kind == "topic" else self._query_sources)[name] = found
+            if kind == "topic":
+                self._topic_sources[name] = found
+            else:
+                self._query_sources[name] = found
+                self._query_qids[name] = qid
         return found
 
     def sources_of(self, sub: Subscriber) -> list[RankedQuery]:
@@ -190,6 +234,17 @@ class Rankings:
             found = queries.get(name) or self.prepared("query", name)
             if found is not None:
                 out.append(found)
+        return out
+
+    def qids_of(self, subs: Sequence[Subscriber]) -> list[tuple[int, ...]]:
+        """Each subscriber's topics and queries as rows of the rank table, ranking any new
+        one on the way: for a subscriber with queries only, one lookup per query."""
+        get, out = self._query_qids.get, []
+        for sub in subs:
+            mine = () if sub.topics else tuple(map(get, sub.queries))
+            if sub.topics or None in mine:
+                mine = tuple(s.qid for s in self.sources_of(sub))
+            out.append(cast(tuple[int, ...], mine))
         return out
 
     def has(self, paper_ids: Iterable[str]) -> bool:
@@ -212,21 +267,57 @@ class Rankings:
         while depth < k:
             depth *= 2
         depth = min(depth, longest)
-        lists = self._lists
-        lens = [min(len(order), depth) for _, order in lists]
-        total = sum(lens)
-        scores = np.concatenate([s[:depth] for s, _ in lists] or [np.zeros(0)])
-        found = np.concatenate([o[:depth] for _, o in lists] or [np.zeros(0, np.int64)])
-        order = np.lexsort((self._paper_order[found], -scores))
+        found = self._entries.extend(self._lists, depth)
+        total, queries = len(found.scores), len(self._lists)
+        order = np.lexsort((self._paper_order[found.papers], -found.scores))
         rank = np.empty(total, np.int64)
         rank[order] = np.arange(total, dtype=np.int64)
-        top = np.full((len(lists), depth), total, np.int64)
-        starts = np.repeat(np.cumsum(lens) - lens, lens)
-        top[np.repeat(np.arange(len(lists)), lens), np.arange(total) - starts] = rank
-        paper_of = np.append(found[order], len(self.papers))
-        score = np.append(scores[order], 0.0)
-        selected = np.stack(self._selected) if lists else np.zeros((0, 0), np.uint8)
-        self.table = RankTable(
-            top, paper_of, selected, paper_of.tolist(), score.tolist(), len(lists), depth, total
-        )
+        top = np.full((queries, depth), total, np.int64)
+        top[found.rows, found.cols] = rank
+        paper_of = np.append(found.papers[order], len(self.papers))
+        score = np.append(found.scores[order], 0.0)
+        selected = found.selected[:queries]
+        ids = self._ids[paper_of]
+        self.table = RankTable(top, paper_of, selected, score, ids, queries, depth, total)
         return self.table
+
+
+class _Entries:
+    """The first `depth` entries of every ranked list, concatenated as queries are ranked,
+    so a new rank table costs one sort instead of a pass over every list."""
+
+    def __init__(self, width: int) -> None:
+        self.selected = np.zeros((64, width), np.uint8)  # row q: list q's papers, packed
+        self._count = 0
+        self._empty(0)
+
+    def _empty(self, depth: int) -> None:
+        self.depth = depth
+        self.lists = 0  # how many lists the arrays hold
+        self.scores = np.zeros(0)
+        self.papers = np.zeros(0, np.int64)
+        self.rows = np.zeros(0, np.int64)  # the entry's list
+        self.cols = np.zeros(0, np.int64)  # its place in that list
+
+    def add_selected(self, packed: bytes) -> None:
+        """The next list's selected papers, as bytes of bits."""
+        if self._count == len(self.selected):
+            self.selected = np.concatenate([self.selected, np.zeros_like(self.selected)])
+        self.selected[self._count] = np.frombuffer(packed, np.uint8)
+        self._count += 1
+
+    def extend(self, lists: Sequence[tuple[npt.NDArray[np.float64], Ints]], depth: int) -> _Entries:
+        """Bring in the lists ranked since (all of them when the depth changed)."""
+        if depth != self.depth:
+            self._empty(depth)
+        new = lists[self.lists :]
+        if new:
+            lens = np.fromiter((min(len(o), depth) for _, o in new), np.int64, len(new))
+            starts = np.repeat(np.cumsum(lens) - lens, lens)
+            self.scores = np.concatenate([self.scores, *(s[:depth] for s, _ in new)])
+            self.papers = np.concatenate([self.papers, *(o[:depth] for _, o in new)])
+            rows = np.repeat(np.arange(self.lists, len(lists), dtype=np.int64), lens)
+            self.rows = np.concatenate([self.rows, rows])
+            self.cols = np.concatenate([self.cols, np.arange(int(lens.sum())) - starts])
+            self.lists = len(lists)
+        return self

@@ -5,9 +5,9 @@ Holds no ranking logic: a Match asks the matcher that made it for its reasons an
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, overload
 
 from digest.match.ranking import RankedQuery
 from digest.models import Paper, Subscriber
@@ -90,18 +90,84 @@ class Recommended:
     why: str
 
 
-class Matches(list[Match]):
-    """A subscriber's ranked, capped matches; `total` counts every eligible match before the
-    cap, so an email can say "10 of 18 matches" instead of hiding what the cap left out."""
+class Made(Protocol):
+    """Where a batch's merged matches live until asked for: one subscriber's matches are
+    a run of flat lists, so a Matches holds where its run is, not Match objects."""
 
-    __slots__ = ("total",)
+    ids: list[str]  # the batch's matched paper ids, run after run
+
+    def matches(self, at: int, count: int, sub: Subscriber) -> list[Match]:
+        """The Match objects of the run at `at`, for this subscriber's topics and queries."""
+
+
+class Matches(Sequence[Match]):
+    """A subscriber's ranked, capped matches; `total` counts every eligible match before the
+    cap, so an email can say "10 of 18 matches" instead of hiding what the cap left out.
+
+    Immutable. A batch's results make their Match objects on first use (`deferred`): a plan
+    reads only `paper_ids`, and a million Match objects cost more than the merge itself."""
+
+    __slots__ = ("_at", "_count", "_items", "_made", "_sub", "total")
 
     def __init__(self, items: Iterable[Match] = (), total: int | None = None) -> None:
-        super().__init__(items)
-        self.total = len(self) if total is None else max(total, len(self))
+        self._items: list[Match] | None = list(items)
+        self._made: Made | None = None
+        self._at = 0
+        self._count = len(self._items)
+        self._sub: Subscriber | None = None
+        self.total = self._count if total is None else max(total, self._count)
+
+    @classmethod
+    def deferred(cls, made: Made, at: int, count: int, total: int, sub: Subscriber) -> Matches:
+        """Matches whose Match objects `made` makes on first use."""
+        self = cls.__new__(cls)
+        self._items, self._made, self._at, self._count = None, made, at, count
+        self._sub, self.total = sub, max(total, count)
+        return self
+
+    @property
+    def items(self) -> list[Match]:
+        """The Match objects, made once."""
+        if self._items is None:
+            assert self._made is not None and self._sub is not None
+            self._items = self._made.matches(self._at, self._count, self._sub)
+        return self._items
+
+    @property
+    def paper_ids(self) -> list[str]:
+        """The matched papers' ids, in order, without making Match objects if not yet made."""
+        if self._items is None and self._made is not None:
+            return self._made.ids[self._at : self._at + self._count]
+        return [m.paper.id for m in self.items]
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, at: int) -> Match: ...
+
+    @overload
+    def __getitem__(self, at: slice) -> list[Match]: ...
+
+    def __getitem__(self, at: int | slice) -> Match | list[Match]:
+        return self.items[at]
+
+    def __iter__(self) -> Iterator[Match]:
+        return iter(self.items)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to the same Match objects in the same order, as a list (total aside)."""
+        if isinstance(other, Matches):
+            return self.items == other.items
+        return isinstance(other, list) and self.items == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Matches({self.items!r}, total={self.total})"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~1 us, one per subscriber
 class SubscriberMatches:
     """One subscriber's matches, as `match_subscribers` streams them."""
 

@@ -114,6 +114,10 @@ class PaperIndex:
                     out.append((shown, fld, self._terms.term_bits(term, fld)))
         return out
 
+    def positive_terms(self, node: Node) -> list[Term | Upvotes]:
+        """`terms_of(node)`, from the plan made once per node."""
+        return [term for term, _, _ in self._plan(node)]
+
     def _plan(self, node: Node) -> _Plan:
         # Keyed by identity, not equality: equal queries may be typed (and shown) differently.
         # The node is kept alive in the value, so its id cannot be reused.

@@ -9,8 +9,10 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from itertools import pairwise
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
 
 from digest.models import Paper
 from digest.query.normalise import stem, surface_words
@@ -18,8 +20,8 @@ from digest.query.tree import Term, Upvotes
 
 __all__ = ["TermIndex", "positions", "sources_of", "value_matches"]
 
-_WORD_FIELDS = ("title", "abstract", "author")
 K = TypeVar("K", str, tuple[str, str])
+Ints = npt.NDArray[np.int64]
 
 
 def positions(bits: int) -> Iterable[int]:
@@ -31,10 +33,8 @@ def positions(bits: int) -> Iterable[int]:
 
 
 class _Postings(Generic[K]):
-    """Key -> ascending paper positions, turned into a bitset only when a query asks.
-
-    Building stays a list append per (key, paper); most keys are never queried.
-    """
+    """Key -> ascending paper positions, turned into a bitset only when a query asks (the
+    small `cat:` and `source:` vocabularies)."""
 
     def __init__(self) -> None:
         self.docs: defaultdict[K, list[int]] = defaultdict(list)
@@ -75,6 +75,114 @@ class _Postings(Generic[K]):
         return bits
 
 
+class _Text:
+    """One text field of every paper as flat arrays of tokens: token g is the word
+    `words[surface[g]]` with stem id `stem[g]` in paper `doc[g]`, and each text ends in an
+    empty word, so a phrase never runs from one text (or one author) into the next.
+
+    Surface ids are numbered stem by stem, so the tokens sorted by surface (`order`) hold
+    each word's tokens, and each stem's, in one run. Arrays keep phrase checks to a few
+    vectorised comparisons and leave nothing for the garbage collector to walk.
+    """
+
+    def __init__(self, texts: Sequence[Iterable[str]], size: int) -> None:
+        words: list[str] = []
+        counts = []
+        for mine in texts:
+            before = len(words)
+            for text in mine:
+                words += surface_words(text)
+                words.append("")
+            counts.append(len(words) - before)
+        seen = {w: k for k, w in enumerate(dict.fromkeys(words))}  # first-seen numbering
+        self.stem_id: dict[str, int] = {}
+        add = self.stem_id.setdefault
+        roots = np.array([add(stem(w), len(self.stem_id)) for w in seen], np.int32)
+        by_stem = np.argsort(roots, kind="stable")
+        renumber = np.empty(len(seen), np.int32)
+        renumber[by_stem] = np.arange(len(seen), dtype=np.int32)
+        first = list(seen)
+        self.words = [first[k] for k in by_stem.tolist()]
+        tokens = np.fromiter(map(seen.__getitem__, words), np.int32, len(words))
+        self.surface = renumber[tokens]
+        self.stem = roots[tokens]
+        self.order = np.argsort(self.surface, kind="stable")
+        self.doc = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+        self.doc_sorted = self.doc[self.order]
+        ends = np.cumsum(np.bincount(self.surface, minlength=len(seen)))
+        self.bounds = np.concatenate(([0], ends))  # surface v: order[bounds[v] : bounds[v+1]]
+        per_stem = np.bincount(roots, minlength=len(self.stem_id))
+        self.stem_starts = np.concatenate(([0], np.cumsum(per_stem)))  # stem s: its surfaces
+        self.size = size
+        self._bits: dict[int, int] = {}
+        self._alphabetical: tuple[list[str], list[int]] | None = None
+
+    def stem_tokens(self, s: int) -> slice:
+        """The run of `order` holding stem s's tokens."""
+        first, last = self.stem_starts[s], self.stem_starts[s + 1]
+        return slice(int(self.bounds[first]), int(self.bounds[last]))
+
+    def stem_bits(self, root: str) -> int:
+        """Papers with the stem in this field, cached."""
+        s = self.stem_id.get(root)
+        if s is None:
+            return 0
+        found = self._bits.get(s)
+        if found is None:
+            found = self._bits[s] = self.to_bits(self.doc_sorted[self.stem_tokens(s)])
+        return found
+
+    def with_prefix(self, prefix: str) -> Ints:
+        """The surface ids of every word starting with `prefix`."""
+        if self._alphabetical is None:
+            ids = sorted(range(len(self.words)), key=self.words.__getitem__)
+            self._alphabetical = ([self.words[k] for k in ids], ids)
+        words, ids = self._alphabetical
+        out = []
+        for k in range(bisect_left(words, prefix), len(words)):
+            if not words[k].startswith(prefix):
+                break
+            out.append(ids[k])
+        return np.array(out, np.int64)
+
+    def prefix_bits(self, prefix: str) -> int:
+        """Papers with a word starting with `prefix`."""
+        ids = self.with_prefix(prefix)
+        if not len(ids):
+            return 0
+        runs = [self.doc_sorted[self.bounds[v] : self.bounds[v + 1]] for v in ids.tolist()]
+        return self.to_bits(np.concatenate(runs))
+
+    def phrase_bits(self, term: Term) -> int:
+        """Papers with the term's words (two or more) at consecutive positions, the last
+        one a prefix of a word when the term is a prefix."""
+        words, last = term.words, len(term.words) - 1
+        first = self.stem_id.get(words[0])
+        if first is None:
+            return 0
+        at = self.order[self.stem_tokens(first)]
+        at = at[at + last < len(self.stem)]
+        for k in range(1, last + 1):
+            if term.prefix and k == last:
+                wanted = np.zeros(len(self.words), np.bool_)
+                wanted[self.with_prefix(words[k])] = True
+                at = at[wanted[self.surface[at + k]]]
+            else:
+                s = self.stem_id.get(words[k])
+                if s is None:
+                    return 0
+                at = at[self.stem[at + k] == s]
+            if not len(at):
+                return 0
+        return self.to_bits(self.doc[at])
+
+    def to_bits(self, docs: npt.NDArray[np.integer[Any]]) -> int:
+        """Paper positions (repeats allowed) as a bitset."""
+        flags = np.zeros(self.size, np.bool_)
+        flags[docs] = True
+        return int.from_bytes(np.packbits(flags, bitorder="little").tobytes(), "little")
+
+
 class TermIndex:
     """Built once per edition from its papers; answers one term in one field at a time.
 
@@ -84,24 +192,17 @@ class TermIndex:
     def __init__(self, papers: Sequence[Paper]) -> None:
         self.papers = list(papers)
         self.all = (1 << len(self.papers)) - 1
-        self._stems = {f: _Postings[str]() for f in _WORD_FIELDS}
-        self._stem_of: dict[str, dict[str, str]] = {f: {} for f in _WORD_FIELDS}
-        self._families: dict[str, dict[str, list[str]]] = {}
-        self._vocab: dict[str, list[str]] = {}
-        self._pairs: dict[str, tuple[_Postings[tuple[str, str]], set[str]]] = {}
-        # Per field and paper: its words as (surfaces, stems), for phrase and prefix checks.
-        self._sequences: dict[str, list[tuple[list[str], list[str]]]] = {
-            f: [] for f in _WORD_FIELDS
+        size = 8 * ((len(self.papers) + 7) // 8)
+        self._text = {
+            "title": _Text([(p.title,) for p in self.papers], size),
+            "abstract": _Text([(p.abstract,) for p in self.papers], size),
+            "author": _Text([p.authors for p in self.papers], size),
         }
         self._values = {"category": _Postings[str](), "source": _Postings[str]()}
         self._term_cache: dict[tuple[Term, str], int] = {}
         self._prefix_cache: dict[tuple[str, str], int] = {}
-        self._mask_cache: dict[tuple[str, int], dict[str, int]] = {}
         ranked: list[tuple[int, int]] = []
         for i, paper in enumerate(self.papers):
-            self._add_text("title", i, (paper.title,))
-            self._add_text("abstract", i, (paper.abstract,))
-            self._add_text("author", i, paper.authors)
             for cat in {c.strip().lower() for c in paper.categories}:
                 self._values["category"].docs[cat].append(i)
             for src in {s.strip().lower() for s in sources_of(paper)}:
@@ -114,18 +215,6 @@ class TermIndex:
         for k in range(len(ranked) - 1, -1, -1):
             self._at_least[k] = self._at_least[k + 1] | (1 << ranked[k][1])
 
-    def _add_text(self, fld: str, i: int, texts: Iterable[str]) -> None:
-        # An empty word between texts keeps a phrase inside one author's name.
-        surfaces: list[str] = []
-        for text in texts:
-            surfaces += surface_words(text)
-            surfaces.append("")
-        stems = list(map(stem, surfaces))
-        self._sequences[fld].append((surfaces, stems))
-        self._stem_of[fld].update(zip(surfaces, stems, strict=True))
-        for docs in map(self._stems[fld].docs.__getitem__, set(stems)):
-            docs.append(i)
-
     def term_bits(self, term: Term, fld: str) -> int:
         """Papers where one term hits one field ("title", "abstract", "author", "category",
         "source"); cached, since many queries share their terms."""
@@ -136,18 +225,14 @@ class TermIndex:
         if fld in self._values:
             vocab = self._values[fld]
             bits = vocab.union(self._value_keys(vocab, term))
-        else:
-            last = len(term.words) - 1
+        elif not term.words:
             bits = self.all
-            for k, word in enumerate(term.words):
-                if term.prefix and k == last:
-                    bits &= self._prefix(fld, word)
-                else:
-                    bits &= self._stems[fld].bits(word)
-                if not bits:
-                    break
-            if bits and last:
-                bits = self._phrase_bits(fld, term, bits)
+        elif len(term.words) > 1:
+            bits = self._text[fld].phrase_bits(term)
+        elif term.prefix:
+            bits = self._prefix(fld, term.words[0])
+        else:
+            bits = self._text[fld].stem_bits(term.words[0])
         self._term_cache[key] = bits
         return bits
 
@@ -162,95 +247,12 @@ class TermIndex:
         return keys
 
     def _prefix(self, fld: str, prefix: str) -> int:
-        """Papers with a word starting with `prefix`, via the stems of the matching words."""
+        """Papers with a word starting with `prefix` (`studi*` never matches a paper that
+        only says "study", though both have one stem)."""
         found = self._prefix_cache.get((fld, prefix))
-        if found is not None:
-            return found
-        if fld not in self._vocab:
-            self._vocab[fld] = sorted(self._stem_of[fld])
-            family: defaultdict[str, list[str]] = defaultdict(list)
-            for word, stem in self._stem_of[fld].items():
-                family[stem].append(word)
-            self._families[fld] = family
-        vocab, stem_of, families = self._vocab[fld], self._stem_of[fld], self._families[fld]
-        exact: list[str] = []
-        mixed: list[str] = []
-        for k in range(bisect_left(vocab, prefix), len(vocab)):
-            if not vocab[k].startswith(prefix):
-                break
-            stem = stem_of[vocab[k]]
-            # `studi*` must not match a paper that only says "study": same stem, other word.
-            pure = all(w.startswith(prefix) for w in families[stem])
-            (exact if pure else mixed).append(stem)
-        postings = self._stems[fld]
-        found = postings.union(exact)
-        for doc in positions(postings.union(mixed) & ~found):
-            if any(w.startswith(prefix) for w in self._sequences[fld][doc][0]):
-                found |= 1 << doc
-        self._prefix_cache[(fld, prefix)] = found
-        return found
-
-    def _phrase_bits(self, fld: str, term: Term, cand: int) -> int:
-        """Papers with the words at consecutive positions, among those having all of them.
-
-        Checking each candidate costs ~1 us, so when there are many, adjacent pairs of
-        common words narrow them first; a pair with a rare word has few candidates anyway.
-        """
-        words = term.words[:-1] if term.prefix else term.words
-        exact = False
-        if fld != "author" and cand.bit_count() > 32:
-            pairs, common = self._pair_postings(fld)
-            exact = len(term.words) == 2 and not term.prefix
-            for pair in pairwise(words):
-                if pair[0] in common and pair[1] in common:
-                    cand &= pairs.bits(pair)
-                else:
-                    exact = False
-        return cand if exact else self._verify_phrase(fld, term, cand)
-
-    def _pair_postings(self, fld: str) -> tuple[_Postings[tuple[str, str]], set[str]]:
-        # Built on first need and only for words in at least 1 paper in 20: a tenth of the
-        # cost of indexing every adjacent pair up front.
-        found = self._pairs.get(fld)
         if found is None:
-            floor = max(16, len(self.papers) // 20)
-            common = {s for s, docs in self._stems[fld].docs.items() if s and len(docs) >= floor}
-            pairs = _Postings[tuple[str, str]]()
-            for doc, (_, stems) in enumerate(self._sequences[fld]):
-                kept = {p for p in set(pairwise(stems)) if p[0] in common and p[1] in common}
-                for docs in map(pairs.docs.__getitem__, kept):
-                    docs.append(doc)
-            found = self._pairs[fld] = (pairs, common)
+            found = self._prefix_cache[(fld, prefix)] = self._text[fld].prefix_bits(prefix)
         return found
-
-    def _verify_phrase(self, fld: str, term: Term, cand: int) -> int:
-        """Keep the candidates where the words sit at consecutive positions."""
-        out, last = 0, len(term.words) - 1
-        for doc in positions(cand):
-            masks = self._masks(fld, doc)
-            acc = -1
-            for k, word in enumerate(term.words):
-                if term.prefix and k == last:
-                    surfaces = self._sequences[fld][doc][0]
-                    mask = sum(1 << p for p, w in enumerate(surfaces) if w.startswith(word))
-                else:
-                    mask = masks[word]
-                # bit p survives when word k sits at p + k: all words in a row from p
-                acc &= mask >> k
-                if not acc:
-                    break
-            if acc:
-                out |= 1 << doc
-        return out
-
-    def _masks(self, fld: str, doc: int) -> dict[str, int]:
-        """Stem -> bitmask of its positions in one paper's field, for phrase checks."""
-        masks = self._mask_cache.get((fld, doc))
-        if masks is None:
-            masks = self._mask_cache[(fld, doc)] = {}
-            for p, word in enumerate(self._sequences[fld][doc][1]):
-                masks[word] = masks.get(word, 0) | (1 << p)
-        return masks
 
     def upvote_bits(self, node: Upvotes) -> int:
         """Papers whose upvotes satisfy the comparison; a paper without upvotes never does."""

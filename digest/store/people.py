@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import MISSING, fields
+from operator import itemgetter
 from typing import Any
 
 from digest.errors import StoreError
@@ -116,22 +117,22 @@ class SubscribersMixin(StoreBase):
         its default, so pass it only to code that reads nothing else (matching does not)."""
         last = 0
         where = ""
-        columns, defaults = _columns(fields)
+        columns, tail, order, id_at = _columns(fields)
         if statuses:
             where = f" and status in ({','.join('?' * len(statuses))})"
         sql = f"select {columns} from subscribers where id > ?{where} order by id limit {batch}"
         while True:
-            rows = self.db.execute(sql, [*defaults, last, *(statuses or ())]).fetchall()
+            rows = self.db.execute(sql, [last, *(statuses or ())]).fetchall()
             if not rows:
                 return
             for row in rows:
                 # Positional, in field order: this loop feeds the match over every subscriber.
-                values = list(row)
+                values = list(order(row + tail))
                 for at in (_QUERIES_AT, _TOPICS_AT):
                     text = values[at]
                     values[at] = _json_list(text) if text and text != "[]" else []
                 yield Subscriber(*values)
-            last = rows[-1][_ID_AT]
+            last = rows[-1][id_at]
 
     def count_subscribers(self) -> dict[str, int]:
         """Subscribers per status (statuses with none are absent), for `list` and `stats`."""
@@ -246,17 +247,23 @@ def _json_list(text: str) -> Any:
     return value if end == len(text) else json.loads(text)
 
 
-def _columns(wanted: Collection[str] | None) -> tuple[str, list[Any]]:
-    """The select list for these fields, in field order; an unwanted column is read as a
-    bound default, so rows still build a Subscriber positionally."""
+def _columns(
+    wanted: Collection[str] | None,
+) -> tuple[str, tuple[Any, ...], Callable[[tuple[Any, ...]], tuple[Any, ...]], int]:
+    """The select list for these fields (only those columns: a constant selected for every
+    row costs SQLite a value per row), the defaults of the others, a getter putting (row +
+    defaults) in field order, and where id is in the row."""
     if wanted is None:
-        return ", ".join(_SUBSCRIBER_COLUMNS), []
+        return ", ".join(_SUBSCRIBER_COLUMNS), (), tuple, _ID_AT
     unknown = set(wanted) - set(_SUBSCRIBER_COLUMNS)
     if unknown:
         raise StoreError(f"no subscriber field {sorted(unknown)[0]!r}")
     keep = {*wanted, "id", "email"}
-    columns = [c if c in keep else "?" for c in _SUBSCRIBER_COLUMNS]
-    return ", ".join(columns), [_DEFAULTS[c] for c in _SUBSCRIBER_COLUMNS if c not in keep]
+    read = [c for c in _SUBSCRIBER_COLUMNS if c in keep]
+    rest = [c for c in _SUBSCRIBER_COLUMNS if c not in keep]
+    at = {c: k for k, c in enumerate(read + rest)}
+    order = itemgetter(*(at[c] for c in _SUBSCRIBER_COLUMNS))
+    return ", ".join(read), tuple(_DEFAULTS[c] for c in rest), order, read.index("id")
 
 
 def _fields(sub: Subscriber) -> dict[str, Any]:
