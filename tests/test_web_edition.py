@@ -179,7 +179,8 @@ async def test_each_day_and_week_has_a_page_with_previous_and_next(
     assert len(card_titles(this_week)) == 30
     assert this_week.cssselect("h1")[0].text_content().startswith("Week ")
     for bad in [f"/d/{(today + timedelta(days=1)).isoformat()}", "/d/2026-13-01", "/d/x",
-                "/d/2026-W49-1", "/d/20260612", "/d/2026-W49", "/week/2026-W60", "/week/2026-11-02", "/no/such/page"]:  # fmt: skip
+                "/d/2026-W49-1", "/d/20260612", "/d/2026-W49", "/week/2026-W60",
+                "/week/2026-11-02", "/no/such/page"]:  # fmt: skip
         response = await client.get(bad)
         assert response.status_code == 404, bad
         assert '<link rel="stylesheet" href="/static/web.css">' in response.text
