@@ -20,9 +20,9 @@ from digest.config import Config
 from digest.errors import RenderError
 from digest.match import Match, Recommended
 from digest.models import Subscriber, Topic
+from digest.render.cache import CardCache
 from digest.render.cards import (
     Card,
-    CardCache,
     Group,
     build_card,
     card_capacity,
@@ -30,6 +30,7 @@ from digest.render.cards import (
     paper_links,
     why_lines,
 )
+from digest.render.digests import DigestFrames
 from digest.render.inline import card_template, inline_css, load_templates, templates_dir
 from digest.render.text import (
     FULL_CARDS,
@@ -69,11 +70,13 @@ def _said(interests: tuple[str, ...]) -> str:
 
 
 class Renderer:
-    """Built once per run: templates read, CSS inlined, then only jinja per email.
+    """Built once per run: templates read, CSS inlined, frames made as emails come.
 
-    Cards are rendered once for everyone who gets the same card (see `CardCache`): build one
-    Renderer per run. `naive=True` renders and inlines each whole email: the reference that
-    tests compare against and the bench measures.
+    A card is assembled once for everyone who gets the same card, from its paper's frame
+    and parts shared across papers (see `CardCache`); a digest is its shape's frame filled
+    (see `DigestFrames`): build one Renderer per run. `frames=False` renders every card and
+    email with jinja (what the frames must equal, byte for byte); `naive=True` renders and
+    inlines each whole email: the reference that tests compare against and the bench measures.
 
     Raises:
         RenderError: (from the constructor) the templates are missing or unusable.
@@ -86,6 +89,7 @@ class Renderer:
         *,
         thumbnails: bool = False,
         expected_cards: int | None = None,
+        frames: bool = True,
     ) -> None:
         self.config = config
         self.topics = dict(topics or {})
@@ -94,11 +98,14 @@ class Renderer:
         self.templates = load_templates(config)
         self._postal = clean(config.mail.postal_address)
         loaded = self.templates.loaded
+        html, text = loaded["email/digest.html.j2"], loaded["email/digest.txt.j2"]
+        self.frames = DigestFrames(html, text, self.templates.fast) if frames else None
         self.cards = CardCache(
             loaded[card_template("email/digest.html.j2")],
             loaded[card_template("email/digest.txt.j2")],
             thumbnails,
             card_capacity(expected_cards),
+            frames=frames,
         )
 
     @property
@@ -143,7 +150,7 @@ class Renderer:
             raise RenderError(f"{sub.email}: no matches to render (use nothing_new)")
         shown = len(matches)
         total = matched if matched is not None else getattr(matches, "total", None)
-        grouped = self._grouped(sub, matches)
+        grouped = _grouped(self.cards, sub, matches)
         html_groups, text_groups = self._sections(sub, grouped, naive)
         names = [
             label if kind == "topic" else _readable(name) for (kind, name), label, _ in grouped
@@ -227,21 +234,6 @@ class Renderer:
         """What the subscriber asked for, as they would read it."""
         return _shown(self._titles(sub.topics) + tuple(sub.queries))
 
-    def _grouped(
-        self, sub: Subscriber, matches: Sequence[Match]
-    ) -> list[tuple[tuple[str, str], str, list[tuple[Match, _Key]]]]:
-        """Each paper under its first reason, groups in the subscriber's order: topics, then
-        queries; as ((kind, name), label, [(match, match.key)])."""
-        groups: dict[tuple[str, str], tuple[str, list[tuple[Match, _Key]]]] = {}
-        for m in matches:
-            key = m.key
-            group, label = self.cards.group_of(m, key)
-            groups.setdefault(group, (label, []))[1].append((m, key))
-        order = {("topic", t): i for i, t in enumerate(sub.topics)}
-        order.update({("query", q): len(order) + i for i, q in enumerate(sub.queries)})
-        ranked = sorted(groups.items(), key=lambda kv: order.get(kv[0], len(order)))
-        return [(group, label, members) for group, (label, members) in ranked]
-
     def _sections(
         self,
         sub: Subscriber,
@@ -308,6 +300,10 @@ class Renderer:
     ) -> RenderedEmail:
         env = self.templates.environment(naive)
         try:
+            if kind == "digest" and not naive and self.frames:  # see DigestFrames
+                found = self.frames.render(ctx, html_groups, text_groups)
+                if found is not None:
+                    return RenderedEmail(ctx["subject"], *found)
             html = env.get_template(f"email/{kind}.html.j2").render(ctx, groups=html_groups)
             text = env.get_template(f"email/{kind}.txt.j2").render(ctx, groups=text_groups)
         except TemplateError as ex:
@@ -315,6 +311,22 @@ class Renderer:
         if naive:
             html = inline_css(html)
         return RenderedEmail(ctx["subject"], html, text)
+
+
+def _grouped(
+    cards: CardCache, sub: Subscriber, matches: Sequence[Match]
+) -> list[tuple[tuple[str, str], str, list[tuple[Match, _Key]]]]:
+    """Each paper under its first reason, groups in the subscriber's order: topics, then
+    queries; as ((kind, name), label, [(match, match.key)])."""
+    groups: dict[tuple[str, str], tuple[str, list[tuple[Match, _Key]]]] = {}
+    for m in matches:
+        key = m.key
+        group, label = cards.group_of(m, key)
+        groups.setdefault(group, (label, []))[1].append((m, key))
+    order = {("topic", t): i for i, t in enumerate(sub.topics)}
+    order.update({("query", q): len(order) + i for i, q in enumerate(sub.queries)})
+    ranked = sorted(groups.items(), key=lambda kv: order.get(kv[0], len(order)))
+    return [(group, label, members) for group, (label, members) in ranked]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import functools
 import re
-import sys
 import textwrap
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from jinja2 import Template, TemplateError
 from markupsafe import Markup
 
-from digest.errors import RenderError
 from digest.match import Match, Reason
 from digest.models import Paper
 from digest.query import Term, display, highlight_spans
@@ -32,18 +28,21 @@ from digest.render.text import (
     authors_line,
     clean,
     plural,
+    quick_fill,
     safe_url,
     segments,
     shorten,
 )
 
 WRAP = 76
-CARD_CACHE = 20_000  # rendered cards kept when the edition's size is not known
+# Cards are kept as their paper's frames and the strings that fill them (see `cache`): a few
+# hundred bytes each, their why and highlights shared with other cards.
+CARD_CACHE = 20_000  # cards kept when the edition's size is not known
 CARD_CACHE_MIN = 1_000
 CARD_CACHE_MAX = 40_000
-# A card's two parts take ~4-8 KB (an ellipsis makes a str 2 bytes a character): whatever the
-# count, the cache holds at most this much, so a large edition's run keeps a flat, small RSS.
-CARD_CACHE_BYTES = 128 * 2**20
+# What the kept cards take of their own, at most (a card rendered by jinja, when the templates
+# cannot be reproduced by frames, counts its whole text: ~4-8 KB).
+CARD_CACHE_BYTES = 32 * 2**20
 PAPER_CACHE = 10_000  # papers' views and words, per cache: an edition's papers fit
 COMPACT_LINKS = ("PDF", "Code")  # a compact card's links besides its title's
 
@@ -51,7 +50,15 @@ _ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z][a-z.-]*(\.[A-Z]{2})?/\d{7}")
 _TEXT = textwrap.TextWrapper(WRAP, "  ", "  ", break_on_hyphens=False)
 _TITLE = textwrap.TextWrapper(WRAP, "* ", "  ", break_on_hyphens=False)
 # A snippet or why line recurs on the cards of one paper for other people: wrapped once.
-_fill = functools.lru_cache(maxsize=8192)(_TEXT.fill)
+
+
+def _wrapped(text: str) -> str:
+    """A paragraph of the text part, indented by two spaces."""
+    quick = quick_fill(text, WRAP, "  ", "  ")
+    return _TEXT.fill(text) if quick is None else quick
+
+
+_fill = functools.lru_cache(maxsize=1024)(_wrapped)
 
 
 def why_lines(reasons: Sequence[Reason]) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -163,11 +170,16 @@ class Card:
     text_links: list[tuple[str, str]]
 
 
-def _hitting(match: Match, field: str) -> list[Term]:
+def hitting(match: Match, field: str) -> tuple[Term, ...]:
     """The highlight terms that hit this field of this paper: the others cannot highlight,
     and skipping them saves most of the highlighting work."""
-    shown = {h.term for r in match.reasons for h in r.hits if h.field == field}
-    return [t for t in match.terms if _display(t) in shown] if shown else []
+    return hitting_in(match.reasons, match.terms, field)
+
+
+def hitting_in(reasons: Sequence[Reason], terms: Sequence[Term], field: str) -> tuple[Term, ...]:
+    """`hitting` for a match's reasons and terms already at hand."""
+    shown = {h.term for r in reasons for h in r.hits if h.field == field}
+    return tuple(t for t in terms if _display(t) in shown) if shown else ()
 
 
 _display = functools.lru_cache(maxsize=4096)(display)
@@ -187,6 +199,59 @@ def paper_words(view: PaperView) -> PaperWords:
     return PaperWords(TextWords(view.title), TextWords(view.abstract))
 
 
+Segments = list[tuple[str, bool]]  # a text cut into (piece, is_hit) runs
+WhyLines = list[tuple[str, list[tuple[str, str]]]]  # per reason: label, (term, where) pairs
+
+
+@dataclass(frozen=True, slots=True)
+class Why:
+    """Why a paper is there, as each part of a card says it: worked out once per distinct
+    set of reasons, which many papers and people share."""
+
+    lines: WhyLines
+    text: str  # the text part's wrapped "Why: ..." paragraph
+    line: str  # a compact card's one "Why:" line
+
+
+def why_of(reasons: Sequence[Reason]) -> Why:
+    """The why lines of a set of reasons, in every form a card prints them."""
+    lines = why_lines(reasons)
+    said = "; also ".join(
+        label + (": " + ", ".join(f"{t} ({w})" if w else t for t, w in ts) if ts else "")
+        for label, ts in lines
+    )
+    return Why(lines, _fill(f"Why: {said}"), shorten(f"Why: {said}", MAX_WHY))
+
+
+def card_links(
+    view: PaperView, compact: bool
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(the HTML part's links, the text part's): the paper's and compactness' alone."""
+    links = [(label, url) for label, url in view.links if url != view.url]
+    if compact:
+        links = [(label, url) for label, url in links if label.startswith(COMPACT_LINKS)]
+    shown = {url for _, url in links}
+    return links, [(lb, url) for lb, url in view.links if url == view.url or url in shown]
+
+
+def title_segments(view: PaperView, terms: Sequence[Term], words: PaperWords | None) -> Segments:
+    """The title cut into highlighted and plain runs for the terms that hit it."""
+    spans = (
+        highlight_spans(view.title, terms, "title", words=words.title if words else None)
+        if terms
+        else []
+    )
+    return segments(view.title, spans)
+
+
+def abstract_parts(
+    view: PaperView, terms: Sequence[Term], words: PaperWords | None
+) -> tuple[Segments, str]:
+    """The abstract's snippet as highlighted runs, and as the text part's wrapped paragraph."""
+    body, spans = abstract_snippet(view.abstract, terms, words.abstract if words else None)
+    return segments(body, spans), _fill(body)
+
+
 def build_card(
     match: Match,
     thumbnails: bool = False,
@@ -198,41 +263,26 @@ def build_card(
     """A paper's card for one set of reasons; `view` is the paper's part and `words` its
     tokenised text, if already known."""
     view = view or view_paper(match.paper, thumbnails)
-    why = why_lines(match.reasons)
-    text_why = "; also ".join(
-        label + (": " + ", ".join(f"{t} ({w})" if w else t for t, w in ts) if ts else "")
-        for label, ts in why
-    )
-    links = [(label, url) for label, url in view.links if url != view.url]
-    body = ""
-    spans: list[tuple[int, int]] = []
-    title_spans: list[tuple[int, int]] = []
-    if compact:
-        links = [(label, url) for label, url in links if label.startswith(COMPACT_LINKS)]
-    else:
-        title_terms, abstract_terms = _hitting(match, "title"), _hitting(match, "abstract")
-        body, spans = abstract_snippet(
-            view.abstract, abstract_terms, words.abstract if words else None
-        )
-        title_spans = (
-            highlight_spans(view.title, title_terms, "title", words=words.title if words else None)
-            if title_terms
-            else []
-        )
-    shown = {url for _, url in links}
+    why = why_of(match.reasons)
+    links, text_links = card_links(view, compact)
+    title, text_abstract = segments(view.title, []), _fill("")
+    abstract: Segments = []
+    if not compact:
+        title = title_segments(view, hitting(match, "title"), words)
+        abstract, text_abstract = abstract_parts(view, hitting(match, "abstract"), words)
     return Card(
         paper=view,
-        title=segments(view.title, title_spans),
-        abstract=segments(body, spans),
-        why=why,
-        text_abstract=_fill(body),
-        text_why=_fill(f"Why: {text_why}"),
+        title=title,
+        abstract=abstract,
+        why=why.lines,
+        text_abstract=text_abstract,
+        text_why=why.text,
         compact=compact,
-        why_line=shorten(f"Why: {text_why}", MAX_WHY) if compact else "",
+        why_line=why.line if compact else "",
         short_title=shorten(view.title, MAX_COMPACT_TITLE),
         short_authors=shorten(view.authors, MAX_COMPACT_AUTHORS),
         links=links,
-        text_links=[(lb, url) for lb, url in view.links if url == view.url or url in shown],
+        text_links=text_links,
     )
 
 
@@ -283,7 +333,7 @@ _K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
-def _remember(cache: dict[_K, _V], key: _K, value: _V, limit: int = PAPER_CACHE) -> _V:
+def remember(cache: dict[_K, _V], key: _K, value: _V, limit: int = PAPER_CACHE) -> _V:
     """Store a value, dropping the oldest entry once the cache holds `limit`: memory stays
     bounded however many distinct papers a run sees."""
     if len(cache) >= limit:
@@ -299,111 +349,3 @@ def card_capacity(expected: int | None) -> int:
     if expected is None:
         return CARD_CACHE
     return max(CARD_CACHE_MIN, min(CARD_CACHE_MAX, expected))
-
-
-class CardCache:
-    """Cards rendered once per run, for everyone who gets them; least recently used first out.
-
-    Keyed by (Match.key, paper.updated_at, compact) and Match.terms: everyone whose queries
-    picked a paper for the same reasons gets the same card. A paper id (and its updated_at)
-    must stand for one paper's content while the cache lives: build one per run. `hits` and
-    `rendered` count lookups answered from the cache and cards rendered (`hit_rate`).
-    """
-
-    def __init__(
-        self, html: Template, text: Template, thumbnails: bool = False, capacity: int = CARD_CACHE
-    ) -> None:
-        self.html = html
-        self.text = text
-        self.thumbnails = thumbnails
-        self.capacity = max(1, capacity)
-        self.max_bytes = CARD_CACHE_BYTES
-        self.bytes = 0  # what the kept cards' text takes, as sys.getsizeof counts it
-        self.rendered = 0
-        self.hits = 0
-        self._cards: OrderedDict[tuple[object, ...], tuple[tuple[Term, ...], RenderedCard, int]]
-        self._cards = OrderedDict()
-        self._papers: dict[tuple[str, str | None], PaperView] = {}
-        self._words: dict[tuple[str, str | None], PaperWords] = {}
-        self._groups: dict[tuple[str, tuple[str, ...]], tuple[tuple[str, str], str]] = {}
-
-    @property
-    def hit_rate(self) -> float:
-        """The share of card lookups answered without rendering (0.0 before any)."""
-        looked = self.hits + self.rendered
-        return self.hits / looked if looked else 0.0
-
-    def resize(self, capacity: int) -> None:
-        """Keep up to `capacity` cards from now on (see `card_capacity`), the least recently
-        used dropped first."""
-        self.capacity = max(1, capacity)
-        self._trim()
-
-    def _trim(self) -> None:
-        """Drop the least recently used cards until both the count and the bytes fit (the
-        newest card always stays)."""
-        cards = self._cards
-        while len(cards) > self.capacity or (self.bytes > self.max_bytes and len(cards) > 1):
-            self.bytes -= cards.popitem(last=False)[1][2]
-
-    def card(
-        self, match: Match, compact: bool, key: tuple[str, tuple[str, ...]] | None = None
-    ) -> RenderedCard:
-        """The match's card, rendered now only if no one got the same card recently; `key`
-        is `match.key` when the caller already has it.
-
-        Raises:
-            RenderError: the card templates fail on this paper.
-        """
-        paper = match.paper
-        key = key or match.key
-        terms = match.terms
-        at = (key, paper.updated_at, compact)
-        found = self._cards.get(at)
-        # the terms are checked, not hashed: the matcher hands out one tuple per set of reasons
-        if found is not None and (found[0] is terms or found[0] == terms):
-            self._cards.move_to_end(at)
-            self.hits += 1
-            return found[1]
-        view, words = self._paper(paper, compact)
-        card = build_card(match, self.thumbnails, view, compact=compact, words=words)
-        try:
-            html = Markup(self.html.render(card=card))
-            text = self.text.render(card=card)
-        except TemplateError as ex:
-            raise RenderError(f"email/digest card: {ex}") from ex
-        group, label = self.group_of(match, key)
-        self.rendered += 1
-        rendered = RenderedCard(html, text, card.paper.title, group, label)
-        size = sys.getsizeof(html) + sys.getsizeof(text)
-        self.bytes += size - (found[2] if found is not None else 0)
-        self._cards[at] = (terms, rendered, size)
-        self._cards.move_to_end(at)
-        self._trim()
-        return rendered
-
-    def _paper(self, paper: Paper, compact: bool) -> tuple[PaperView, PaperWords | None]:
-        """The paper's view, and its words when a full card highlights them: once per paper."""
-        at = (paper.id, paper.updated_at)
-        view = self._papers.get(at)
-        if view is None:
-            view = _remember(self._papers, at, view_paper(paper, self.thumbnails))
-        if compact:
-            return view, None
-        words = self._words.get(at)
-        if words is None:
-            words = _remember(self._words, at, paper_words(view))
-        return view, words
-
-    def group_of(
-        self, match: Match, key: tuple[str, tuple[str, ...]] | None = None
-    ) -> tuple[tuple[str, str], str]:
-        """The paper's first reason ((kind, name), label): its card goes under it. `key` is
-        `match.key` when the caller already has it."""
-        key = key or match.key
-        found = self._groups.get(key)
-        if found is None:
-            first = match.reasons[0] if match.reasons else Reason("query", "", "", ())
-            group = ((first.kind, first.name), first.label)
-            found = _remember(self._groups, key, group, max(PAPER_CACHE, self.capacity))
-        return found

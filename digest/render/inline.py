@@ -21,10 +21,13 @@ from jinja2 import (
     StrictUndefined,
     Template,
     TemplateError,
+    pass_environment,
 )
+from jinja2.filters import do_wordwrap
 
 from digest.config import Config
 from digest.errors import RenderError
+from digest.render.text import quick_fill
 
 PREMAILER_OPTIONS: dict[str, Any] = {
     "allow_network": False,
@@ -194,11 +197,35 @@ def load_templates(config: Config) -> Templates:
     for name in WITHOUT_CARDS:
         processed[name] = inline_template(files, name)
     fast = environment(ChoiceLoader([DictLoader(processed), files]))
+    fast.filters["wordwrap"] = wordwrap
     try:
         loaded = {n: fast.get_template(n) for n in processed}
     except TemplateError as ex:
         raise RenderError(f"email templates in {folder}: {ex}") from ex
     return Templates(folder, environment(files), fast, loaded)
+
+
+@pass_environment
+def wordwrap(
+    env: Environment,
+    s: str,
+    width: int = 79,
+    break_long_words: bool = True,
+    wrapstring: str | None = None,
+    break_on_hyphens: bool = True,
+) -> str:
+    """jinja's `wordwrap`, the same text, without textwrap when the text is one plain line
+    (the footer of every digest is wrapped this way)."""
+    if wrapstring is None and env.newline_sequence == "\n" and type(s) is str:
+        lines = [
+            quick_fill(line, width, break_long=break_long_words, hyphens=break_on_hyphens)
+            if line
+            else ""
+            for line in s.splitlines()
+        ]
+        if None not in lines:
+            return "\n".join(lines)  # type: ignore[arg-type]
+    return str(do_wordwrap(env, s, width, break_long_words, wrapstring, break_on_hyphens))
 
 
 def templates_dir(config: Config) -> Path:
