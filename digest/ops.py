@@ -93,7 +93,7 @@ def stats(store: Store, now: datetime, days: int = 14) -> dict[str, Any]:
     return {
         "subscribers": store.count_subscribers(),
         "deliveries": store.delivery_counts(),
-        "sends_per_day": store.sends_per_day(days, now.isoformat()),
+        "sends_per_day": store.sends_per_day(days, now),
         "recent_failures": store.recent_failures(10),
         "top_topics": store.topic_counts(),
         "papers": store.count_papers(),
@@ -239,7 +239,7 @@ def alerts(
             )
         )
     found.extend(bounce_alerts(config, store, now))
-    since = (now - timedelta(days=1)).isoformat()
+    since = now - timedelta(days=1)
     return [a for a in found if not store.alert_sent_since(a[0], since)]
 
 
@@ -269,6 +269,6 @@ async def send_alerts(
             )
             result = await opened.send(message)
             if result.ok:  # an alert that did not go out is tried again next run
-                store.record_alert(key, subject, now.isoformat())
+                store.record_alert(key, subject, now)
                 sent += 1
     return sent

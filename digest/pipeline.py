@@ -240,10 +240,10 @@ class Pipeline:
     def _housekeeping(self, report: RunReport) -> None:
         """Before collecting: recover what a crash left `sending`, resume expired pauses,
         purge never-confirmed signups."""
-        report.recovered = self.store.recover_interrupted(self.clock().isoformat())
-        report.resumed = self.store.resume_expired_pauses(self.clock().isoformat())
+        report.recovered = self.store.recover_interrupted(self.clock())
+        report.resumed = self.store.resume_expired_pauses(self.clock())
         cutoff = self.now - timedelta(days=self.config.web.purge_pending_days)
-        report.purged = self.store.purge_pending(cutoff.isoformat(), self.now.isoformat())
+        report.purged = self.store.purge_pending(cutoff, self.now)
 
     async def _deliver(
         self,

@@ -10,6 +10,7 @@ import textwrap
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -323,8 +324,8 @@ class CardCache:
         self.hits = 0
         self._cards: OrderedDict[tuple[object, ...], tuple[tuple[Term, ...], RenderedCard, int]]
         self._cards = OrderedDict()
-        self._papers: dict[tuple[str, str | None], PaperView] = {}
-        self._words: dict[tuple[str, str | None], PaperWords] = {}
+        self._papers: dict[tuple[str, datetime | None], PaperView] = {}
+        self._words: dict[tuple[str, datetime | None], PaperWords] = {}
         self._groups: dict[tuple[str, tuple[str, ...]], tuple[tuple[str, str], str]] = {}
 
     @property

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from digest.config import SmtpConfig
 from digest.errors import StoreError
 from digest.message import Outgoing
+from digest.models import SubscriberStatus
 from digest.send.rate import RateLimit, Sleep
 from digest.send.transport import Result, Transport
 from digest.store import Store
@@ -122,7 +123,7 @@ class Sender:
         if marks:
             self.store.mark_sent_many(marks)
 
-    def _mark_sent(self, job: Job, reply: str, now: str) -> None:
+    def _mark_sent(self, job: Job, reply: str, now: datetime) -> None:
         if not self._marks:
             self._oldest_mark = time.monotonic()
         self._marks.append(
@@ -135,8 +136,8 @@ class Sender:
         ):
             self.flush()
 
-    def _now(self) -> str:
-        return self.clock().isoformat()
+    def _now(self) -> datetime:
+        return self.clock()
 
     async def deliver(self, job: Job) -> str:
         """Take one delivery to its end for this run; returns the final status."""
@@ -155,7 +156,7 @@ class Sender:
                 self._claimed.discard(job.delivery_id)  # claimed with its group
             else:
                 current = self.store.subscriber_status(job.subscriber_id)
-                if current != "active":
+                if current is not SubscriberStatus.ACTIVE:
                     self.store.mark_skipped(
                         job.delivery_id, f"subscriber is {current}", self._now()
                     )
@@ -186,7 +187,7 @@ class Sender:
             await self.sleep(self.config.backoff * (2**attempt) * (0.5 + random.random()))
         return "deferred"
 
-    def _failed(self, job: Job, result: Result, attempts: int, now: str) -> str | None:
+    def _failed(self, job: Job, result: Result, attempts: int, now: datetime) -> str | None:
         """A 5xx about the address or message ends the delivery as failed (a bounce), and so
         do `give_up_after` 4xx replies about it; anything else is not final (None)."""
         if result.permanent:
@@ -204,11 +205,11 @@ class Sender:
             return "failed"
         return None
 
-    def _retry(self, job: Job, result: Result, now: str, *, last: bool) -> str:
+    def _retry(self, job: Job, result: Result, now: datetime, *, last: bool) -> str:
         """Back to pending: due again at once ("retried", in this run), or on the last try
         after `retry_later_minutes` ("deferred", for a later run)."""
         wait = timedelta(minutes=self.config.retry_later_minutes) if last else timedelta(0)
-        self.store.mark_retry(job.delivery_id, result.reply, (self.clock() + wait).isoformat(), now)
+        self.store.mark_retry(job.delivery_id, result.reply, self.clock() + wait, now)
         if not last:
             return "retried"
         self.stats.deferred += 1

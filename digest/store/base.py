@@ -7,6 +7,7 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -16,6 +17,42 @@ from digest.errors import StoreError
 from digest.store.schema import migrations
 
 BUSY_TIMEOUT_MS = 10_000
+
+
+def time_text(at: datetime, name: str) -> str:
+    """A time as the store keeps it: ISO 8601 in UTC, as `datetime.isoformat()` writes it
+    (microseconds only when non-zero), so text order is time order and rows written before
+    times were typed compare with new ones.
+
+    Raises:
+        ValueError: `at` is naive (no time zone): which clock it means cannot be known.
+    """
+    if not isinstance(at, datetime):
+        raise TypeError(f"{name}: expected a datetime, got {type(at).__name__}")
+    if at.utcoffset() is None:
+        raise ValueError(f"{name}: naive datetime {at.isoformat()!r}; give a time zone (UTC)")
+    return at.astimezone(UTC).isoformat()
+
+
+def maybe_time_text(at: datetime | None, name: str) -> str | None:
+    """`time_text`, with None (no time) kept as NULL."""
+    return None if at is None else time_text(at, name)
+
+
+def text_time(text: str) -> datetime:
+    """A stored time back as an aware UTC datetime. Text without an offset was written as
+    UTC, so it is read as UTC.
+
+    Raises:
+        ValueError: the text is not ISO 8601 (a row not written by digest).
+    """
+    at = datetime.fromisoformat(text)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def maybe_text_time(text: str | None) -> datetime | None:
+    """`text_time`, with NULL (or empty text) as None."""
+    return text_time(text) if text else None
 
 
 _STORAGE_FAULTS = {
@@ -133,13 +170,13 @@ class StoreBase:
             yield from self.db.execute(sql.format(marks=marks), [*before, *chunk]).fetchall()
 
     def _event(
-        self, sub_id: int, email: str, now: str, event: str, cause: str, detail: Any
+        self, sub_id: int, email: str, now: datetime, event: str, cause: str, detail: Any
     ) -> None:
         self.db.table("subscriber_events").insert(
             {
                 "subscriber_id": sub_id,
                 "email": email,
-                "at": now,
+                "at": time_text(now, "now"),
                 "event": event,
                 "cause": cause,
                 "detail": json.dumps(detail, ensure_ascii=False),
