@@ -309,6 +309,7 @@ def set_status(
     Raises:
         SubscriberError: no such address, or a move the rules above do not allow.
     """
+    status = SubscriberStatus(status)  # a str from an untyped caller is compared by identity
     sub = find(store, email)
     if sub.status not in _TRANSITIONS[status]:
         raise SubscriberError(f"{sub.email}: cannot go from {sub.status} to {status}")

@@ -5,6 +5,7 @@ one rule the rest of the code relies on."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,9 @@ from digest.store import (
     Store,
 )
 
-T0 = "2026-06-12T08:00:00+00:00"
-T1 = "2026-06-12T09:00:00+00:00"
-T2 = "2026-06-12T10:00:00+00:00"
+T0 = datetime(2026, 6, 12, 8, 0, tzinfo=UTC)
+T1 = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
+T2 = datetime(2026, 6, 12, 10, 0, tzinfo=UTC)
 EDITION = "2026-06-12"
 
 
@@ -298,11 +299,12 @@ def test_the_purge_removes_only_unconfirmed_signups_older_than_the_cut(store: St
 def test_an_editions_window_is_fixed_when_first_opened_and_the_next_starts_there(
     store: Store,
 ) -> None:
-    first = store.open_edition("2026-06-11", T0, default_start="2026-06-10T00:00:00+00:00")
-    assert first == EditionWindow("2026-06-11", "2026-06-10T00:00:00+00:00", T0, T0)
-    assert store.open_edition("2026-06-11", T2, default_start="x") == first, "re-runs agree"
+    start = datetime(2026, 6, 10, tzinfo=UTC)
+    first = store.open_edition("2026-06-11", T0, default_start=start)
+    assert first == EditionWindow("2026-06-11", start, T0, T0)
+    assert store.open_edition("2026-06-11", T2, default_start=T1) == first, "re-runs agree"
     assert store.get_edition("2026-06-11") == first
-    second = store.open_edition("2026-06-12", T1, default_start="x")
+    second = store.open_edition("2026-06-12", T1, default_start=start)
     assert (second.window_start, second.window_end) == (T0, T1)
 
 
@@ -311,7 +313,9 @@ def test_papers_first_seen_in_a_window_are_that_windows_papers(store: Store) -> 
     store.upsert_papers("hf", [Paper("2606.00002", "Late")], T2)
     store.upsert_papers("arxiv", [Paper("2606.00001", "Early, again")], T2)
     assert store.papers_between(T0, T1) == [], "a window is (start, end]: T0 is before it"
-    assert [p.id for p in store.papers_between("2026-06-12", T1)] == ["2606.00001"]
+    assert [p.id for p in store.papers_between(datetime(2026, 6, 12, tzinfo=UTC), T1)] == [
+        "2606.00001"
+    ]
     assert [p.id for p in store.papers_between(T1, T2)] == ["2606.00002"]
 
 
