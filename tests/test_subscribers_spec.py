@@ -154,8 +154,10 @@ def test_an_old_link_confirmed_after_an_unsubscribe_is_refused(store: Store) -> 
 
 def test_coming_back_after_an_unsubscribe_clears_bounces_and_pause(store: Store) -> None:
     sub = add(store, status="paused")
-    store.update_subscriber(sub.id or 0, {"bounces": 2, "paused_until": datetime(2026, 9, 1, tzinfo=UTC)}, NOW,
-                            "paused", "spec")  # fmt: skip
+    until = datetime(2026, 9, 1, tzinfo=UTC)
+    store.update_subscriber(
+        sub.id or 0, {"bounces": 2, "paused_until": until}, NOW, "paused", "spec"
+    )
     subs.set_status(store, ADA, "unsubscribed", NOW, "one-click")
     subs.signup(store, TOPICS, Subscriber(ADA, topics=["robotics"]), NOW)
     assert subs.asked_to_come_back(store, sub.id or 0)

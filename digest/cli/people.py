@@ -28,7 +28,7 @@ from digest.cli.app import (
 from digest.config import Config
 from digest.errors import DigestError, SubscriberError
 from digest.match import Matcher
-from digest.models import SUBSCRIBER_STATUSES, Cadence, Subscriber, SubscriberStatus
+from digest.models import SUBSCRIBER_STATUSES, Subscriber, SubscriberStatus
 from digest.pipeline import send_confirmation
 from digest.render import Renderer
 from digest.send import make_transport
@@ -94,7 +94,7 @@ def add_command(
         status=SubscriberStatus.ACTIVE if active else SubscriberStatus.PENDING,
         queries=query or [],
         topics=topic or [],
-        cadence=Cadence(cadence or "daily"),
+        cadence=subs.parse_cadence(email, cadence or "daily"),
         weekday=weekday or "mon",
         hour=8 if hour is None else hour,
         tz=tz or "UTC",
