@@ -204,7 +204,8 @@ def test_every_text_on_the_pages_meets_wcag_aa_in_both_schemes(
             datetime.now(UTC),
         )
         bob = subs.add(store, load_topics(config.topics_path),
-                       Subscriber("bob@example.org", topics=["robotics"]), datetime.now(UTC))  # fmt: skip
+                       Subscriber("bob@example.org", topics=["robotics"]),
+                       datetime.now(UTC))  # fmt: skip
     tokens = Tokens(SECRET)
     paths = [
         "/",
