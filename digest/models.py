@@ -23,7 +23,7 @@ class Paper:
     arxiv_id: str | None = None
     version: int | None = None
     announce_type: str | None = None
-    published: str | None = None
+    published: datetime | None = None
     link: str | None = None
     pdf_url: str | None = None
     doi: str | None = None

@@ -221,7 +221,8 @@ def alerts(
                     f"source:{report.source}",
                     f"digest: source {report.source} has failed {state.failures} runs in a row",
                     f"The last error was:\n\n  {state.last_error}\n\nLast success: "
-                    f"{state.last_success or 'never'}.\nRun `digest doctor` and "
+                    f"{state.last_success.isoformat() if state.last_success else 'never'}.\n"
+                    "Run `digest doctor` and "
                     f"`digest collect --source {report.source}` to look closer.",
                 )
             )

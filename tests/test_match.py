@@ -245,11 +245,15 @@ WORDS = [
 SURNAMES = ["Gao", "Chen", "Smith", "Okafor", "Ivanova", "Tanaka"]
 
 
+DAYS = [datetime(2026, 6, 11, tzinfo=UTC), datetime(2026, 6, 9, 12, tzinfo=UTC),
+        datetime(2026, 6, 1, tzinfo=UTC)]  # fmt: skip
+
+
 def random_papers(rng: random.Random, count: int) -> list[Paper]:
     """Few words, so queries overlap; few upvote values and dates, so scores tie often."""
     papers = []
     for n in range(count):
-        day = rng.choice([None, "2026-06-11T00:00:00Z", "2026-06-09T12:00:00Z", "2026-06-01"])
+        day = rng.choice([None, *DAYS])
         papers.append(
             Paper(
                 id=f"2606.{n:05d}",
@@ -300,13 +304,9 @@ class TodaysMatcher:
 
     @staticmethod
     def freshness(paper: Paper, now: datetime) -> float:
-        try:
-            published = datetime.fromisoformat((paper.published or "").replace("Z", "+00:00"))
-        except ValueError:
+        if paper.published is None:
             return 0.0
-        if published.tzinfo is None:
-            return 0.0
-        age = (now - published).total_seconds() / 86400
+        age = (now - paper.published).total_seconds() / 86400
         return max(0.0, 1.0 - max(age, 0.0) / FRESHNESS_DAYS)
 
     def ranked(self, node: Node) -> list[tuple[float, int]]:

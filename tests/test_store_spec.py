@@ -459,6 +459,13 @@ def test_rows_written_before_times_were_typed_read_back_as_the_same_times(
             "insert into editions (name, window_start, window_end, opened_at) values (?, ?, ?, ?)",
             [EDITION, old, micro, micro],
         )
+        for pid, published in (("hf", "2026-05-30T00:00:00.000Z"), ("arxiv", old),
+                               ("odd", "sometime in May")):  # fmt: skip
+            db.execute(
+                "insert into papers (id, title, published, first_seen, updated_at)"
+                " values (?, 't', ?, ?, ?)",
+                [pid, published, old, micro],
+            )
     with Store(tmp_path / "old.db") as store:
         ada, bob, cy = (store.get_subscriber(n) for n in (1, 2, 3))
         assert ada is not None and bob is not None and cy is not None
@@ -470,6 +477,15 @@ def test_rows_written_before_times_were_typed_read_back_as_the_same_times(
         assert store.get_edition(EDITION) == EditionWindow(
             EDITION, ada.created_at, ada.paused_until, ada.paused_until
         )
+        hf, arxiv, odd = (store.get_paper(p) for p in ("hf", "arxiv", "odd"))
+        assert hf is not None and arxiv is not None and odd is not None
+        assert hf.published == datetime(2026, 5, 30, tzinfo=UTC), "HF's own text, Z and all"
+        assert (arxiv.published, arxiv.first_seen, arxiv.updated_at) == (
+            ada.created_at,
+            ada.created_at,
+            ada.paused_until,
+        )
+        assert odd.published is None, "a date no reader understood: undated, as before"
         store.update_subscriber(1, {"max_papers": 20}, T2, "edited", "test")
         (kept,) = store.db.execute("select paused_until from subscribers where id = 1").fetchone()
         assert kept == micro, "a time read and written again is the same text"

@@ -109,7 +109,7 @@ async def test_home_is_todays_edition_most_upvoted_first_beside_the_subscribe_fo
     assert response.status_code == 200 and "digest_csrf" in response.cookies
     page = doc(response)
     papers = stored_papers(edition)
-    ranked = sorted(papers, key=lambda p: (-(p.upvotes or 0), -len(p.published or "")))
+    ranked = sorted(papers, key=lambda p: (-(p.upvotes or 0), p.published is None))
     titles = card_titles(page)
     assert len(titles) == len(papers) == 30
     assert [max(p.upvotes or 0 for p in papers if " ".join(p.title.split()) == t) for t in titles]\

@@ -55,6 +55,17 @@ def maybe_text_time(text: str | None) -> datetime | None:
     return text_time(text) if text else None
 
 
+def legacy_text_time(text: str | None) -> datetime | None:
+    """A time in a column that before times were typed took text as given (a CSV's
+    `paused_until`, an HF `publishedAt`): text that is no time reads as None, as code
+    reading it treated it before (no end to a pause, no freshness), not as an error that
+    would stop every reader of the table."""
+    try:
+        return maybe_text_time(text)
+    except ValueError:
+        return None
+
+
 _STORAGE_FAULTS = {
     "readonly": "the database (or its folder) is read-only: make both writable for this user",
     "read-only": "the database (or its folder) is read-only: make both writable for this user",

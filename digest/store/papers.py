@@ -11,7 +11,13 @@ from typing import Any
 
 from digest.errors import StoreError
 from digest.models import Paper
-from digest.store.base import StoreBase, maybe_text_time, maybe_time_text, time_text
+from digest.store.base import (
+    StoreBase,
+    legacy_text_time,
+    maybe_text_time,
+    maybe_time_text,
+    time_text,
+)
 
 _JSON_FIELDS = ("authors", "categories", "ai_keywords")
 # Fields a later source may fill in or refresh; text fields follow the newest arXiv version.
@@ -31,7 +37,7 @@ _REFRESHED = (
 )
 _VERSIONED = ("title", "abstract", "authors", "announce_type", "link")
 _PAPER_COLUMNS = [f.name for f in fields(Paper) if f.name not in ("source", "raw_id", "sources")]
-_TIMES = ("first_seen", "updated_at")  # set by the store; `published` is the source's text
+_TIMES = ("published", "first_seen", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -232,7 +238,7 @@ def _paper_from_row(row: dict[str, Any], sources: list[str]) -> Paper:
     for key in _JSON_FIELDS:
         values[key] = json.loads(row[key]) if row.get(key) else []
     for key in _TIMES:
-        values[key] = maybe_text_time(values[key])
+        values[key] = legacy_text_time(values[key])
     values["title"] = row["title"] or ""
     values["abstract"] = row["abstract"] or ""
     return Paper(**values, sources=sources)

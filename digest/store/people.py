@@ -11,7 +11,13 @@ from typing import Any
 
 from digest.errors import StoreError
 from digest.models import Cadence, Subscriber, SubscriberStatus
-from digest.store.base import StoreBase, maybe_text_time, maybe_time_text, time_text
+from digest.store.base import (
+    StoreBase,
+    legacy_text_time,
+    maybe_text_time,
+    maybe_time_text,
+    time_text,
+)
 
 _SUBSCRIBER_JSON = ("queries", "topics")
 _SUBSCRIBER_COLUMNS = [f.name for f in fields(Subscriber)]
@@ -274,19 +280,8 @@ def _subscriber_from_values(values: list[Any]) -> Subscriber:
     values[_CADENCE_AT] = _CADENCE_OF.get(values[_CADENCE_AT]) or Cadence(values[_CADENCE_AT])
     for at in _TIMES_AT:
         if values[at] is not None:
-            values[at] = _stored_time(values[at])
+            values[at] = legacy_text_time(values[at])
     return Subscriber(*values)
-
-
-def _stored_time(text: str) -> datetime | None:
-    """A subscriber's time as stored. Imports before times were typed kept `paused_until`
-    as the CSV gave it: text that is no time reads as None (paused with no end, which is
-    what the text comparison of `resume_expired_pauses` made of it), not as an error that
-    would stop every run reading subscribers."""
-    try:
-        return maybe_text_time(text)
-    except ValueError:
-        return None
 
 
 def _fields(sub: Subscriber) -> dict[str, Any]:

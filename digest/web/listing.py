@@ -68,11 +68,14 @@ class Selection:
     error: str = ""
 
 
+_UNDATED = datetime.min.replace(tzinfo=UTC)  # after every dated paper, newest first
+
+
 def trending(papers: list[Paper]) -> list[Paper]:
     """The day's order without a query, as the email breaks ties: HF upvotes, then the
     freshest, then the id (stable)."""
     by_id = sorted(papers, key=lambda p: p.id)
-    by_date = sorted(by_id, key=lambda p: p.published or "", reverse=True)
+    by_date = sorted(by_id, key=lambda p: p.published or _UNDATED, reverse=True)
     return sorted(by_date, key=lambda p: -(p.upvotes or 0))
 
 
