@@ -1,5 +1,7 @@
 """The connection: WAL, busy timeout, short `BEGIN IMMEDIATE` write transactions, and
-migrations on open. The mixins beside it hold the statements, one concern each."""
+migrations on open; and the one place times become text and back (`time_text`, `text_time`):
+outside the store a time is an aware datetime. The mixins beside it hold the statements, one
+concern each."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ def time_text(at: datetime, name: str) -> str:
 
     Raises:
         ValueError: `at` is naive (no time zone): which clock it means cannot be known.
+        TypeError: `at` is not a datetime (text formatted by the caller, say).
     """
     if not isinstance(at, datetime):
         raise TypeError(f"{name}: expected a datetime, got {type(at).__name__}")
