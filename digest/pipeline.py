@@ -274,7 +274,7 @@ class Pipeline:
         wanted = self.config.smtp.workers
         if wanted <= 1 or shard is not None or not self.config.smtp.host:
             return 1
-        due = self.store.due_deliveries(self.clock().isoformat(), None, limit=self.shard_min)
+        due = self.store.due_deliveries(self.clock(), None, limit=self.shard_min)
         return wanted if len(due) >= self.shard_min else 1
 
     async def send_sharded(
