@@ -93,16 +93,14 @@ def _str(value: JSON) -> str | None:
 
 
 def _time(value: JSON) -> datetime | None:
-    """An ISO 8601 time in UTC (one without a zone is UTC); None when absent or unreadable,
-    as the item is still worth showing without it (it only ranks as not fresh)."""
+    """An ISO 8601 time with its zone, in UTC; None when absent, unreadable or without a zone
+    (its age is unknown): the item is still worth showing, it only ranks as not fresh."""
     text = _str(value)
     try:
         at = datetime.fromisoformat(text) if text else None
     except ValueError:
         return None
-    if at is None:
-        return None
-    return at.replace(tzinfo=UTC) if at.utcoffset() is None else at.astimezone(UTC)
+    return None if at is None or at.utcoffset() is None else at.astimezone(UTC)
 
 
 def _list(value: JSON, what: str) -> list[JSON]:
