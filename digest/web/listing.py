@@ -52,9 +52,9 @@ class Indexed:
         return union
 
     @property
-    def key(self) -> tuple[str, tuple[int, datetime | None]]:
+    def key(self) -> tuple[datetime, tuple[int, datetime | None]]:
         """Equal while the window holds the same papers: what cached pages are keyed by."""
-        return self.window.start.isoformat(), self.stamp
+        return self.window.start, self.stamp
 
 
 @dataclass(frozen=True, slots=True)
