@@ -50,6 +50,8 @@ def text_time(text: str) -> datetime:
         ValueError: the text is not ISO 8601 (a row not written by digest).
     """
     at = datetime.fromisoformat(text)
+    if at.tzinfo is UTC:  # as the store writes them: nothing to convert
+        return at
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
