@@ -29,7 +29,7 @@ from digest.models import Subscriber, Topic
 from digest.ops import alerts, load_dkim, send_alerts
 from digest.plan import PlanReport, plan, run_matchers
 from digest.render import Renderer
-from digest.send import Job, Sender, SendStats, Transport, transport_for
+from digest.send import Job, Outcome, Sender, SendStats, Transport, transport_for
 from digest.store import Delivery, Store
 from digest.tokens import Tokens
 
@@ -314,7 +314,7 @@ class Pipeline:
         return await send_alerts(self.config, self.store, found, self.clock(), transport)
 
 
-def _job_hook(on_done: Progress) -> Callable[[Job, str], None]:
+def _job_hook(on_done: Progress) -> Callable[[Job, Outcome], None]:
     """The sender's per-job hook for a run's (email, status) progress hook."""
     return lambda job, status: on_done(job.email, status)
 
