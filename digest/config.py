@@ -251,14 +251,8 @@ def _check_value(value: Any, expected: Any, where: str) -> Any:
 # Zero would mean "never time out", "no connection" or "keep nothing": refused, naming the key.
 _AT_LEAST_ONE = frozenset(
     {
-        "timeout",
-        "concurrency",
-        "max_bytes",
-        "max_items",
-        "max_attempts",
-        "soft_limit",
-        "soft_days",
-        "workers",
+        "timeout", "concurrency", "max_bytes", "max_items", "max_attempts", "soft_limit",
+        "soft_days", "workers",
     }
 )
 
