@@ -391,10 +391,11 @@ def test_every_records_times_read_back_as_written(store: Store) -> None:
     paused = store.update_subscriber(ada.id or 0, {"paused_until": later}, t[1], "paused", "t")
     assert (paused.created_at, paused.updated_at, paused.paused_until) == (t[0], t[1], t[3])
     assert store.subscriber_events(ada.id or 0)[-1]["at"] == t[1]
-    store.upsert_papers("hf", [Paper("2606.00001", "A")], t[0])
+    store.upsert_papers("hf", [Paper("2606.00001", "A", published=later)], t[0])
     store.upsert_papers("hf", [Paper("2606.00001", "A", upvotes=3)], t[2])
     paper = store.get_paper("2606.00001")
-    assert paper is not None and (paper.first_seen, paper.updated_at) == (t[0], t[2])
+    assert paper is not None
+    assert (paper.published, paper.first_seen, paper.updated_at) == (t[3], t[0], t[2])
     assert store.first_seen_bounds() == (t[0], t[0])
     assert store.window_stamp(t[0] - timedelta(seconds=1), t[0]) == (1, t[2])
     opened = store.open_edition(EDITION, t[4], default_start=t[1])
