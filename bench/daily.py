@@ -133,7 +133,7 @@ def setup(folder: Path, subscribers: int, day: str) -> Path:
     topics = list(load_topics(config.topics_path))
     with Store(config.database.path) as store:
         people = population(subscribers, queries, topics, rng)
-        store.add_subscribers_bulk(people, datetime.now(UTC).isoformat(), "bench")
+        store.add_subscribers_bulk(people, datetime.now(UTC), "bench")
     return folder / "digest.db"
 
 

@@ -90,16 +90,16 @@ def build_database(
     queries = build_queries(rng, papers)
     picks = [rng.sample(queries, 3) for _ in range(subscribers)]
     with Store(path) as store:
-        store.upsert_papers("bench", papers, (NOW - timedelta(hours=1)).isoformat())
+        store.upsert_papers("bench", papers, NOW - timedelta(hours=1))
         store.add_subscribers_bulk(
             (
                 Subscriber(f"s{n}@example.org", status="active", queries=[q for q, _ in pick])
                 for n, pick in enumerate(picks)
             ),
-            NOW.isoformat(),
+            NOW,
             "bench",
         )
-        store.open_edition("2026-06-12", NOW.isoformat(), (NOW - timedelta(days=1)).isoformat())
+        store.open_edition("2026-06-12", NOW, NOW - timedelta(days=1))
     return picks
 
 

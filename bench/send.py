@@ -126,7 +126,7 @@ async def ours(
     with Store(db) as store:
         store.add_subscribers_bulk(
             (Subscriber(m.recipient, status="active", queries=["x"]) for m in messages),
-            NOW.isoformat(),
+            NOW,
             "bench",
         )
         store.plan_deliveries(
@@ -135,9 +135,9 @@ async def ours(
                                 tuple(f"2611.{j:05d}" for j in range(10)), m.message_id)
                 for i, m in enumerate(messages)
             ],
-            NOW.isoformat(),
+            NOW,
         )  # fmt: skip
-        rows = store.due_deliveries(NOW.isoformat(), limit=len(messages))
+        rows = store.due_deliveries(NOW, limit=len(messages))
         jobs = [
             Job(r.id, r.subscriber_id, r.email, r.edition, r.papers, messages[r.subscriber_id - 1])
             for r in rows

@@ -107,7 +107,7 @@ def setup(folder: Path, papers: int, subscribers: int) -> None:
                 p = pool[(made + i) % len(pool)]
                 batch.append(replace(p, id=f"{p.id}.{back}", upvotes=rng.randint(0, 60),
                                      sources=[], first_seen=None))  # fmt: skip
-            store.upsert_papers("hf", batch, day.isoformat())
+            store.upsert_papers("hf", batch, day)
             made += count
         names = list(topics)
         people = [
@@ -115,7 +115,7 @@ def setup(folder: Path, papers: int, subscribers: int) -> None:
                        topics=rng.sample(names, 2), queries=[rng.choice(SEARCHES)])
             for i in range(subscribers)
         ]  # fmt: skip
-        store.add_subscribers_bulk(people, now.isoformat(), "bench")
+        store.add_subscribers_bulk(people, now, "bench")
 
 
 def _start(command: list[str], log: Path) -> subprocess.Popen[bytes]:

@@ -18,7 +18,7 @@ from digest.edition import Edition
 from digest.errors import ConfigError, RenderError, SendError, StoreError, TokenError
 from digest.match import EditionMatchers, Match, Recommended
 from digest.message import Dkim, Outgoing, build_message, message_id_for
-from digest.models import Subscriber
+from digest.models import Subscriber, SubscriberStatus
 from digest.render import Reading, RenderedEmail, Renderer
 from digest.send import Clock, Job, SendStats
 from digest.store import Delivery, Store
@@ -273,7 +273,7 @@ class Builder:
             StoreError: the database failed; nothing more can be built."""
         stats = stats if stats is not None else SendStats()
         last = 0
-        now = self.clock().isoformat()
+        now = self.clock()
         while rows := self.store.due_deliveries(now, shard, after_id=last):
             last = rows[-1].id
             people = self.store.subscribers_by_id([r.subscriber_id for r in rows])
@@ -282,8 +282,10 @@ class Builder:
                 if job is not None:
                     yield job
 
-    def _job(self, row: Delivery, sub: Subscriber | None, stats: SendStats, now: str) -> Job | None:
-        if sub is None or sub.status != "active":
+    def _job(
+        self, row: Delivery, sub: Subscriber | None, stats: SendStats, now: datetime
+    ) -> Job | None:
+        if sub is None or sub.status is not SubscriberStatus.ACTIVE:
             status = sub.status if sub else "removed"
             self.store.mark_skipped(row.id, f"subscriber is {status}", now)
             return None

@@ -106,7 +106,7 @@ def _land_one(
     src: SourceConfig,
     outcome: SourceResult | str,
     store: Store,
-    stamp: str,
+    stamp: datetime,
     t0: float,
     limit: int,
 ) -> SourceReport:
@@ -155,7 +155,7 @@ async def collect_async(
     """
     sources = selected_sources(config, only)
     day = day or now.date()
-    stamp = now.isoformat()
+    stamp = now
     own_client = client is None
     http = client or httpx.AsyncClient(follow_redirects=False, http2=False)
     gate = asyncio.Semaphore(max(1, config.collect.concurrency))
@@ -184,7 +184,7 @@ def _land(
     src: SourceConfig,
     result: SourceResult,
     store: Store,
-    stamp: str,
+    stamp: datetime,
     t0: float,
     limit: int,
 ) -> SourceReport:

@@ -10,24 +10,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import SubscriberError
-from digest.models import WEEKDAYS, Paper, Subscriber
+from digest.models import WEEKDAYS, Cadence, Paper, Subscriber
 from digest.store import Store
 
 WEEK = timedelta(days=7)
 # ASCII digits only: the names are keys in rows, Message-IDs and URLs, one spelling each
 _DAY_NAME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _WEEK_NAME = re.compile(r"([0-9]{4})-W([0-9]{2})")
-
-
-class Cadence(StrEnum):
-    """How often a subscriber gets an edition (the values stored for subscribers)."""
-
-    DAILY = "daily"
-    WEEKLY = "weekly"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -133,14 +125,13 @@ def daily_window(store: Store, day: date, now: datetime, *, open_it: bool = Fals
     Without `open_it` (previews, dry runs) an unopened edition gets a provisional window from
     the end of the latest earlier edition (or a day ago) to `now`, and nothing is written."""
     name = Edition.daily(day).name
-    default_start = (now - timedelta(days=1)).isoformat()
+    default_start = now - timedelta(days=1)
     row = store.get_edition(name)
     if row is None and open_it:
-        row = store.open_edition(name, now.isoformat(), default_start)
+        row = store.open_edition(name, now, default_start)
     if row is None:  # provisional: the same start the opened window would get
-        start = store.latest_edition_end(before=name) or default_start
-        return Window(datetime.fromisoformat(start), now)
-    return Window(datetime.fromisoformat(row.window_start), datetime.fromisoformat(row.window_end))
+        return Window(store.latest_edition_end(before=name) or default_start, now)
+    return Window(row.window_start, row.window_end)
 
 
 def weekly_window(daily: Window) -> Window:
@@ -150,7 +141,7 @@ def weekly_window(daily: Window) -> Window:
 
 def papers_in(store: Store, window: Window) -> list[Paper]:
     """The papers first collected in the window: an edition's new papers."""
-    return store.papers_between(window.start.isoformat(), window.end.isoformat())
+    return store.papers_between(window.start, window.end)
 
 
 def window_of(store: Store, edition: Edition, now: datetime) -> Window:

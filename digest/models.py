@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 
 
 @dataclass(slots=True)
@@ -21,7 +23,7 @@ class Paper:
     arxiv_id: str | None = None
     version: int | None = None
     announce_type: str | None = None
-    published: str | None = None
+    published: datetime | None = None
     link: str | None = None
     pdf_url: str | None = None
     doi: str | None = None
@@ -40,8 +42,8 @@ class Paper:
     source: str = ""
     raw_id: str | None = None
     sources: list[str] = field(default_factory=list)
-    first_seen: str | None = None
-    updated_at: str | None = None
+    first_seen: datetime | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -61,8 +63,26 @@ class SourceResult:
     skip_reasons: list[str] = field(default_factory=list)
 
 
-SUBSCRIBER_STATUSES = ("pending", "active", "paused", "unsubscribed", "bounced")
-CADENCES = ("daily", "weekly")
+class SubscriberStatus(StrEnum):
+    """Where a subscriber is: pending -> active <-> paused -> unsubscribed (or bounced). A str
+    enum, so SQL and CSV keep their text values."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+
+
+class Cadence(StrEnum):
+    """How often a subscriber gets an edition (the values stored for subscribers)."""
+
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+SUBSCRIBER_STATUSES = tuple(s.value for s in SubscriberStatus)
+CADENCES = tuple(c.value for c in Cadence)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -73,19 +93,19 @@ class Subscriber:
 
     email: str
     id: int | None = None
-    status: str = "pending"
+    status: SubscriberStatus = SubscriberStatus.PENDING
     queries: list[str] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)
-    cadence: str = "daily"
+    cadence: Cadence = Cadence.DAILY
     weekday: str = "mon"
     hour: int = 8
     tz: str = "UTC"
     max_papers: int = 10
     min_upvotes: int | None = None
     bounces: int = 0
-    paused_until: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
+    paused_until: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
     recommend: int | None = None  # "Recommended for you" papers; None: the config's count
 
 

@@ -93,7 +93,7 @@ def stats(store: Store, now: datetime, days: int = 14) -> dict[str, Any]:
     return {
         "subscribers": store.count_subscribers(),
         "deliveries": store.delivery_counts(),
-        "sends_per_day": store.sends_per_day(days, now.isoformat()),
+        "sends_per_day": store.sends_per_day(days, now),
         "recent_failures": store.recent_failures(10),
         "top_topics": store.topic_counts(),
         "papers": store.count_papers(),
@@ -221,7 +221,8 @@ def alerts(
                     f"source:{report.source}",
                     f"digest: source {report.source} has failed {state.failures} runs in a row",
                     f"The last error was:\n\n  {state.last_error}\n\nLast success: "
-                    f"{state.last_success or 'never'}.\nRun `digest doctor` and "
+                    f"{state.last_success.isoformat() if state.last_success else 'never'}.\n"
+                    "Run `digest doctor` and "
                     f"`digest collect --source {report.source}` to look closer.",
                 )
             )
@@ -239,7 +240,7 @@ def alerts(
             )
         )
     found.extend(bounce_alerts(config, store, now))
-    since = (now - timedelta(days=1)).isoformat()
+    since = now - timedelta(days=1)
     return [a for a in found if not store.alert_sent_since(a[0], since)]
 
 
@@ -269,6 +270,6 @@ async def send_alerts(
             )
             result = await opened.send(message)
             if result.ok:  # an alert that did not go out is tried again next run
-                store.record_alert(key, subject, now.isoformat())
+                store.record_alert(key, subject, now)
                 sent += 1
     return sent

@@ -29,7 +29,7 @@ from digest.models import Subscriber, Topic
 from digest.ops import alerts, load_dkim, send_alerts
 from digest.plan import PlanReport, plan, run_matchers
 from digest.render import Renderer
-from digest.send import Job, Sender, SendStats, Transport, transport_for
+from digest.send import Job, Outcome, Sender, SendStats, Transport, transport_for
 from digest.store import Delivery, Store
 from digest.tokens import Tokens
 
@@ -240,10 +240,10 @@ class Pipeline:
     def _housekeeping(self, report: RunReport) -> None:
         """Before collecting: recover what a crash left `sending`, resume expired pauses,
         purge never-confirmed signups."""
-        report.recovered = self.store.recover_interrupted(self.clock().isoformat())
-        report.resumed = self.store.resume_expired_pauses(self.clock().isoformat())
+        report.recovered = self.store.recover_interrupted(self.clock())
+        report.resumed = self.store.resume_expired_pauses(self.clock())
         cutoff = self.now - timedelta(days=self.config.web.purge_pending_days)
-        report.purged = self.store.purge_pending(cutoff.isoformat(), self.now.isoformat())
+        report.purged = self.store.purge_pending(cutoff, self.now)
 
     async def _deliver(
         self,
@@ -274,7 +274,7 @@ class Pipeline:
         wanted = self.config.smtp.workers
         if wanted <= 1 or shard is not None or not self.config.smtp.host:
             return 1
-        due = self.store.due_deliveries(self.clock().isoformat(), None, limit=self.shard_min)
+        due = self.store.due_deliveries(self.clock(), None, limit=self.shard_min)
         return wanted if len(due) >= self.shard_min else 1
 
     async def send_sharded(
@@ -314,7 +314,7 @@ class Pipeline:
         return await send_alerts(self.config, self.store, found, self.clock(), transport)
 
 
-def _job_hook(on_done: Progress) -> Callable[[Job, str], None]:
+def _job_hook(on_done: Progress) -> Callable[[Job, Outcome], None]:
     """The sender's per-job hook for a run's (email, status) progress hook."""
     return lambda job, status: on_done(job.email, status)
 

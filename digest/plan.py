@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from digest.config import Config
-from digest.edition import Cadence, Edition, daily_window, due_edition, weekly_window
+from digest.edition import Edition, daily_window, due_edition, weekly_window
 from digest.errors import SubscriberError
 from digest.match import MATCH_FIELDS, EditionMatchers, Matches
 from digest.message import message_id_for
-from digest.models import Paper, Subscriber, Topic
+from digest.models import Cadence, Paper, Subscriber, SubscriberStatus, Topic
 from digest.recommend.errors import RecommendError
 from digest.recommend.seeds import MAX_SEED_BYTES, parse_seeds, resolve_seeds
 from digest.store import (
@@ -83,7 +83,7 @@ def plan(
     running twice plans nothing twice."""
     planner = _Planner(config, store, matchers, now, written_at, dry_run)
     batch: list[Subscriber] = []
-    for sub in store.iter_subscribers(["active"], fields=PLAN_FIELDS):
+    for sub in store.iter_subscribers([SubscriberStatus.ACTIVE], fields=PLAN_FIELDS):
         batch.append(sub)
         if len(batch) >= BATCH:
             planner.batch(batch)
@@ -116,7 +116,7 @@ class _Planner:
             rows = [row for row, _ in found]
             planned = {(r.subscriber_id, r.edition): recs for r, recs in found if recs}
             with self.store.write():  # the papers and their reasons land together
-                self.store.plan_deliveries(rows, self.written_at.isoformat())
+                self.store.plan_deliveries(rows, self.written_at)
                 self.store.record_recommended(planned)
 
     def _due(self, batch: Sequence[Subscriber]) -> list[tuple[Subscriber, Edition]]:
@@ -265,12 +265,10 @@ class Recommender:
             if self._vectorizer is None and not self.fit:
                 raise RecommendError("recommend: no vocabulary fitted yet (the daily job fits it)")
             if self._vectorizer is None:
-                start = (self.now - timedelta(days=VOCABULARY_DAYS)).isoformat()
-                papers = self.store.papers_between(start, "9999")[-VOCABULARY_PAPERS:]
+                start = self.now - timedelta(days=VOCABULARY_DAYS)
+                papers = self.store.papers_between(start)[-VOCABULARY_PAPERS:]
                 fitted = fit_vectorizer(papers)
-                self.store.save_vectorizer(
-                    fitted.version, fitted.to_bytes(), len(papers), self.now.isoformat()
-                )
+                self.store.save_vectorizer(fitted.version, fitted.to_bytes(), len(papers), self.now)
                 self._vectorizer = fitted
         return self._vectorizer
 
@@ -333,7 +331,7 @@ class Recommender:
                 profile = fit_profile(inputs[sid], vectors, empty, vec.version)
                 if profile is not None:
                     fresh[sid] = StoredProfile(profile.to_bytes(), profile.fingerprint)
-            self.store.save_profiles(fresh, self.now.isoformat())
+            self.store.save_profiles(fresh, self.now)
             out.update({sid: p.profile for sid, p in fresh.items()})
         return out
 
@@ -465,7 +463,9 @@ class Recommender:
         return out
 
 
-def add_seeds(store: Store, sub: Subscriber, data: bytes, name: str, now: str, source: str) -> str:
+def add_seeds(
+    store: Store, sub: Subscriber, data: bytes, name: str, now: datetime, source: str
+) -> str:
     """Seed papers a reader likes from arXiv ids or URLs, DOIs, BibTeX or a Zotero/Mendeley
     CSV (resolved against stored papers; titles matched when there is no id). Returns one
     line: what the file named, what was skipped, added, and not found.
@@ -497,8 +497,7 @@ def similar_papers(
     best first: what the feedback page shows after a click. None when there is no vocabulary
     yet (too few papers) or the paper is unknown."""
     paper = store.get_paper(paper_id)
-    start = (now - timedelta(days=days)).isoformat()
-    recent = [p for p in store.papers_between(start, "9999") if p.id != paper_id]
+    recent = [p for p in store.papers_between(now - timedelta(days=days)) if p.id != paper_id]
     if paper is None or not recent:
         return []
     recommender = Recommender(config, store, now, fit=False)

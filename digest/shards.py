@@ -103,7 +103,7 @@ class Events:
     def done(self, email: str, status: str) -> None:
         """A delivery ended (reported in batches when a progress bar wants them)."""
         if self.progress:
-            self._done.append((email, status))
+            self._done.append((email, str(status)))  # plain text across the process boundary
             if len(self._done) >= EVENT_BATCH:
                 self.flush()
 

@@ -12,13 +12,21 @@ import hashlib
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
 from digest.errors import QueryError, StoreError, SubscriberError
-from digest.models import CADENCES, SUBSCRIBER_STATUSES, WEEKDAYS, Subscriber, Topic
+from digest.models import (
+    SUBSCRIBER_STATUSES,
+    WEEKDAYS,
+    Cadence,
+    Subscriber,
+    SubscriberStatus,
+    Topic,
+)
 from digest.query import parse
 from digest.store import SignalKind, Store
 
@@ -88,6 +96,48 @@ def _num(value: int) -> str:
     return str(value) if -(10**9) < value < 10**9 else "(a number far out of range)"
 
 
+def parse_status(who: str, value: str) -> SubscriberStatus:
+    """A status as typed (CSV, CLI) or stored.
+
+    Raises:
+        SubscriberError: not one of SUBSCRIBER_STATUSES.
+    """
+    try:
+        return SubscriberStatus(value)
+    except ValueError:
+        raise SubscriberError(
+            f"{who}: status {value!r} is not one of {SUBSCRIBER_STATUSES}"
+        ) from None
+
+
+def parse_cadence(who: str, value: str) -> Cadence:
+    """A cadence as typed (CSV, CLI, web form).
+
+    Raises:
+        SubscriberError: neither daily nor weekly.
+    """
+    try:
+        return Cadence(value)
+    except ValueError:
+        raise SubscriberError(f"{who}: cadence {_show(value)} is not daily or weekly") from None
+
+
+def parse_time(who: str, what: str, text: str) -> datetime | None:
+    """An ISO 8601 time typed by an operator (a CSV cell); one without a zone is UTC, as the
+    store keeps times; empty is None.
+
+    Raises:
+        SubscriberError: not ISO 8601.
+    """
+    if not text.strip():
+        return None
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise SubscriberError(f"{who}: {what} {_show(text)} is not an ISO 8601 time") from None
+    return at if at.utcoffset() is not None else at.replace(tzinfo=UTC)
+
+
 def check_query_limits(who: str, queries: Sequence[str]) -> None:
     """At most MAX_QUERIES queries of at most MAX_QUERY_LENGTH characters each, checked before
     any parsing so an oversized form costs nothing.
@@ -114,10 +164,8 @@ def validate(sub: Subscriber, topics: Mapping[str, Topic]) -> Subscriber:
         SubscriberError: the first field that is not, named with its value.
     """
     who = sub.email
-    if sub.status not in SUBSCRIBER_STATUSES:
-        raise SubscriberError(f"{who}: status {sub.status!r} is not one of {SUBSCRIBER_STATUSES}")
-    if sub.cadence not in CADENCES:
-        raise SubscriberError(f"{who}: cadence {_show(sub.cadence)} is not daily or weekly")
+    status = parse_status(who, sub.status)
+    cadence = parse_cadence(who, sub.cadence)
     weekday = sub.weekday.strip().lower()[:3]
     if weekday not in WEEKDAYS:
         raise SubscriberError(
@@ -157,7 +205,9 @@ def validate(sub: Subscriber, topics: Mapping[str, Topic]) -> Subscriber:
         raise SubscriberError(f"{who}: unknown topic {_show(unknown[0])} (known: {known})")
     if not queries and not names and not sub.recommend:  # a reader of recommendations alone
         raise SubscriberError(f"{who}: give at least one query or topic")
-    return replace(sub, weekday=weekday, queries=queries, topics=names)
+    return replace(
+        sub, status=status, cadence=cadence, weekday=weekday, queries=queries, topics=names
+    )
 
 
 def for_confirmation(sub: Subscriber) -> Subscriber:
@@ -178,7 +228,7 @@ def add(
     store: Store,
     topics: Mapping[str, Topic],
     sub: Subscriber,
-    now: str,
+    now: datetime,
     cause: str = "added by operator",
 ) -> Subscriber:
     """Validate and insert; `sub.status` says whether opt-in is still to come (pending).
@@ -216,7 +266,7 @@ def edit(
     topics: Mapping[str, Topic],
     email: str,
     changes: Mapping[str, Any],
-    now: str,
+    now: datetime,
     cause: str = "edited by operator",
 ) -> Subscriber:
     """Change preferences (never status or address here); the change is validated whole.
@@ -235,22 +285,23 @@ def edit(
 
 # Unsubscribed people come back only through their own confirmed opt-in (confirm() below),
 # never through a status change: pending rows are purged, and an unsubscribe must outlive that.
+_S = SubscriberStatus
 _TRANSITIONS = {
-    "active": {"pending", "paused", "bounced", "active"},
-    "paused": {"active", "paused"},
-    "unsubscribed": set(SUBSCRIBER_STATUSES),
-    "bounced": {"active", "paused", "pending", "bounced"},
-    "pending": {"pending", "bounced"},
+    _S.ACTIVE: {_S.PENDING, _S.PAUSED, _S.BOUNCED, _S.ACTIVE},
+    _S.PAUSED: {_S.ACTIVE, _S.PAUSED},
+    _S.UNSUBSCRIBED: set(SubscriberStatus),
+    _S.BOUNCED: {_S.ACTIVE, _S.PAUSED, _S.PENDING, _S.BOUNCED},
+    _S.PENDING: {_S.PENDING, _S.BOUNCED},
 }
 
 
 def set_status(
     store: Store,
     email: str,
-    status: str,
-    now: str,
+    status: SubscriberStatus,
+    now: datetime,
     cause: str,
-    paused_until: str | None = None,
+    paused_until: datetime | None = None,
 ) -> Subscriber:
     """Move a subscriber along pending -> active <-> paused -> unsubscribed (or bounced).
     An unsubscribed or erased address is never made active this way: only by its owner.
@@ -258,22 +309,23 @@ def set_status(
     Raises:
         SubscriberError: no such address, or a move the rules above do not allow.
     """
+    status = SubscriberStatus(status)  # a str from an untyped caller is compared by identity
     sub = find(store, email)
     if sub.status not in _TRANSITIONS[status]:
         raise SubscriberError(f"{sub.email}: cannot go from {sub.status} to {status}")
-    if status == "active" and store.is_suppressed(suppression_hash(sub.email)):
+    if status is SubscriberStatus.ACTIVE and store.is_suppressed(suppression_hash(sub.email)):
         raise SubscriberError(
             f"{sub.email} unsubscribed and its data was erased; only its owner can make it "
             "active again, by confirming a new signup"
         )
     changes: dict[str, Any] = {"status": status, "paused_until": paused_until}
-    if status == "active":
+    if status is SubscriberStatus.ACTIVE:
         changes["bounces"] = 0  # else the next single failure would stop them again
     return store.update_subscriber(sub.id or 0, changes, now, status, cause)
 
 
 def ask_to_come_back(
-    store: Store, sub: Subscriber, prefs: Mapping[str, Any], now: str, cause: str
+    store: Store, sub: Subscriber, prefs: Mapping[str, Any], now: datetime, cause: str
 ) -> Subscriber:
     """An unsubscribed address asked to come back: the request (and any new preferences) is
     recorded, the status stays `unsubscribed` until the owner confirms (confirm() below)."""
@@ -284,7 +336,7 @@ def ask_to_come_back(
 
 
 def signup(
-    store: Store, topics: Mapping[str, Topic], sub: Subscriber, now: str
+    store: Store, topics: Mapping[str, Topic], sub: Subscriber, now: datetime
 ) -> tuple[Subscriber, bool]:
     """A self-service signup: (the subscriber, whether to send a confirmation email).
 
@@ -292,17 +344,18 @@ def signup(
     unsubscribed one stays unsubscribed until its owner confirms (so no purge of pending
     signups can lose the unsubscribe); active or paused ones are left alone. The caller
     answers the same either way, so the page never tells whether an address is subscribed."""
-    checked = validate(replace(sub, email=normalize_email(sub.email), status="pending"), topics)
+    pending = SubscriberStatus.PENDING
+    checked = validate(replace(sub, email=normalize_email(sub.email), status=pending), topics)
     existing = store.get_subscriber(checked.email)
     if existing is None:
         return store.add_subscriber(checked, now, "signed up on the web"), True
-    if existing.status in ("active", "paused"):
+    if existing.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
         return existing, False
     prefs = {k: getattr(checked, k) for k in EDITABLE}
-    if existing.status == "unsubscribed":
+    if existing.status is SubscriberStatus.UNSUBSCRIBED:
         return ask_to_come_back(store, existing, prefs, now, "signed up again on the web"), True
     updated = store.update_subscriber(
-        existing.id or 0, {**prefs, "status": "pending"}, now, "pending", "signed up again"
+        existing.id or 0, {**prefs, "status": pending}, now, "pending", "signed up again"
     )
     return updated, True
 
@@ -317,7 +370,7 @@ def asked_to_come_back(store: Store, sub_id: int) -> bool:
     return False
 
 
-def confirm(store: Store, sub_id: int, now: str) -> Subscriber:
+def confirm(store: Store, sub_id: int, now: datetime) -> Subscriber:
     """The owner confirmed (a POST from the confirmation page): pending becomes active, and so
     does an unsubscribed address that asked to come back since it unsubscribed. Confirming
     twice is fine; a link older than the unsubscribe does nothing.
@@ -328,23 +381,26 @@ def confirm(store: Store, sub_id: int, now: str) -> Subscriber:
     sub = store.get_subscriber(sub_id)
     if sub is None:
         raise SubscriberError("this subscription no longer exists; please subscribe again")
-    if sub.status == "unsubscribed":
+    if sub.status is SubscriberStatus.UNSUBSCRIBED:
         if not asked_to_come_back(store, sub_id):
             raise SubscriberError(
                 f"{sub.email} unsubscribed after this link was sent; to come back, subscribe "
                 "again and confirm the new link"
             )
-        changes = {"status": "active", "bounces": 0, "paused_until": None}
+        changes = {"status": SubscriberStatus.ACTIVE, "bounces": 0, "paused_until": None}
         sub = store.update_subscriber(sub_id, changes, now, "active", "confirmed coming back")
         store.lift_suppression(suppression_hash(sub.email))
-    elif sub.status == "pending":
-        sub = store.update_subscriber(sub_id, {"status": "active"}, now, "active", "confirmed")
+    elif sub.status is SubscriberStatus.PENDING:
+        active = {"status": SubscriberStatus.ACTIVE}
+        sub = store.update_subscriber(sub_id, active, now, "active", "confirmed")
         # an erased address that signed up again: its owner's confirmation is consent anew
         store.lift_suppression(suppression_hash(sub.email))
     return sub
 
 
-def erase(store: Store, email: str, now: str, cause: str = "asked to erase their data") -> None:
+def erase(
+    store: Store, email: str, now: datetime, cause: str = "asked to erase their data"
+) -> None:
     """Forget a subscriber (their right to erasure): the row, deliveries and history go; a
     one-way hash of the address stays, so no import or `add` mails it again until its owner
     signs up and confirms.
@@ -356,12 +412,12 @@ def erase(store: Store, email: str, now: str, cause: str = "asked to erase their
     store.erase_subscriber(sub.id or 0, suppression_hash(sub.email), now, cause)
 
 
-def remove(store: Store, email: str, now: str, cause: str = "removed by operator") -> None:
+def remove(store: Store, email: str, now: datetime, cause: str = "removed by operator") -> None:
     """Delete a subscriber (the removal is logged). An unsubscribed one is erased instead,
     keeping the one-way hash: forgetting the unsubscribe would let an import or `add` mail
     the address again, and only its owner may undo an unsubscribe."""
     sub = find(store, email)
-    if sub.status == "unsubscribed":
+    if sub.status is SubscriberStatus.UNSUBSCRIBED:
         store.erase_subscriber(sub.id or 0, suppression_hash(sub.email), now, cause)
     else:
         store.delete_subscriber(sub.id or 0, now, cause)
@@ -395,7 +451,9 @@ def _split(cell: str | None) -> list[str]:
     return [part.strip() for part in (cell or "").split(LIST_SEPARATOR) if part.strip()]
 
 
-def _row_to_subscriber(row: Mapping[str, str | None], default_status: str) -> Subscriber:
+def _row_to_subscriber(
+    row: Mapping[str, str | None], default_status: SubscriberStatus
+) -> Subscriber:
     def number(key: str, default: int | None) -> int | None:
         text = (row.get(key) or "").strip()
         if not text:
@@ -404,18 +462,20 @@ def _row_to_subscriber(row: Mapping[str, str | None], default_status: str) -> Su
             raise SubscriberError(f"{key} {_show(text)} is not a whole number (up to 9 digits)")
         return int(text)
 
+    email = normalize_email(row.get("email") or "")
+    status = (row.get("status") or "").strip()
     return Subscriber(
-        email=normalize_email(row.get("email") or ""),
-        status=(row.get("status") or "").strip() or default_status,
+        email=email,
+        status=parse_status(email, status) if status else default_status,
         queries=_split(row.get("queries")),
         topics=_split(row.get("topics")),
-        cadence=(row.get("cadence") or "daily").strip(),
+        cadence=parse_cadence(email, (row.get("cadence") or "daily").strip()),
         weekday=(row.get("weekday") or "mon").strip(),
         hour=number("hour", 8) or 0,
         tz=(row.get("tz") or "UTC").strip(),
         max_papers=number("max_papers", 10) or 0,
         min_upvotes=number("min_upvotes", None),
-        paused_until=(row.get("paused_until") or "").strip() or None,
+        paused_until=parse_time(email, "paused_until", row.get("paused_until") or ""),
         recommend=number("recommend", None),
     )
 
@@ -424,8 +484,8 @@ def import_csv(
     store: Store,
     topics: Mapping[str, Topic],
     text: str,
-    now: str,
-    default_status: str = "pending",
+    now: datetime,
+    default_status: SubscriberStatus = SubscriberStatus.PENDING,
 ) -> ImportReport:
     """All rows or none: every row is validated first and the first faults are reported by
     line. Addresses already subscribed are skipped, so importing twice is harmless.
@@ -473,7 +533,7 @@ def import_csv(
     return report
 
 
-def export_csv(store: Store, statuses: Sequence[str] | None = None) -> str:
+def export_csv(store: Store, statuses: Sequence[SubscriberStatus] | None = None) -> str:
     """Every subscriber as CSV that `import_csv` reads back unchanged; no cell starts like a
     spreadsheet formula (see `defuse_cell`)."""
     buffer = io.StringIO()
@@ -491,7 +551,7 @@ def export_csv(store: Store, statuses: Sequence[str] | None = None) -> str:
             "tz": sub.tz,
             "max_papers": sub.max_papers,
             "min_upvotes": "" if sub.min_upvotes is None else sub.min_upvotes,
-            "paused_until": sub.paused_until or "",
+            "paused_until": sub.paused_until.isoformat() if sub.paused_until else "",
             "recommend": "" if sub.recommend is None else sub.recommend,
         }
         writer.writerow({k: defuse_cell(str(v)) for k, v in cells.items()})
@@ -502,7 +562,7 @@ def export_csv(store: Store, statuses: Sequence[str] | None = None) -> str:
 
 
 def record_feedback(
-    store: Store, email: str, paper_id: str, kind: SignalKind, now: str, source: str
+    store: Store, email: str, paper_id: str, kind: SignalKind, now: datetime, source: str
 ) -> Subscriber:
     """A reader's "More like this" or "Less like this" on one stored paper (the latest
     opinion on a paper wins; the next run re-fits their profile).

@@ -847,7 +847,7 @@ _keys = itertools.count()
 
 
 def person(store: Store, email: str = "ada@example.org", status: str = "active") -> int:
-    sub = store.add_subscriber(Subscriber(email, status=status), T0.isoformat(), "test")
+    sub = store.add_subscriber(Subscriber(email, status=status), T0, "test")
     assert sub.id is not None
     return sub.id
 
@@ -858,10 +858,10 @@ def sent(store: Store, sid: int, edition: str, at: datetime = T0) -> str:
     assert sub is not None
     mid = message_id_for(sid, edition, FROM)
     store.plan_deliveries([PlannedDelivery(sid, sub.email, edition, DeliveryStatus.PENDING, (),
-                                           mid)], at.isoformat())  # fmt: skip
+                                           mid)], at)  # fmt: skip
     delivery = store.delivery(sid, edition)
     assert delivery is not None
-    store.mark_sent(delivery.id, sid, [], edition, "250 ok", at.isoformat())
+    store.mark_sent(delivery.id, sid, [], edition, "250 ok", at)
     return mid
 
 
@@ -1031,7 +1031,7 @@ def test_a_report_about_several_recipients_is_summed_up_by_its_gravest_action(
     ada, bob = person(store), person(store, "bob@example.org")
     sent(store, ada, DAY)
     sent(store, bob, DAY)
-    store.update_subscriber(bob, {"bounces": 1}, T0.isoformat(), "edited", "t")
+    store.update_subscriber(bob, {"bounces": 1}, T0, "edited", "t")
     both = Report(Kind.HARD_BOUNCE, Source.DSN, "DSN", (
         RecipientStatus("ada@example.org", Kind.HARD_BOUNCE, "failed", "5.1.1"),
         RecipientStatus("bob@example.org", Kind.HARD_BOUNCE, "failed", "5.1.1"),

@@ -94,8 +94,8 @@ class World:
         assert sub.id is not None
         return sub.id
 
-    def at(self, days: float = 0) -> str:
-        return (self.now + timedelta(days=days)).isoformat()
+    def at(self, days: float = 0) -> datetime:
+        return self.now + timedelta(days=days)
 
     def sent(self, sid: int, edition: str, days: float = 0) -> str:
         """A delivery of `edition` to the subscriber, accepted by the relay; its Message-ID."""
@@ -476,11 +476,11 @@ def test_bounce_stats_count_per_delivery_on_the_day_it_was_sent(world: World) ->
     rows = [PlannedDelivery(sid, f"p{i}@example.com", DAY1, DeliveryStatus.PENDING, (),
                             f"<{sid}@x>")
             for i, sid in enumerate(people)]  # fmt: skip
-    world.store.plan_deliveries(rows, day1.isoformat())
+    world.store.plan_deliveries(rows, day1)
     for sid in people:
         delivery = world.store.delivery(sid, DAY1)
         assert delivery is not None
-        world.store.mark_sent(delivery.id, sid, [], DAY1, "250", day1.isoformat())
+        world.store.mark_sent(delivery.id, sid, [], DAY1, "250", day1)
     mailboxes = Mailboxes(BOUNCE_ADDRESS, UNSUBSCRIBE, SECRET)
     policy = Policy()
     arf = sample("rfc5965_arf_abuse.eml")
@@ -499,7 +499,7 @@ def test_bounce_stats_count_per_delivery_on_the_day_it_was_sent(world: World) ->
     config = load_config(world.config)
     [(key, subject, body)] = bounce_alerts(config, world.store, world.now)
     assert key == f"complaints:{day.day}" and "0.15%" in subject and "0.10%" in body
-    world.store.record_alert(key, subject, world.now.isoformat())
+    world.store.record_alert(key, subject, world.now)
     assert bounce_alerts(config, world.store, world.now + timedelta(days=1)) == []
 
 

@@ -374,7 +374,7 @@ def test_an_empty_weekend_feed_is_a_note_not_an_error(
     reports = run(tmp_path, store, [hf_source(httpserver), rss_source(httpserver)])
     assert reports["arxiv"].error is None and "weekends and holidays" in reports["arxiv"].note
     assert reports["hf"].error is None and "2026-06-12" in reports["hf"].note
-    assert store.get_source_state("arxiv").last_success == NOW.isoformat()
+    assert store.get_source_state("arxiv").last_success == NOW
 
 
 def test_conditional_get_sends_validators_and_handles_304(
@@ -416,7 +416,7 @@ def test_a_half_written_batch_is_rolled_back(store: Store) -> None:
     good = Paper(id="2601.00001", title="Fine")
     broken = Paper(id="2601.00002", title=None)  # type: ignore[arg-type]
     with pytest.raises(Exception, match="NOT NULL"):
-        store.upsert_papers("src", [good, broken], NOW.isoformat())
+        store.upsert_papers("src", [good, broken], NOW)
     assert store.count_papers() == 0
     assert store.source_counts() == {}
 

@@ -89,7 +89,7 @@ class Sleeps:
 def people(store: Store, *locals_: str, papers: int = 2) -> list[Job]:
     """Active subscribers `local@example.org`, one planned delivery each; their jobs."""
     subs = [Subscriber(f"{n}@example.org", status="active", queries=["x"]) for n in locals_]
-    store.add_subscribers_bulk(subs, NOW.isoformat(), "test")
+    store.add_subscribers_bulk(subs, NOW, "test")
     rows = []
     for local in locals_:
         sub = store.get_subscriber(f"{local}@example.org")
@@ -97,7 +97,7 @@ def people(store: Store, *locals_: str, papers: int = 2) -> list[Job]:
         ids = tuple(f"2611.{sub.id:03d}{k}" for k in range(papers))
         rows.append(PlannedDelivery(sub.id, sub.email, EDITION, DeliveryStatus.PENDING, ids,
                                     message_id_for(sub.id, EDITION, SENDER)))  # fmt: skip
-    store.plan_deliveries(rows, NOW.isoformat())
+    store.plan_deliveries(rows, NOW)
     return [job_of(store, r.subscriber_id) for r in rows]
 
 
@@ -136,7 +136,7 @@ def test_an_accepted_message_is_sent_with_its_papers_committed_before_deliver_re
     assert status == "sent"
     got = row(store, ada)
     assert (got.status, got.last_reply, got.attempts) == ("sent", OK.reply, 1)
-    assert got.sent_at == NOW.isoformat() and not got.possible_duplicate
+    assert got.sent_at == NOW and not got.possible_duplicate
     assert store.sent_counts(ada.subscriber_id) == (1, 3)
     assert (sender.stats.sent, sender.stats.failures) == (1, [])
 
@@ -146,7 +146,7 @@ def test_a_subscriber_who_is_not_active_is_skipped_unsent_with_the_reason(
     store: Store, status: str
 ) -> None:
     (ada,) = people(store, "ada")
-    store.update_subscriber(ada.subscriber_id, {"status": status}, NOW.isoformat(), status, "t")
+    store.update_subscriber(ada.subscriber_id, {"status": status}, NOW, status, "t")
     transport = Scripted()
     result, sender = deliver(store, transport, ada)
     assert result == "skipped" and transport.sent == []
@@ -158,7 +158,7 @@ def test_a_subscriber_who_is_not_active_is_skipped_unsent_with_the_reason(
 
 def test_a_subscriber_deleted_after_planning_is_never_mailed(store: Store) -> None:
     (ada,) = people(store, "ada")
-    store.delete_subscriber(ada.subscriber_id, NOW.isoformat(), "t")
+    store.delete_subscriber(ada.subscriber_id, NOW, "t")
     transport = Scripted()
     assert deliver(store, transport, ada)[0] == "skipped"
     assert transport.sent == []
@@ -166,7 +166,7 @@ def test_a_subscriber_deleted_after_planning_is_never_mailed(store: Store) -> No
 
 def test_a_delivery_claimed_by_another_worker_is_taken_and_not_sent(store: Store) -> None:
     (ada,) = people(store, "ada")
-    assert store.claim_delivery(ada.delivery_id, NOW.isoformat())
+    assert store.claim_delivery(ada.delivery_id, NOW)
     transport = Scripted()
     result, sender = deliver(store, transport, ada)
     assert result == "taken" and transport.sent == []
@@ -226,11 +226,11 @@ def test_the_last_transient_failure_defers_the_delivery_to_a_later_run(store: St
     assert len(sleeps.waits) == 2, "no wait after the last try"
     got = row(store, ada)
     assert (got.status, got.attempts) == ("pending", 3)
-    assert got.next_attempt_at == (NOW + timedelta(minutes=45)).isoformat()
+    assert got.next_attempt_at == NOW + timedelta(minutes=45)
     assert (sender.stats.retried, sender.stats.deferred, sender.stats.failed) == (2, 1, 0)
     assert sender.stats.failures == [f"ada@example.org: will retry later: {RELAY_DOWN.reply}"]
-    assert [d.id for d in store.due_deliveries(NOW.isoformat())] == []
-    later = (NOW + timedelta(minutes=45)).isoformat()
+    assert [d.id for d in store.due_deliveries(NOW)] == []
+    later = NOW + timedelta(minutes=45)
     assert [d.id for d in store.due_deliveries(later)] == [ada.delivery_id]
 
 
@@ -250,7 +250,7 @@ def test_a_failure_no_retry_can_help_within_the_run_defers_at_once(store: Store)
     transport = Scripted(ada=[DISK_FULL])
     result, sender = deliver(store, transport, ada, max_attempts=4, sleep=sleeps)
     assert result == "deferred" and len(transport.sent) == 1 and sleeps.waits == []
-    assert row(store, ada).next_attempt_at == (NOW + timedelta(minutes=30)).isoformat()
+    assert row(store, ada).next_attempt_at == NOW + timedelta(minutes=30)
     assert sender.stats.retried == 0
 
 
@@ -282,8 +282,8 @@ def test_a_resend_after_a_crash_counts_as_one_possible_duplicate_even_if_lost_ag
     store: Store,
 ) -> None:
     (ada,) = people(store, "ada")
-    store.claim_delivery(ada.delivery_id, NOW.isoformat())
-    assert store.recover_interrupted(NOW.isoformat()) == 1
+    store.claim_delivery(ada.delivery_id, NOW)
+    assert store.recover_interrupted(NOW) == 1
     resend = job_of(store, ada.subscriber_id)
     assert resend.possible_duplicate
     result, sender = deliver(store, Scripted(ada=[LOST]), resend)
@@ -298,7 +298,7 @@ def test_a_refusal_before_the_end_of_data_flags_nothing(store: Store) -> None:
 
 def test_on_done_hears_each_final_status_once(store: Store) -> None:
     jobs = people(store, "ada", "bob", "cy")
-    store.update_subscriber(jobs[2].subscriber_id, {"status": "paused"}, NOW.isoformat(),
+    store.update_subscriber(jobs[2].subscriber_id, {"status": "paused"}, NOW,
                             "paused", "t")  # fmt: skip
     heard: list[tuple[str, str]] = []
     sender = Sender(store, Scripted(bob=[NO_USER]), config(), lambda: NOW, sleep=Sleeps(),
@@ -315,9 +315,9 @@ def test_every_timestamp_comes_from_the_injected_clock(store: Store) -> None:
     sender = Sender(store, Scripted(bob=[RELAY_DOWN]), config(max_attempts=1), lambda: later)
     asyncio.run(sender.deliver(ada))
     asyncio.run(sender.deliver(bob))
-    assert row(store, ada).sent_at == later.isoformat()
-    assert row(store, bob).updated_at == later.isoformat()
-    assert row(store, bob).next_attempt_at == (later + timedelta(minutes=30)).isoformat()
+    assert row(store, ada).sent_at == later
+    assert row(store, bob).updated_at == later
+    assert row(store, bob).next_attempt_at == later + timedelta(minutes=30)
 
 
 # ---------------------------------------------------------------- a run
@@ -367,9 +367,9 @@ def test_a_run_skips_those_who_left_and_leaves_alone_those_taken_elsewhere(
 ) -> None:
     jobs = people(store, "ada", "bob", "cy", "dee")
     store.update_subscriber(jobs[1].subscriber_id, {"status": "unsubscribed"},
-                            NOW.isoformat(), "unsubscribed", "t")  # fmt: skip
-    store.delete_subscriber(jobs[2].subscriber_id, NOW.isoformat(), "t")
-    assert store.claim_delivery(jobs[3].delivery_id, NOW.isoformat())
+                            NOW, "unsubscribed", "t")  # fmt: skip
+    store.delete_subscriber(jobs[2].subscriber_id, NOW, "t")
+    assert store.claim_delivery(jobs[3].delivery_id, NOW)
     transport = Scripted()
     stats, heard = run(store, transport, jobs)
     assert transport.sent == ["ada@example.org"]
@@ -388,7 +388,7 @@ def test_an_unexpected_error_costs_one_delivery_and_the_run_goes_on(store: Store
     assert stats.failures == ["bob@example.org: internal error: RuntimeError: template exploded"]
     assert "bob@example.org" not in heard
     assert row(store, jobs[1]).status == "sending", "recovered as a possible duplicate next run"
-    assert store.recover_interrupted(NOW.isoformat()) == 1
+    assert store.recover_interrupted(NOW) == 1
 
 
 def test_a_failing_database_stops_the_run_instead_of_hanging_it(store: Store) -> None:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +257,7 @@ def test_one_hostile_input_costs_only_itself(
             )
             for a in world.people
         ]
-        store.add_subscribers_bulk(people, "2026-06-01T00:00:00+00:00", "test")
+        store.add_subscribers_bulk(people, datetime(2026, 6, 1, 0, 0, tzinfo=UTC), "test")
 
     done = world.run()
 

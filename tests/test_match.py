@@ -53,8 +53,8 @@ def test_each_distinct_query_is_ranked_once_however_many_share_it(
 ) -> None:
     collect_files(tmp_path, store, NOW, HF_JUNE)
     for n in range(30):
-        subs.add(store, TOPICS, person(f"p{n}@example.org", topics=["llm-agents"]), NOW.isoformat())
-    subs.add(store, TOPICS, person("q@example.org", queries=["agent*"]), NOW.isoformat())
+        subs.add(store, TOPICS, person(f"p{n}@example.org", topics=["llm-agents"]), NOW)
+    subs.add(store, TOPICS, person("q@example.org", queries=["agent*"]), NOW)
     matcher = Matcher(papers_in(store, daily_window(store, NOW.date(), NOW)), TOPICS, NOW)
     results = list(match_subscribers(store, matcher, store.iter_subscribers(["active"])))
     assert len(results) == 31
@@ -113,14 +113,14 @@ def test_never_the_same_paper_twice_across_days_sources_and_versions(
         store,
         TOPICS,
         person("a@example.org", queries=["cat:cs.LG OR cat:stat.ML"]),
-        NOW.isoformat(),
+        NOW,
     )
     day1 = daily_window(store, NOW.date(), NOW, open_it=True)
     matcher = Matcher(papers_in(store, day1), TOPICS, NOW)
     (first,) = match_subscribers(store, matcher, [sub])
     sent = [m.paper.id for m in first.matches]
     assert sorted(sent) == ["2009.13987", "2205.06398", "2609.26811", "2609.26820"]
-    store.mark_papers_sent(sub.id, sent, Edition.daily(NOW.date()).name, NOW.isoformat())
+    store.mark_papers_sent(sub.id, sent, Edition.daily(NOW.date()).name, NOW)
 
     # Next day: a new version of a paper already sent, plus one genuinely new paper.
     later = NOW + timedelta(days=1)
@@ -211,7 +211,7 @@ def test_the_cap_reports_how_many_matched_before_it() -> None:
 def test_matching_streams_subscribers_in_batches(tmp_path: Path, store: Store) -> None:
     collect_files(tmp_path, store, NOW, HF_JUNE)
     people = [person(f"p{n}@example.org", queries=["agent"]) for n in range(2500)]
-    store.add_subscribers_bulk(people, NOW.isoformat(), "test")
+    store.add_subscribers_bulk(people, NOW, "test")
     matcher = Matcher(store.list_papers(limit=None), TOPICS, NOW)
     stream = match_subscribers(store, matcher, store.iter_subscribers(["active"]))
     first = next(stream)
@@ -245,11 +245,15 @@ WORDS = [
 SURNAMES = ["Gao", "Chen", "Smith", "Okafor", "Ivanova", "Tanaka"]
 
 
+DAYS = [datetime(2026, 6, 11, tzinfo=UTC), datetime(2026, 6, 9, 12, tzinfo=UTC),
+        datetime(2026, 6, 1, tzinfo=UTC)]  # fmt: skip
+
+
 def random_papers(rng: random.Random, count: int) -> list[Paper]:
     """Few words, so queries overlap; few upvote values and dates, so scores tie often."""
     papers = []
     for n in range(count):
-        day = rng.choice([None, "2026-06-11T00:00:00Z", "2026-06-09T12:00:00Z", "2026-06-01"])
+        day = rng.choice([None, *DAYS])
         papers.append(
             Paper(
                 id=f"2606.{n:05d}",
@@ -300,13 +304,9 @@ class TodaysMatcher:
 
     @staticmethod
     def freshness(paper: Paper, now: datetime) -> float:
-        try:
-            published = datetime.fromisoformat((paper.published or "").replace("Z", "+00:00"))
-        except ValueError:
+        if paper.published is None:
             return 0.0
-        if published.tzinfo is None:
-            return 0.0
-        age = (now - published).total_seconds() / 86400
+        age = (now - paper.published).total_seconds() / 86400
         return max(0.0, 1.0 - max(age, 0.0) / FRESHNESS_DAYS)
 
     def ranked(self, node: Node) -> list[tuple[float, int]]:
@@ -358,7 +358,7 @@ class TodaysMatcher:
 def test_results_are_identical_to_todays_matcher_subscriber_by_subscriber(store: Store) -> None:
     rng = random.Random(13)
     papers = random_papers(rng, 160)
-    store.upsert_papers("test", papers, NOW.isoformat())
+    store.upsert_papers("test", papers, NOW)
     papers = store.list_papers(limit=None)
     queries = [random_query(rng) for _ in range(60)]
     filters = [  # a pool, so that many subscribers share a filter signature
@@ -379,12 +379,12 @@ def test_results_are_identical_to_todays_matcher_subscriber_by_subscriber(store:
                 min_upvotes=floor,
             )
         )
-    store.add_subscribers_bulk(people, NOW.isoformat(), "test")
+    store.add_subscribers_bulk(people, NOW, "test")
     sent: dict[str, set[str]] = {}
     for sub in store.iter_subscribers():
         if rng.random() < 0.3:
             got = [p.id for p in rng.sample(papers, rng.randint(1, 12))] + ["1999.00001"]
-            store.mark_papers_sent(sub.id or 0, got, "2026-06-11", NOW.isoformat())
+            store.mark_papers_sent(sub.id or 0, got, "2026-06-11", NOW)
             sent[sub.email] = set(got)
 
     matcher = Matcher(papers, TOPICS, NOW)
@@ -427,7 +427,7 @@ def test_reading_only_the_match_fields_leaves_the_others_at_their_defaults(
         cadence="weekly",
         bounces=2,
     )
-    store.add_subscribers_bulk([full, person("b@example.org", status="paused")], "t", "test")
+    store.add_subscribers_bulk([full, person("b@example.org", status="paused")], NOW, "test")
     (lean,) = store.iter_subscribers(["active"], fields=MATCH_FIELDS)
     assert (lean.email, lean.queries, lean.topics, lean.max_papers, lean.min_upvotes) == (
         "a@example.org",
@@ -451,12 +451,10 @@ def test_reading_only_the_match_fields_leaves_the_others_at_their_defaults(
 def test_already_sent_papers_of_an_edition_come_from_one_join_for_everyone(
     store: Store,
 ) -> None:
-    store.add_subscribers_bulk(
-        [person(f"p{n}@example.org") for n in range(3)], NOW.isoformat(), "test"
-    )
-    store.mark_papers_sent(1, ["2606.00001", "2606.00002", "old"], "2026-06-11", "t")
-    store.mark_papers_sent(3, ["2606.00002"], "2026-06-11", "t")
-    store.mark_papers_sent(2, ["old"], "2026-06-10", "t")
+    store.add_subscribers_bulk([person(f"p{n}@example.org") for n in range(3)], NOW, "test")
+    store.mark_papers_sent(1, ["2606.00001", "2606.00002", "old"], "2026-06-11", NOW)
+    store.mark_papers_sent(3, ["2606.00002"], "2026-06-11", NOW)
+    store.mark_papers_sent(2, ["old"], "2026-06-10", NOW)
     statements: list[str] = []
     store.db.conn.set_trace_callback(statements.append)
     found = store.sent_by_subscriber(["2606.00001", "2606.00002", "2606.00003"])

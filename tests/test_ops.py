@@ -62,7 +62,7 @@ def test_stats_after_a_run(tmp_path: Path, smtp: tuple[Recorder, int]) -> None:
         store.add_subscribers_bulk(
             [Subscriber("a@example.org", status="active", topics=["llm-agents"], hour=0),
              Subscriber("b@example.org", status="pending", topics=["robotics"])],
-            NOW.isoformat(), "test",
+            NOW, "test",
         )  # fmt: skip
     _run(path, NOW)
     result = CliRunner().invoke(app, ["stats", "--config", str(path), "--json"])
@@ -80,18 +80,16 @@ def test_stats_json_names_each_recent_failure_as_an_object(
     _, port = smtp
     path = ops_config(tmp_path, port)
     with Store(tmp_path / "digest.db") as store:
-        store.add_subscribers_bulk(
-            [Subscriber("ada@example.org", status="active")], NOW.isoformat(), "test"
-        )
+        store.add_subscribers_bulk([Subscriber("ada@example.org", status="active")], NOW, "test")
         store.plan_deliveries(
             [
                 PlannedDelivery(
                     1, "ada@example.org", "2026-06-12", DeliveryStatus.PENDING, (), "<m>"
                 )
             ],
-            NOW.isoformat(),
+            NOW,
         )
-        store.mark_failed(1, "not built: no template", NOW.isoformat())
+        store.mark_failed(1, "not built: no template", NOW)
     result = CliRunner().invoke(app, ["stats", "--config", str(path), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["recent_failures"] == [
@@ -133,7 +131,7 @@ def test_a_run_with_many_failures_alerts_once(tmp_path: Path, smtp: tuple[Record
         for n in range(4)
     ]
     with Store(tmp_path / "digest.db") as store:
-        store.add_subscribers_bulk(people, NOW.isoformat(), "test")
+        store.add_subscribers_bulk(people, NOW, "test")
     for n in range(2):
         recorder.faults.rcpt[f"p{n}@example.org"].append("550 5.1.1 unknown user")
     report = _run(path, NOW)
@@ -157,7 +155,7 @@ def test_a_run_sends_its_digests_and_its_alert_over_one_smtp_connection(
         for n in range(2)
     ]
     with Store(tmp_path / "digest.db") as store:
-        store.add_subscribers_bulk(people, NOW.isoformat(), "test")
+        store.add_subscribers_bulk(people, NOW, "test")
     recorder.faults.rcpt["p0@example.org"].append("550 5.1.1 unknown user")
     before = recorder.connections  # the server's own check that it started
     report = _run(path, NOW)
@@ -177,7 +175,7 @@ def test_two_sending_processes_never_take_the_same_delivery(
         for n in range(300)
     ]
     with Store(tmp_path / "digest.db") as store:
-        store.add_subscribers_bulk(people, NOW.isoformat(), "test")
+        store.add_subscribers_bulk(people, NOW, "test")
     digest = [sys.executable, "-m", "digest"]
     planned = subprocess.run(
         [*digest, "run", "--no-send", "--config", str(path)],
@@ -206,9 +204,10 @@ def test_two_sending_processes_never_take_the_same_delivery(
 
 CLAIMER = """
 import sys
+from datetime import UTC, datetime
 from digest.store import Store
 store = Store(sys.argv[1])
-mine = [i for i in range(1, 401) if store.claim_delivery(i, "now")]
+mine = [i for i in range(1, 401) if store.claim_delivery(i, datetime.now(UTC))]
 print(",".join(map(str, mine)))
 """
 
@@ -219,11 +218,11 @@ def test_claims_are_exclusive_across_processes(tmp_path: Path) -> None:
         people = [
             Subscriber(f"c{n}@example.org", status="active", queries=["x"]) for n in range(400)
         ]
-        store.add_subscribers_bulk(people, NOW.isoformat(), "test")
+        store.add_subscribers_bulk(people, NOW, "test")
         store.plan_deliveries(
             [PlannedDelivery(n + 1, p.email, "e", DeliveryStatus.PENDING, (), f"<{n}@x>")
              for n, p in enumerate(people)],
-            NOW.isoformat(),
+            NOW,
         )  # fmt: skip
     procs = [
         subprocess.Popen(

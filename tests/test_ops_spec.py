@@ -45,7 +45,7 @@ def _config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
 
 def _failing(store: Store, source: str, times: int, now: datetime = NOW) -> SourceReport:
     for n in range(times):
-        store.record_source_failure(source, (now - timedelta(hours=n)).isoformat(), "HTTP 503")
+        store.record_source_failure(source, now - timedelta(hours=n), "HTTP 503")
     return SourceReport(source, "hf", error=f"{source}: HTTP 503")
 
 
@@ -68,7 +68,7 @@ def test_a_source_alerts_once_its_failures_in_a_row_reach_the_setting(
 def test_a_source_alert_names_the_streak_the_last_error_and_the_last_success(
     tmp_path: Path, store: Store
 ) -> None:
-    store.record_source_success("hf", "2026-06-01T09:00:00+00:00", 30, None, None, None)
+    store.record_source_success("hf", datetime(2026, 6, 1, 9, 0, tzinfo=UTC), 30, None, None, None)
     report = _failing(store, "hf", 4)
     ((key, subject, body),) = alerts(_config(tmp_path), store, [report], SendStats(), NOW)
     assert key == "source:hf"
@@ -127,7 +127,7 @@ def test_a_run_alert_counts_the_failures_and_lists_only_the_first_twenty(
 def test_an_alert_sent_is_quiet_for_a_day_then_raised_again(tmp_path: Path, store: Store) -> None:
     config = _config(tmp_path)
     report = _failing(store, "hf", 3)
-    store.record_alert("source:hf", "subject", NOW.isoformat())
+    store.record_alert("source:hf", "subject", NOW)
     later = NOW + timedelta(days=1)
     assert alerts(config, store, [report], SendStats(), NOW + timedelta(hours=23)) == []
     assert alerts(config, store, [report], SendStats(), later) == []  # exactly a day: quiet
@@ -137,14 +137,14 @@ def test_an_alert_sent_is_quiet_for_a_day_then_raised_again(tmp_path: Path, stor
 
 def test_one_problems_alert_does_not_silence_another(tmp_path: Path, store: Store) -> None:
     reports = [_failing(store, "hf", 3), _failing(store, "arxiv", 3)]
-    store.record_alert("source:hf", "subject", NOW.isoformat())
+    store.record_alert("source:hf", "subject", NOW)
     stats = SendStats(sent=1, failed=1)
     found = alerts(_config(tmp_path), store, reports, stats, NOW)
     assert _keys(found) == ["source:arxiv", "run:2026-06-12"]
 
 
 def test_the_run_alert_is_per_day(tmp_path: Path, store: Store) -> None:
-    store.record_alert("run:2026-06-11", "yesterday", (NOW - timedelta(hours=2)).isoformat())
+    store.record_alert("run:2026-06-11", "yesterday", NOW - timedelta(hours=2))
     found = alerts(_config(tmp_path), store, [], SendStats(failed=1), NOW)
     assert _keys(found) == ["run:2026-06-12"]
 
@@ -358,7 +358,7 @@ def test_a_dry_run_needs_no_secret_sends_nothing_and_exits_0(tmp_path: Path) -> 
     with Store(tmp_path / "digest.db") as store:
         store.add_subscribers_bulk(
             [Subscriber("ada@example.org", status="active", topics=["llm-agents"], hour=0)],
-            NOW.isoformat(), "test",
+            NOW, "test",
         )  # fmt: skip
     result = _invoke(config, "run", "--dry-run", secret="")
     assert result.exit_code == 0, result.output
@@ -397,7 +397,7 @@ def test_more_than_twenty_failures_are_twenty_lines_and_a_pointer_to_stats(
     with Store(tmp_path / "digest.db") as store:
         store.add_subscribers_bulk(
             [Subscriber(p, status="active", topics=["llm-agents"], hour=0) for p in people],
-            NOW.isoformat(), "test",
+            NOW, "test",
         )  # fmt: skip
     for person in people[1:]:
         recorder.faults.rcpt[person].append("550 5.1.1 unknown user")

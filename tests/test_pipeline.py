@@ -58,7 +58,7 @@ def write_config(tmp_path: Path, smtp_port: int | None = None, **mail: str) -> P
 
 def add_people(db: Path, people: list[Subscriber]) -> None:
     with Store(db) as store:
-        store.add_subscribers_bulk(people, NOW.isoformat(), "test")
+        store.add_subscribers_bulk(people, NOW, "test")
 
 
 def run_pipeline(config_path: Path, now: datetime = NOW, **kw: bool) -> RunReport:
@@ -106,7 +106,7 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
         [Subscriber("ada@example.org", status="active", topics=["llm-agents"], hour=0)],
     )
     with Store(tmp_path / "digest.db") as store:
-        store.upsert_papers("hf", [], NOW.isoformat())
+        store.upsert_papers("hf", [], NOW)
     report = run_pipeline(config, dry_run=True)
     assert report.send.sent == 0
     with Store(tmp_path / "digest.db") as store:
@@ -272,11 +272,9 @@ def test_sigkill_at_random_moments_never_loses_or_doubles_mail(
 def test_unconfirmed_signups_are_purged_after_the_configured_days(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     with Store(tmp_path / "digest.db") as store:
-        old = (NOW.replace(day=3)).isoformat()  # 9 days before the run; the default is 7
+        old = NOW.replace(day=3)  # 9 days before the run; the default is 7
         store.add_subscribers_bulk([Subscriber("old@example.org", queries=["x"])], old, "web")
-        store.add_subscribers_bulk(
-            [Subscriber("new@example.org", queries=["x"])], NOW.isoformat(), "web"
-        )
+        store.add_subscribers_bulk([Subscriber("new@example.org", queries=["x"])], NOW, "web")
     report = run_pipeline(config)
     assert report.purged == 1
     with Store(tmp_path / "digest.db") as store:
@@ -578,7 +576,7 @@ def test_building_a_message_before_planning_leaves_the_edition_to_the_plan(
     config.write_text(config.read_text().replace("enabled = false\n", ""))
     loaded = load_config(config, env={"DIGEST_SECRET": SECRET})
     with Store(loaded.database.path) as store:
-        (row,) = store.due_deliveries(NOW.isoformat())
+        (row,) = store.due_deliveries(NOW)
         sub = store.get_subscriber(row.subscriber_id)
         assert sub is not None and sub.id is not None
         pipeline = Pipeline(loaded, store, load_topics(loaded.topics_path), NOW)
@@ -613,12 +611,12 @@ def test_a_planned_email_reads_the_same_whatever_the_pipeline_did_before(
             store.plan_deliveries(
                 [PlannedDelivery(1, "old@example.org", "2026-06-12", DeliveryStatus.PENDING,
                                  ("2606.13681",), "<legacy@example.org>")],
-                NOW.isoformat(),
+                NOW,
             )  # fmt: skip
             pipeline = Pipeline(loaded, store, load_topics(loaded.topics_path), NOW)
             if plan_first:
                 assert pipeline.plan().planned == 1  # new@ only: old@ is planned already
-            (row,) = [r for r in store.due_deliveries(NOW.isoformat()) if r.subscriber_id == 1]
+            (row,) = [r for r in store.due_deliveries(NOW) if r.subscriber_id == 1]
             old = store.get_subscriber(1)
             assert old is not None
             built = pipeline.build(row, old)

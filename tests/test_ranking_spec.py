@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -30,6 +30,7 @@ from digest.match import (
 )
 from digest.models import Paper, Subscriber, Topic
 from digest.query import Hit
+from digest.sources import hf
 from digest.store import Store
 
 NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
@@ -110,24 +111,39 @@ def test_a_title_hit_outranks_an_abstract_hit_with_up_to_about_118_more_upvotes(
 @pytest.mark.parametrize(
     ("published", "freshness"),
     [
-        (NOW.isoformat(), 1.0),
-        ((NOW - timedelta(days=1)).isoformat(), 1 - 1 / FRESHNESS_DAYS),
-        ((NOW - timedelta(days=3, hours=12)).isoformat(), 0.5),
-        ((NOW - timedelta(days=FRESHNESS_DAYS)).isoformat(), 0.0),
-        ((NOW - timedelta(days=40)).isoformat(), 0.0),
-        ((NOW + timedelta(days=2)).isoformat(), 1.0),  # a date in the future counts as now
+        (NOW, 1.0),
+        (NOW - timedelta(days=1), 1 - 1 / FRESHNESS_DAYS),
+        (NOW - timedelta(days=3, hours=12), 0.5),
+        (NOW - timedelta(days=FRESHNESS_DAYS), 0.0),
+        (NOW - timedelta(days=40), 0.0),
+        (NOW + timedelta(days=2), 1.0),  # a date in the future counts as now
+        (NOW.astimezone(timezone(timedelta(hours=2))), 1.0),
+        (None, 0.0),
+    ],
+)
+def test_freshness_falls_linearly_to_nothing_over_a_week(
+    published: datetime | None, freshness: float
+) -> None:
+    paper = Paper("p", "robot", published=published)
+    expected = 3.5 + FRESHNESS_WEIGHT * freshness
+    assert only_score(paper, "robot") == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("published", "freshness"),
+    [
         ("2026-06-12T09:00:00Z", 1.0),
         ("2026-06-12T11:00:00+02:00", 1.0),
         ("2026-06-12T09:00:00", 0.0),  # no time zone: unknown age, no bonus
         ("12 June 2026", 0.0),
         ("", 0.0),
-        (None, 0.0),
     ],
 )
-def test_freshness_falls_linearly_to_nothing_over_a_week(
-    published: str | None, freshness: float
+def test_an_hf_publication_time_is_fresh_only_with_its_time_zone(
+    published: str, freshness: float
 ) -> None:
-    paper = Paper("p", "robot", published=published)
+    item = {"paper": {"id": "2606.00001", "title": "robot", "publishedAt": published}}
+    paper = hf.parse_item(item, "hf")
     expected = 3.5 + FRESHNESS_WEIGHT * freshness
     assert only_score(paper, "robot") == pytest.approx(expected)
 
@@ -368,7 +384,7 @@ def test_matches_come_best_first(rows: list[tuple[str, int | None]], cap: int) -
 
 
 def _collect(store: Store, at: datetime, *papers: Paper) -> None:
-    store.upsert_papers("test", list(papers), at.isoformat())
+    store.upsert_papers("test", list(papers), at)
 
 
 def test_an_edition_matcher_covers_that_editions_papers_and_is_built_once(store: Store) -> None:
@@ -430,12 +446,12 @@ def test_match_subscribers_streams_in_order_and_counts_the_editions_papers(
             Subscriber("a@example.org", status="active", queries=["robot"]),
             Subscriber("b@example.org", status="active", queries=["video"]),
         ],
-        NOW.isoformat(),
+        NOW,
         "test",
     )
     people = list(store.iter_subscribers(["active"]))
     first = people[0]
-    store.mark_papers_sent(first.id or 0, ["p0"], "2026-06-11", NOW.isoformat())
+    store.mark_papers_sent(first.id or 0, ["p0"], "2026-06-11", NOW)
     matcher = Matcher(PAPERS, TOPICS, NOW)
     results = list(match_subscribers(store, matcher, people))
     assert [r.subscriber.email for r in results] == ["a@example.org", "b@example.org"]

@@ -108,7 +108,7 @@ def test_more_like_this_in_chromium_leads_to_a_recommended_section(site: Site) -
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with Store(site.tmp_path / "digest.db") as store:
         ada = Subscriber("ada@example.org", status="active", queries=["agent"], hour=0)
-        store.add_subscriber(ada, NOW.isoformat(), "test")
+        store.add_subscriber(ada, NOW, "test")
     site.run([("hf", "hf", DATA / HF_JUNE)], NOW - timedelta(days=1))
     html, _ = _html_and_text(site.recorder.received[0].data)
     first = re.search(r'href="([^"]+/fb/more/[^"]+)"[^>]*>More like this</a>', html)

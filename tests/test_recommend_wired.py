@@ -60,7 +60,7 @@ def two_days(tmp_path: Path, port: int, people: list[Subscriber]) -> tuple[Path,
     """Day one collects the HF papers (what readers like); day two brings arXiv's."""
     day_one = config_with(tmp_path, port, ("hf", "hf", DATA / HF_JUNE))
     with Store(tmp_path / "digest.db") as store:
-        store.add_subscribers_bulk(people, NOW.isoformat(), "test")
+        store.add_subscribers_bulk(people, NOW, "test")
     run(day_one, NOW - timedelta(days=1))
     day_two = config_with(
         tmp_path, port, ("hf", "hf", DATA / HF_JUNE), ("api", "arxiv", DATA / ARXIV_API)
@@ -82,9 +82,9 @@ def test_feedback_and_seeds_bring_a_recommended_section_whose_why_names_the_like
     assert first == {"ada@example.org"}  # the seed-only reader had nothing yet
     recorder.received.clear()
     with Store(tmp_path / "digest.db") as store:
-        store.record_signals(1, [EVOARENA], SignalKind.MORE, NOW.isoformat(), "email")
-        store.record_signals(2, [WEB_AGENT], SignalKind.SEED, NOW.isoformat(), "cli")
-        store.record_signals(3, [WEB_AGENT], SignalKind.SEED, NOW.isoformat(), "cli")
+        store.record_signals(1, [EVOARENA], SignalKind.MORE, NOW, "email")
+        store.record_signals(2, [WEB_AGENT], SignalKind.SEED, NOW, "cli")
+        store.record_signals(3, [WEB_AGENT], SignalKind.SEED, NOW, "cli")
     report = run(day_two, NOW)
     texts = texts_by_recipient(recorder)
     assert set(texts) == {"ada@example.org", "seedy@example.org"}
@@ -136,7 +136,7 @@ def test_recommend_zero_turns_the_section_off_for_that_reader(
     _, day_two = two_days(tmp_path, port, people)
     recorder.received.clear()
     with Store(tmp_path / "digest.db") as store:
-        store.record_signals(1, [EVOARENA], SignalKind.MORE, NOW.isoformat(), "email")
+        store.record_signals(1, [EVOARENA], SignalKind.MORE, NOW, "email")
     run(day_two, NOW)
     assert "Recommended for you" not in texts_by_recipient(recorder)["ada@example.org"]
 
@@ -215,8 +215,8 @@ def test_preview_json_puts_recommendations_in_their_own_section(tmp_path: Path) 
     config = collected(tmp_path)
     with Store(tmp_path / "digest.db") as store:
         bob = Subscriber("bob@example.org", status="active", queries=["agent"])
-        sid = store.add_subscriber(bob, NOW.isoformat(), "test").id or 0
-        store.record_signals(sid, [EVOARENA], SignalKind.MORE, NOW.isoformat(), "test")
+        sid = store.add_subscriber(bob, NOW, "test").id or 0
+        store.record_signals(sid, [EVOARENA], SignalKind.MORE, NOW, "test")
     code, stdout, stderr = cli(
         config, "preview", "--subscriber", "bob@example.org", "--edition", "2026-06-12", "--json"
     )
@@ -300,7 +300,7 @@ async def test_the_preferences_form_sets_the_recommend_count_and_an_empty_box_ke
     config = load_config(config_with(tmp_path, None), env={"DIGEST_SECRET": SECRET})
     with Store(tmp_path / "digest.db") as store:
         ada = Subscriber("ada@example.org", status="active", queries=["agent"], recommend=4)
-        store.add_subscriber(ada, NOW.isoformat(), "test")
+        store.add_subscriber(ada, NOW, "test")
     token = Tokens(SECRET).make("manage", 1, "ada@example.org")
     app = create_app(config, load_topics(config.topics_path), clock=lambda: NOW)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 4000))
@@ -325,7 +325,7 @@ def test_a_followed_author_s_new_paper_comes_first_in_the_section_even_without_a
     people = [Subscriber("ada@example.org", status="active", queries=["zzznothing"], hour=0)]
     _, day_two = two_days(tmp_path, port, people)
     with Store(tmp_path / "digest.db") as store:
-        store.follow_authors(1, ["  gongbo   zhang "], NOW.isoformat())
+        store.follow_authors(1, ["  gongbo   zhang "], NOW)
         assert store.followed_authors(1) == ["gongbo zhang"]
     run(day_two, NOW)
     text = texts_by_recipient(recorder)["ada@example.org"]
@@ -340,8 +340,8 @@ def test_a_damaged_vocabulary_is_fitted_again_and_said_in_one_loud_line(
     _, day_two = two_days(tmp_path, port, people)
     recorder.received.clear()
     with Store(tmp_path / "digest.db") as store:
-        store.record_signals(1, [EVOARENA], SignalKind.MORE, NOW.isoformat(), "email")
-        store.save_vectorizer(b"12345678", b"not an npz file", 30, NOW.isoformat())
+        store.record_signals(1, [EVOARENA], SignalKind.MORE, NOW, "email")
+        store.save_vectorizer(b"12345678", b"not an npz file", 30, NOW)
     report = run(day_two, NOW)
     assert report.send.sent == 1 and report.failed  # the email went out; exit 1 says why
     (line,) = report.plan.recommend_errors

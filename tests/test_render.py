@@ -610,7 +610,7 @@ def test_the_sent_email_states_its_own_editions_counts_even_when_sent_a_day_late
         Subscriber("late@example.org", status="active", topics=["llm-agents"], max_papers=3),
     ]
     with Store(tmp_path / "digest.db") as store:
-        store.add_subscribers_bulk(people[:1], NOW.isoformat(), "test")
+        store.add_subscribers_bulk(people[:1], NOW, "test")
     _pipeline_day(config, NOW)
     (sent_now,) = [_plain(r.data) for r in recorder.received]
     assert "\n3 of 8 matches from 30 new papers\n" in sent_now
@@ -621,7 +621,7 @@ def test_the_sent_email_states_its_own_editions_counts_even_when_sent_a_day_late
     later.mkdir()
     deferred = app_config(later, [("hf", "hf", DATA / HF_JUNE)], port)
     with Store(later / "digest.db") as store:
-        store.add_subscribers_bulk(people[1:], NOW.isoformat(), "test")
+        store.add_subscribers_bulk(people[1:], NOW, "test")
     _pipeline_day(deferred, NOW, send=False)  # planned on the 12th, not sent
     _pipeline_day(deferred, NOW + timedelta(days=1))  # the 13th: nothing new that day
     (late,) = [_plain(r.data) for r in recorder.received if r.recipients == ["late@example.org"]]

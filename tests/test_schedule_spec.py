@@ -265,7 +265,7 @@ T0 = utc(2026, 6, 12, 9, 0)
 
 
 def collect_at(store: Store, at: datetime, *ids: str) -> None:
-    store.upsert_papers("test", [Paper(pid, f"paper {pid}") for pid in ids], at.isoformat())
+    store.upsert_papers("test", [Paper(pid, f"paper {pid}") for pid in ids], at)
 
 
 def test_a_window_holds_papers_after_its_start_up_to_and_including_its_end(
@@ -295,7 +295,7 @@ def test_the_first_edition_ever_reaches_one_day_back(store: Store) -> None:
     assert window == Window(T0 - timedelta(days=1), T0)
     assert [p.id for p in papers_in(store, window)] == ["recent"]
     row = store.get_edition("2026-06-12")
-    assert row is not None and row.window_end == T0.isoformat()
+    assert row is not None and row.window_end == T0
 
 
 def test_each_paper_lands_in_exactly_one_daily_edition_however_irregular_the_runs(

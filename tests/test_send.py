@@ -108,7 +108,7 @@ def message(
 
 def plan(store: Store, count: int) -> list[Job]:
     people = [Subscriber(f"p{n}@example.org", status="active", queries=["x"]) for n in range(count)]
-    store.add_subscribers_bulk(people, NOW.isoformat(), "test")
+    store.add_subscribers_bulk(people, NOW, "test")
     subs = list(store.iter_subscribers())
     store.plan_deliveries(
         [
@@ -122,13 +122,13 @@ def plan(store: Store, count: int) -> list[Job]:
             )
             for s in subs
         ],
-        NOW.isoformat(),
+        NOW,
     )
     return jobs(store)
 
 
 def jobs(store: Store) -> list[Job]:
-    rows = store.due_deliveries(NOW.isoformat(), limit=10_000)
+    rows = store.due_deliveries(NOW, limit=10_000)
     return [
         Job(r.id, r.subscriber_id, r.email, r.edition, r.papers,
             message(r.email, r.subscriber_id), r.attempts, r.possible_duplicate)
@@ -245,23 +245,23 @@ def test_a_persistent_4xx_is_deferred_to_a_later_run_not_lost(
     assert (stats.sent, stats.deferred, stats.retried) == (1, 1, 3)
     row = store.delivery(1, EDITION)
     assert row.status == "pending" and row.attempts == 4
-    assert row.next_attempt_at == "2026-11-24T08:30:00+00:00"
-    assert store.due_deliveries(NOW.isoformat()) == []  # not before its time
-    later = "2026-11-24T08:31:00+00:00"
+    assert row.next_attempt_at == datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
+    assert store.due_deliveries(NOW) == []  # not before its time
+    later = datetime(2026, 11, 24, 8, 31, tzinfo=UTC)
     assert [r.id for r in store.due_deliveries(later)] == [1]
 
 
 def test_repeated_permanent_failures_make_a_subscriber_bounced(store: Store) -> None:
     store.add_subscribers_bulk(
-        [Subscriber("gone@example.org", status="active", queries=["x"])], NOW.isoformat(), "t"
+        [Subscriber("gone@example.org", status="active", queries=["x"])], NOW, "t"
     )
     for n in range(3):
         store.plan_deliveries(
             [PlannedDelivery(1, "gone@example.org", f"2026-11-2{n}", DeliveryStatus.PENDING,
                              (), f"<{n}@x>")],
-            NOW.isoformat(),
+            NOW,
         )  # fmt: skip
-        became = store.mark_bounced(n + 1, 1, "550 no such user", NOW.isoformat(), 3)
+        became = store.mark_bounced(n + 1, 1, "550 no such user", NOW, 3)
         assert became == (n == 2)
     sub = store.get_subscriber("gone@example.org")
     assert (sub.status, sub.bounces) == ("bounced", 3)
@@ -273,7 +273,7 @@ def test_an_unsubscribe_during_a_run_stops_the_mail(
 ) -> None:
     recorder, port = smtp
     items = plan(store, 3)
-    store.update_subscriber(2, {"status": "unsubscribed"}, NOW.isoformat(), "unsubscribed", "t")
+    store.update_subscriber(2, {"status": "unsubscribed"}, NOW, "unsubscribed", "t")
     stats = send_all(store, smtp_config(port), items)
     assert (stats.sent, stats.skipped) == (2, 1)
     assert recorder.to("p1@example.org") == []
@@ -285,7 +285,7 @@ def test_a_delivery_claimed_elsewhere_is_not_sent_again(
 ) -> None:
     recorder, port = smtp
     items = plan(store, 2)
-    assert store.claim_delivery(items[0].delivery_id, NOW.isoformat())
+    assert store.claim_delivery(items[0].delivery_id, NOW)
     stats = send_all(store, smtp_config(port), items)
     assert stats.sent == 1 and len(recorder.received) == 1
 
@@ -397,12 +397,12 @@ def test_a_5xx_on_our_side_defers_and_bounces_nobody(
 
 def plan_people(store: Store, addresses: list[str]) -> list[Job]:
     people = [Subscriber(a, status="active", queries=["x"]) for a in addresses]
-    store.add_subscribers_bulk(people, NOW.isoformat(), "test")
+    store.add_subscribers_bulk(people, NOW, "test")
     store.plan_deliveries(
         [PlannedDelivery(s.id or 0, s.email, EDITION, DeliveryStatus.PENDING, (),
                          message_id_for(s.id or 0, EDITION, SENDER))
          for s in store.iter_subscribers()],
-        NOW.isoformat(),
+        NOW,
     )  # fmt: skip
     return jobs(store)
 
@@ -439,7 +439,9 @@ def test_without_smtputf8_only_the_non_ascii_local_part_waits_with_a_clear_reaso
     assert (stats.sent, stats.failed, stats.deferred, stats.retried) == (3, 0, 1, 0)
     assert len(recorder.received) == 3 and recorder.to("jörg@xn--mnchen-3ya.de") == []
     row = store.delivery(3, EDITION)
-    assert row.status == "pending" and row.next_attempt_at == "2026-11-24T08:30:00+00:00"
+    assert row.status == "pending" and row.next_attempt_at == datetime(
+        2026, 11, 24, 8, 30, tzinfo=UTC
+    )
     assert row.last_reply.startswith("server does not offer SMTPUTF8")
     assert stats.failures == [
         "jörg@münchen.de: will retry later: server does not offer SMTPUTF8 "
@@ -544,11 +546,13 @@ def test_our_side_failing_for_many_runs_never_fails_a_delivery(
     config = smtp_config(port, max_attempts=1, concurrency=1, give_up_after=2)
     items = plan(store, 1)
     for _ in range(3):
-        stats = send_all(store, config, jobs_at(store, "2026-11-25T00:00:00+00:00"))
+        stats = send_all(store, config, jobs_at(store, datetime(2026, 11, 25, 0, 0, tzinfo=UTC)))
         assert (stats.failed, stats.deferred) == (0, len(items))
     assert store.delivery(1, EDITION).status == "pending"
     recorder.faults.mail.clear()
-    assert send_all(store, config, jobs_at(store, "2026-11-25T00:00:00+00:00")).sent == 1
+    assert (
+        send_all(store, config, jobs_at(store, datetime(2026, 11, 25, 0, 0, tzinfo=UTC))).sent == 1
+    )
 
 
 def test_a_4xx_about_the_address_fails_after_give_up_after(
@@ -558,13 +562,13 @@ def test_a_4xx_about_the_address_fails_after_give_up_after(
     recorder.faults.rcpt["p0@example.org"].extend(["452 4.2.2 Mailbox full"] * 6)
     config = smtp_config(port, max_attempts=1, concurrency=1, give_up_after=2)
     plan(store, 1)
-    first = send_all(store, config, jobs_at(store, "2026-11-25T00:00:00+00:00"))
-    second = send_all(store, config, jobs_at(store, "2026-11-25T00:00:00+00:00"))
+    first = send_all(store, config, jobs_at(store, datetime(2026, 11, 25, 0, 0, tzinfo=UTC)))
+    second = send_all(store, config, jobs_at(store, datetime(2026, 11, 25, 0, 0, tzinfo=UTC)))
     assert (first.deferred, second.failed) == (1, 1)
     assert store.delivery(1, EDITION).status == "failed"
 
 
-def jobs_at(store: Store, now: str) -> list[Job]:
+def jobs_at(store: Store, now: datetime) -> list[Job]:
     rows = store.due_deliveries(now, limit=10_000)
     return [
         Job(r.id, r.subscriber_id, r.email, r.edition, r.papers,

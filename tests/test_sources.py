@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,7 @@ def test_arxiv_rss_splits_authors_and_keeps_versions_types_categories() -> None:
     assert "Announce Type" not in papers[0].abstract
     assert papers[0].raw_id == "oai:arXiv.org:2609.26811v1"
     assert papers[0].link == "https://arxiv.org/abs/2609.26811"
-    assert papers[0].published == "2026-09-24T04:00:00+00:00"
+    assert papers[0].published == datetime(2026, 9, 24, 4, 0, tzinfo=UTC)
 
 
 def test_arxiv_atom_real_entries_and_tex_accents_in_names() -> None:

@@ -259,7 +259,7 @@ def test_a_hostile_source_costs_at_most_itself_and_says_so_in_one_line(
         if case.skipped:
             assert bad.warning.startswith(f"bad: {case.skipped} item skipped: item 1: ")
             assert case.reason in bad.skip_reasons[0], bad.skip_reasons
-        assert store.get_source_state("bad").last_success == NOW.isoformat()
+        assert store.get_source_state("bad").last_success == NOW
     assert reports["hf"].ok and reports["hf"].fetched == 30
     counts = store.source_counts()
     assert counts["hf"] == 30 and counts.get("bad", 0) == case.landed

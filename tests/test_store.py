@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from digest.errors import StoreError
 from digest.models import Paper
 from digest.store import DeliveryStatus, PlannedDelivery, Store, migrations
 
-NOW = "2026-06-12T09:00:00+00:00"
+NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
 
 
 def test_opening_creates_the_schema_once_in_wal_mode(tmp_path: Path) -> None:

@@ -5,24 +5,30 @@ one rule the rest of the code relies on."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from digest.errors import StoreError
-from digest.models import Paper, Subscriber
+from digest.models import Paper, Subscriber, SubscriberStatus
 from digest.store import (
+    BounceEvent,
+    BounceKind,
     Delivery,
     DeliveryStatus,
     EditionWindow,
     Failure,
+    Origin,
     PlannedDelivery,
+    SignalKind,
     Store,
 )
 
-T0 = "2026-06-12T08:00:00+00:00"
-T1 = "2026-06-12T09:00:00+00:00"
-T2 = "2026-06-12T10:00:00+00:00"
+T0 = datetime(2026, 6, 12, 8, 0, tzinfo=UTC)
+T1 = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
+T2 = datetime(2026, 6, 12, 10, 0, tzinfo=UTC)
 EDITION = "2026-06-12"
 
 
@@ -298,11 +304,12 @@ def test_the_purge_removes_only_unconfirmed_signups_older_than_the_cut(store: St
 def test_an_editions_window_is_fixed_when_first_opened_and_the_next_starts_there(
     store: Store,
 ) -> None:
-    first = store.open_edition("2026-06-11", T0, default_start="2026-06-10T00:00:00+00:00")
-    assert first == EditionWindow("2026-06-11", "2026-06-10T00:00:00+00:00", T0, T0)
-    assert store.open_edition("2026-06-11", T2, default_start="x") == first, "re-runs agree"
+    start = datetime(2026, 6, 10, tzinfo=UTC)
+    first = store.open_edition("2026-06-11", T0, default_start=start)
+    assert first == EditionWindow("2026-06-11", start, T0, T0)
+    assert store.open_edition("2026-06-11", T2, default_start=T1) == first, "re-runs agree"
     assert store.get_edition("2026-06-11") == first
-    second = store.open_edition("2026-06-12", T1, default_start="x")
+    second = store.open_edition("2026-06-12", T1, default_start=start)
     assert (second.window_start, second.window_end) == (T0, T1)
 
 
@@ -311,7 +318,9 @@ def test_papers_first_seen_in_a_window_are_that_windows_papers(store: Store) -> 
     store.upsert_papers("hf", [Paper("2606.00002", "Late")], T2)
     store.upsert_papers("arxiv", [Paper("2606.00001", "Early, again")], T2)
     assert store.papers_between(T0, T1) == [], "a window is (start, end]: T0 is before it"
-    assert [p.id for p in store.papers_between("2026-06-12", T1)] == ["2606.00001"]
+    assert [p.id for p in store.papers_between(datetime(2026, 6, 12, tzinfo=UTC), T1)] == [
+        "2606.00001"
+    ]
     assert [p.id for p in store.papers_between(T1, T2)] == ["2606.00002"]
 
 
@@ -342,3 +351,142 @@ def test_a_lock_held_past_the_busy_timeout_is_one_storage_error(tmp_path: Path) 
             late.add_subscriber(Subscriber("ada@example.org"), T0, "test")
         holder.db.conn.execute("ROLLBACK")
         late.add_subscriber(Subscriber("ada@example.org"), T0, "test")
+
+
+# Times: aware datetimes in and out; inside the file, the ISO text in UTC written before
+
+
+def test_a_naive_time_is_refused_naming_the_argument_and_writes_nothing(store: Store) -> None:
+    naive = datetime(2026, 6, 12, 9, 0)
+    with pytest.raises(ValueError, match=r"^now: naive datetime"):
+        store.add_subscriber(Subscriber("ada@example.org"), naive, "test")
+    assert store.get_subscriber("ada@example.org") is None
+    (ada,) = _people(store, "ada@example.org")
+    (delivery,) = _plan(store, [ada])
+    with pytest.raises(ValueError, match=r"^next_attempt_at: naive datetime"):
+        store.mark_retry(delivery, "451 later", next_attempt_at=naive, now=T1)
+    with pytest.raises(ValueError, match=r"^older_than: naive datetime"):
+        store.purge_pending(older_than=naive, now=T1)
+    with pytest.raises(ValueError, match=r"^paused_until: naive datetime"):
+        store.update_subscriber(ada.id or 0, {"paused_until": naive}, T1, "paused", "t")
+    (due,) = store.due_deliveries(T0)
+    assert (due.last_reply, due.next_attempt_at) == (None, None), "the retry wrote nothing"
+
+
+def test_an_aware_time_in_another_zone_is_stored_as_the_same_instant_in_utc(
+    store: Store,
+) -> None:
+    paris = datetime(2026, 6, 12, 11, 0, 0, 250000, tzinfo=ZoneInfo("Europe/Paris"))
+    sub = store.add_subscriber(Subscriber("ada@example.org"), paris, "test")
+    (text,) = store.db.execute("select created_at from subscribers").fetchone()
+    assert text == "2026-06-12T09:00:00.250000+00:00"
+    assert sub.created_at == paris and sub.created_at is not None
+    assert sub.created_at.tzinfo is UTC and sub.created_at.hour == 9
+
+
+def test_every_records_times_read_back_as_written(store: Store) -> None:
+    t = [datetime(2026, 6, 12, 9, 0, 0, n * 1000, tzinfo=UTC) for n in range(8)]
+    later = t[3].astimezone(timezone(timedelta(hours=-5)))  # another zone, the same instant
+    ada = store.add_subscriber(Subscriber("ada@example.org", status="active"), t[0], "test")
+    paused = store.update_subscriber(ada.id or 0, {"paused_until": later}, t[1], "paused", "t")
+    assert (paused.created_at, paused.updated_at, paused.paused_until) == (t[0], t[1], t[3])
+    assert store.subscriber_events(ada.id or 0)[-1]["at"] == t[1]
+    store.upsert_papers("hf", [Paper("2606.00001", "A", published=later)], t[0])
+    store.upsert_papers("hf", [Paper("2606.00001", "A", upvotes=3)], t[2])
+    paper = store.get_paper("2606.00001")
+    assert paper is not None
+    assert (paper.published, paper.first_seen, paper.updated_at) == (t[3], t[0], t[2])
+    assert store.first_seen_bounds() == (t[0], t[0])
+    assert store.window_stamp(t[0] - timedelta(seconds=1), t[0]) == (1, t[2])
+    opened = store.open_edition(EDITION, t[4], default_start=t[1])
+    assert store.get_edition(EDITION) == EditionWindow(EDITION, t[1], t[4], t[4]) == opened
+    assert store.latest_edition_end(before="2026-06-13") == t[4]
+    store.record_source_failure("hf", t[1], "HTTP 500")
+    store.record_source_success("arxiv", t[2], 1, None, None, None)
+    arxiv, hf = store.all_source_states()  # by name
+    assert (hf.last_attempt, hf.last_error_at, hf.last_success) == (t[1], t[1], None)
+    assert (arxiv.last_attempt, arxiv.last_success) == (t[2], t[2])
+    store.record_signals(ada.id or 0, ["2606.00001"], SignalKind.MORE, t[5], "web")
+    assert store.reader_signals(ada.id or 0)[0].at == t[5]
+    store.save_vectorizer(b"12345678", b"data", 1, t[6])
+    vectorizer = store.latest_vectorizer()
+    assert vectorizer is not None and vectorizer.fitted_at == t[6]
+    event = BounceEvent(BounceKind.SOFT, Origin.MAILBOX, "m1", at=later, subscriber_id=ada.id)
+    store.record_bounce_event(event)
+    assert store.bounce_events(ada.id)[0].at == t[3]
+
+
+def test_a_deliverys_times_read_back_as_written(store: Store) -> None:
+    t = [datetime(2026, 6, 12, 9, 0, 0, n * 1000, tzinfo=UTC) for n in range(4)]
+    ada, bob = _people(store, "ada@example.org", "bob@example.org")
+    rows = [
+        PlannedDelivery(s.id or 0, s.email, EDITION, DeliveryStatus.PENDING, ("2606.00001",),
+                        f"<{s.id}@t>")
+        for s in (ada, bob)
+    ]  # fmt: skip
+    store.plan_deliveries(rows, t[0])
+    first, second = (r.id for r in store.due_deliveries(t[0]))
+    store.claim_delivery(first, t[1])
+    store.mark_retry(first, "451 later", next_attempt_at=t[3], now=t[2])
+    retried = store.delivery(ada.id or 0, EDITION)
+    assert retried is not None
+    assert (retried.created_at, retried.updated_at, retried.next_attempt_at) == (t[0], t[2], t[3])
+    assert retried.sent_at is None
+    store.claim_delivery(first, t[3])
+    store.mark_sent(first, ada.id or 0, ["2606.00001"], EDITION, "250 ok", t[3])
+    sent = store.delivery(ada.id or 0, EDITION)
+    assert sent is not None and (sent.sent_at, sent.updated_at) == (t[3], t[3])
+    assert store.sent_deliveries(ada.id or 0, 1)[0]["sent_at"] == t[3]
+    store.mark_failed(second, "554 no", t[1])
+    assert store.recent_failures() == [Failure("bob@example.org", EDITION, "554 no", t[1])]
+
+
+def test_rows_written_before_times_were_typed_read_back_as_the_same_times(
+    tmp_path: Path,
+) -> None:
+    old = "2026-06-12T09:00:00+00:00"
+    micro = "2026-06-12T09:00:00.123456+00:00"
+    with Store(tmp_path / "old.db") as store:
+        db = store.db
+        for email, paused in (("ada@example.org", micro), ("bob@example.org", "2026-07-01"),
+                              ("cy@example.org", "after the summer")):  # fmt: skip
+            db.execute(
+                "insert into subscribers (email, status, queries, topics, cadence, weekday, hour,"
+                " tz, max_papers, bounces, paused_until, created_at, updated_at) values"
+                " (?, 'paused', '[]', '[\"robotics\"]', 'daily', 'mon', 8, 'UTC', 10, 0, ?, ?, ?)",
+                [email, paused, old, micro],
+            )
+        db.execute(
+            "insert into editions (name, window_start, window_end, opened_at) values (?, ?, ?, ?)",
+            [EDITION, old, micro, micro],
+        )
+        for pid, published in (("hf", "2026-05-30T00:00:00.000Z"), ("arxiv", old),
+                               ("odd", "sometime in May")):  # fmt: skip
+            db.execute(
+                "insert into papers (id, title, published, first_seen, updated_at)"
+                " values (?, 't', ?, ?, ?)",
+                [pid, published, old, micro],
+            )
+    with Store(tmp_path / "old.db") as store:
+        ada, bob, cy = (store.get_subscriber(n) for n in (1, 2, 3))
+        assert ada is not None and bob is not None and cy is not None
+        assert ada.status is SubscriberStatus.PAUSED
+        assert ada.created_at == datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
+        assert ada.paused_until == ada.updated_at == datetime(2026, 6, 12, 9, 0, 0, 123456, UTC)
+        assert bob.paused_until == datetime(2026, 7, 1, tzinfo=UTC), "a date is midnight UTC"
+        assert cy.paused_until is None, "text that is no time: paused with no end, as before"
+        assert store.get_edition(EDITION) == EditionWindow(
+            EDITION, ada.created_at, ada.paused_until, ada.paused_until
+        )
+        hf, arxiv, odd = (store.get_paper(p) for p in ("hf", "arxiv", "odd"))
+        assert hf is not None and arxiv is not None and odd is not None
+        assert hf.published == datetime(2026, 5, 30, tzinfo=UTC), "HF's own text, Z and all"
+        assert (arxiv.published, arxiv.first_seen, arxiv.updated_at) == (
+            ada.created_at,
+            ada.created_at,
+            ada.paused_until,
+        )
+        assert odd.published is None, "a date no reader understood: undated, as before"
+        store.update_subscriber(1, {"max_papers": 20}, T2, "edited", "test")
+        (kept,) = store.db.execute("select paused_until from subscribers where id = 1").fetchone()
+        assert kept == micro, "a time read and written again is the same text"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,9 @@ from digest.errors import SubscriberError
 from digest.models import Subscriber, Topic
 from digest.store import Store
 
-NOW = "2026-06-12T09:00:00+00:00"
-LATER = "2026-06-13T09:00:00+00:00"
+NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
+FAR = datetime(2999, 1, 1, tzinfo=UTC)
+LATER = datetime(2026, 6, 13, 9, 0, tzinfo=UTC)
 TOPICS = load_topics(load_config(env={}).topics_path)
 SHOW_KEYS = {
     "email", "status", "queries", "topics", "cadence", "weekday", "hour", "tz", "max_papers",
@@ -86,9 +88,11 @@ def test_status_changes_follow_the_rules_and_are_logged(store: Store) -> None:
     with pytest.raises(SubscriberError, match="cannot go from pending to paused"):
         subs.set_status(store, "ada@example.org", "paused", LATER, "test")
     subs.set_status(store, "ada@example.org", "active", LATER, "confirmed")
-    subs.set_status(store, "ada@example.org", "paused", LATER, "holiday", "2026-07-01")
+    subs.set_status(
+        store, "ada@example.org", "paused", LATER, "holiday", datetime(2026, 7, 1, tzinfo=UTC)
+    )
     paused = subs.find(store, "ada@example.org")
-    assert (paused.status, paused.paused_until) == ("paused", "2026-07-01")
+    assert (paused.status, paused.paused_until) == ("paused", datetime(2026, 7, 1, tzinfo=UTC))
     subs.set_status(store, "ada@example.org", "unsubscribed", LATER, "one-click")
     events = store.subscriber_events(paused.id)
     assert [(e["event"], e["cause"]) for e in events][1:] == [
@@ -201,13 +205,15 @@ def test_an_unsubscribed_person_is_not_resumed_by_the_operator(store: Store) -> 
 
 def test_csv_keeps_pipes_inside_queries_and_pauses(store: Store) -> None:
     add(store, queries=['"C|C++" compiler', "rust"], status="paused")
-    store.update_subscriber(1, {"paused_until": "2026-07-01"}, LATER, "paused", "t")
+    store.update_subscriber(
+        1, {"paused_until": datetime(2026, 7, 1, tzinfo=UTC)}, LATER, "paused", "t"
+    )
     text = subs.export_csv(store)
     with Store(Path(store.path).with_name("copy.db")) as other:
         subs.import_csv(other, TOPICS, text, LATER)
         copy = other.get_subscriber("ada@example.org")
         assert copy.queries == ['"C|C++" compiler', "rust"]
-        assert (copy.status, copy.paused_until) == ("paused", "2026-07-01")
+        assert (copy.status, copy.paused_until) == ("paused", datetime(2026, 7, 1, tzinfo=UTC))
 
 
 def test_an_operator_added_pending_subscriber_gets_a_confirmation(tmp_path: Path) -> None:
@@ -308,7 +314,7 @@ def test_an_unsubscribe_survives_a_signup_the_purge_and_an_import(store: Store) 
         store, TOPICS, Subscriber("ada@example.org", topics=["robotics"]), NOW
     )
     assert send and again.status == "unsubscribed"
-    assert store.purge_pending("2999-01-01", LATER) == 0
+    assert store.purge_pending(FAR, LATER) == 0
     report = subs.import_csv(
         store, TOPICS, "email,status,topics\nada@example.org,active,robotics\n", LATER
     )
@@ -327,7 +333,7 @@ def test_an_erased_address_signed_up_again_is_made_active_only_by_its_owner(
     pending, _ = subs.signup(store, TOPICS, Subscriber("ada@example.org", topics=["robotics"]), NOW)
     with pytest.raises(SubscriberError, match="only its owner can make it active"):
         subs.set_status(store, "ada@example.org", "active", LATER, "resumed by operator")
-    assert store.purge_pending("2999-01-01", LATER) == 1  # never confirmed: the row goes,
+    assert store.purge_pending(FAR, LATER) == 1  # never confirmed: the row goes,
     assert store.is_suppressed(subs.suppression_hash("ada@example.org"))  # the hash stays
     with pytest.raises(SubscriberError, match="its data was erased"):
         subs.import_csv(store, TOPICS, "email,topics\nada@example.org,robotics\n", LATER)

@@ -7,6 +7,7 @@ common paths); every test runs on a real SQLite file through the `store` fixture
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,8 +17,8 @@ from digest.errors import SubscriberError
 from digest.models import SUBSCRIBER_STATUSES, Subscriber, Topic
 from digest.store import SignalKind, Store
 
-NOW = "2026-06-12T09:00:00+00:00"
-LATER = "2026-06-13T09:00:00+00:00"
+NOW = datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
+LATER = datetime(2026, 6, 13, 9, 0, tzinfo=UTC)
 TOPICS = {
     "robotics": Topic("robotics", "Robotics", "robot"),
     "agents": Topic("agents", "Agents", "agent"),
@@ -92,8 +93,8 @@ def test_making_someone_active_clears_their_bounce_count(store: Store) -> None:
 
 def test_a_pause_records_its_end_and_leaving_the_pause_clears_it(store: Store) -> None:
     add(store, status="active")
-    paused = subs.set_status(store, ADA, "paused", NOW, "holiday", "2026-07-01")
-    assert paused.paused_until == "2026-07-01"
+    paused = subs.set_status(store, ADA, "paused", NOW, "holiday", datetime(2026, 7, 1, tzinfo=UTC))
+    assert paused.paused_until == datetime(2026, 7, 1, tzinfo=UTC)
     assert subs.set_status(store, ADA, "active", LATER, "back").paused_until is None
 
 
@@ -153,8 +154,10 @@ def test_an_old_link_confirmed_after_an_unsubscribe_is_refused(store: Store) -> 
 
 def test_coming_back_after_an_unsubscribe_clears_bounces_and_pause(store: Store) -> None:
     sub = add(store, status="paused")
-    store.update_subscriber(sub.id or 0, {"bounces": 2, "paused_until": "2026-09-01"}, NOW,
-                            "paused", "spec")  # fmt: skip
+    until = datetime(2026, 9, 1, tzinfo=UTC)
+    store.update_subscriber(
+        sub.id or 0, {"bounces": 2, "paused_until": until}, NOW, "paused", "spec"
+    )
     subs.set_status(store, ADA, "unsubscribed", NOW, "one-click")
     subs.signup(store, TOPICS, Subscriber(ADA, topics=["robotics"]), NOW)
     assert subs.asked_to_come_back(store, sub.id or 0)

@@ -29,6 +29,7 @@ from digest.web import create_app
 SECRET = "web-test-secret"
 BASE = "https://digest.example.org"
 TOPICS = load_topics(load_config(env={}).topics_path)
+FAR = datetime(2999, 1, 1, tzinfo=UTC)
 
 
 def make_config(tmp_path: Path, **web: object):  # type: ignore[no-untyped-def]
@@ -112,7 +113,7 @@ def add_active(site: Site, address: str = "ada@example.org") -> Subscriber:
     with site.store() as store:
         return subs.add(
             store, TOPICS, Subscriber(address, status="active", topics=["robotics"]),
-            datetime.now(UTC).isoformat(),
+            datetime.now(UTC),
         )  # fmt: skip
 
 
@@ -308,7 +309,9 @@ def test_manage_edits_pauses_resumes_and_validates(site: Site) -> None:
 def test_delete_my_data_erases_and_suppresses(site: Site) -> None:
     sub = add_active(site)
     with site.store() as store:
-        store.mark_papers_sent(sub.id, ["2606.00001"], "2026-06-12", "2026-06-12T09:00:00")
+        store.mark_papers_sent(
+            sub.id, ["2606.00001"], "2026-06-12", datetime(2026, 6, 12, 9, 0, tzinfo=UTC)
+        )
     path = f"/manage/{site.tokens.make('manage', sub.id, sub.email)}"
     site.run(site.client.get(path))
     csrf = site.client.cookies["digest_csrf"]
@@ -321,7 +324,9 @@ def test_delete_my_data_erases_and_suppresses(site: Site) -> None:
         assert store.subscriber_events(sub.id) == []
         assert store.sent_counts(sub.id) == (0, 0)
         with pytest.raises(SubscriberError, match="its data was erased"):
-            subs.add(store, TOPICS, Subscriber("ada@example.org", topics=["robotics"]), "now")
+            subs.add(
+                store, TOPICS, Subscriber("ada@example.org", topics=["robotics"]), datetime.now(UTC)
+            )
     gone = site.run(site.client.get(path))
     assert gone.status_code == 400
     site.run(site.subscribe("ada@example.org"))  # subscribing anew is always possible
@@ -371,19 +376,19 @@ def test_the_web_and_a_send_share_the_database_without_locking_errors(
     config = make_config(tmp_path)
     people = [Subscriber(f"p{n}@example.org", status="active", queries=["x"]) for n in range(300)]
     with Store(config.database.path) as store:
-        store.add_subscribers_bulk(people, "2026-06-12T00:00:00", "test")
+        store.add_subscribers_bulk(people, datetime(2026, 6, 12, 0, 0, tzinfo=UTC), "test")
         store.plan_deliveries(
             [PlannedDelivery(n + 1, p.email, "2026-06-12", DeliveryStatus.PENDING,
                              ("2606.00001",), f"<{n}@x>")
              for n, p in enumerate(people)],
-            "2026-06-12T00:00:00",
+            datetime(2026, 6, 12, 0, 0, tzinfo=UTC),
         )  # fmt: skip
     errors: list[BaseException] = []
 
     def send() -> None:
         try:
             with Store(config.database.path) as store:
-                rows = store.due_deliveries("2026-06-13", limit=1000)
+                rows = store.due_deliveries(datetime(2026, 6, 13, tzinfo=UTC), limit=1000)
                 jobs = [
                     Job(r.id, r.subscriber_id, r.email, r.edition, r.papers,
                         build_message(sender="d@example.org", to=r.email, subject="s",
@@ -538,7 +543,7 @@ def test_signing_up_an_unsubscribed_address_keeps_the_unsubscribe_until_its_owne
     assert again.text.replace("ada@", "X@") == unknown.text.replace("bob@", "X@")
     with site.store() as store:
         assert store.get_subscriber(sub.id).status == "unsubscribed"
-        assert store.purge_pending("2999-01-01T00:00:00+00:00", "2999-01-01T00:00:00+00:00") == 1
+        assert store.purge_pending(FAR, FAR) == 1
         assert store.get_subscriber("bob@example.org") is None  # the purge still works
         kept = store.get_subscriber(sub.id)
         assert kept is not None and kept.status == "unsubscribed"
@@ -653,7 +658,7 @@ async def test_a_request_waiting_for_the_database_holds_up_no_other_request(
     app = create_app(config, TOPICS, OutboxTransport(tmp_path / "outbox"), clock=clock)
     with Store(config.database.path) as store:
         sub = subs.add(store, TOPICS, Subscriber("ada@example.org", status="active",
-                       topics=["robotics"]), "2026-06-12T00:00:00")  # fmt: skip
+                       topics=["robotics"]), datetime(2026, 6, 12, 0, 0, tzinfo=UTC))  # fmt: skip
     token = Tokens(SECRET).make("unsubscribe", sub.id or 0, sub.email)
     daily_job = sqlite3.connect(config.database.path, isolation_level=None)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -747,7 +752,7 @@ def test_every_link_route_answers_a_bad_token_with_the_same_page_and_changes_not
     if kind == "erased":
         token = site.tokens.make(purpose, sub.id or 0, sub.email)
         with site.store() as store:
-            subs.erase(store, sub.email, "2026-06-12T00:00:00")
+            subs.erase(store, sub.email, datetime(2026, 6, 12, 0, 0, tzinfo=UTC))
     else:
         token = _tokens(site, sub, purpose)[kind]
     form = {"csrf": "x" * 20, "action": "delete", "sure": "yes"}

@@ -65,7 +65,7 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Recorder, Path]]:
 async def _daily_run(config_path: Path):  # type: ignore[no-untyped-def]
     config = load_config(config_path, env={"DIGEST_SECRET": SECRET})
     with Store(config.database.path) as store:
-        store.update_subscriber(1, {"hour": 0}, "now", "edited", "test: due now")
+        store.update_subscriber(1, {"hour": 0}, datetime.now(UTC), "edited", "test: due now")
         pipeline = Pipeline(config, store, load_topics(config.topics_path), datetime.now(UTC))
         return await pipeline.run()
 
@@ -201,10 +201,11 @@ def test_every_text_on_the_pages_meets_wcag_aa_in_both_schemes(
             store,
             load_topics(config.topics_path),
             Subscriber("ada@example.org", status="active", topics=["robotics"]),
-            "now",
+            datetime.now(UTC),
         )
         bob = subs.add(store, load_topics(config.topics_path),
-                       Subscriber("bob@example.org", topics=["robotics"]), "now")  # fmt: skip
+                       Subscriber("bob@example.org", topics=["robotics"]),
+                       datetime.now(UTC))  # fmt: skip
     tokens = Tokens(SECRET)
     paths = [
         "/",

@@ -58,7 +58,7 @@ class Site:
             model = store.list_papers(limit=1)[0]
             paper = replace(model, id="2611.99999", title=title, upvotes=upvotes, sources=[],
                             first_seen=None, abstract="A new model of everything.")  # fmt: skip
-            store.upsert_papers("hf", [paper], (self.now + timedelta(minutes=1)).isoformat())
+            store.upsert_papers("hf", [paper], self.now + timedelta(minutes=1))
         return paper.id
 
 

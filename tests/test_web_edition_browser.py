@@ -71,7 +71,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     now = datetime.now(UTC)
     with Store(config.database.path) as store:
         subs.add(store, topics, Subscriber("ada@example.org", status="active", hour=0,
-                 queries=[QUERY], max_papers=3), now.isoformat())  # fmt: skip
+                 queries=[QUERY], max_papers=3), now)  # fmt: skip
         asyncio.run(Pipeline(config, store, topics, now).run())
     (received,) = recorder.received
     message = email.message_from_bytes(received.data, policy=email.policy.default)

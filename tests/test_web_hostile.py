@@ -61,7 +61,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Starlette:
     with Store(config.database.path) as store:
         subs.add(
             store, TOPICS, Subscriber("ada@example.org", status="active", topics=["robotics"]),
-            datetime.now(UTC).isoformat(),
+            datetime.now(UTC),
         )  # fmt: skip
     return made
 

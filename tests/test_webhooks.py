@@ -104,14 +104,14 @@ class Hooks:
     def subscriber(self, email: str) -> int:
         """An active subscriber who was sent today's edition (accepted by the relay)."""
         with Store(self.config.database.path) as store:
-            sub = store.add_subscriber(Subscriber(email, status="active"), NOW.isoformat(), "t")
+            sub = store.add_subscriber(Subscriber(email, status="active"), NOW, "t")
             assert sub.id is not None
             row = PlannedDelivery(sub.id, email, DAY, DeliveryStatus.PENDING, (),
                                   message_id_for(sub.id, DAY, FROM))  # fmt: skip
-            store.plan_deliveries([row], NOW.isoformat())
+            store.plan_deliveries([row], NOW)
             delivery = store.delivery(sub.id, DAY)
             assert delivery is not None
-            store.mark_sent(delivery.id, sub.id, [], DAY, "250 ok", NOW.isoformat())
+            store.mark_sent(delivery.id, sub.id, [], DAY, "250 ok", NOW)
         self.people[email] = sub.id
         return sub.id
 

@@ -19,7 +19,7 @@ ALERT_DAYS = 3  # days looked back: reports arrive hours or days after the send
 def bounce_stats(store: Store, now: datetime, days: int = 14) -> list[BounceDay]:
     """Per day, newest first: sent, hard and soft bounces, complaints, unsubscribe requests,
     and the rates (`hard_rate`, `complaint_rate`; None on a day nothing was sent)."""
-    return store.bounce_days(days, now.isoformat())
+    return store.bounce_days(days, now)
 
 
 def bounce_stats_json(days: list[BounceDay]) -> list[dict[str, object]]:
@@ -53,7 +53,7 @@ def bounce_alerts(config: Config, store: Store, now: datetime) -> list[tuple[str
             if rate is None or rate <= limit:
                 continue
             key = f"{what}:{day.day}"
-            if store.alert_sent_since(key, ""):  # "" = ever: a day alerts once, not hourly
+            if store.alert_sent_since(key):  # ever: a day alerts once, not hourly
                 continue
             name = what.replace("-", " ")
             found.append(

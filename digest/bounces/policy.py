@@ -126,9 +126,9 @@ class Context:
     events: list[BounceEvent] = field(default_factory=list)
 
     @property
-    def at(self) -> str:
+    def at(self) -> datetime:
         """The time every row of this message is stamped with."""
-        return self.now.isoformat()
+        return self.now
 
     def record(self, target: Target | None, action: Action) -> None:
         """One row of the bounce log for this message (and target)."""
@@ -272,7 +272,7 @@ def act(ctx: Context, target: Target) -> tuple[Target, Action]:
         action = hard_bounce(ctx, sub, target.edition, status, detail)
     else:
         ctx.record(target, Action.SOFT_COUNTED)  # counted before the window is read
-        since = (ctx.now - timedelta(days=ctx.policy.soft_days)).isoformat()
+        since = ctx.now - timedelta(days=ctx.policy.soft_days)
         soft = ctx.store.soft_bounces_since(sub.id, since)
         action = Action.SOFT_COUNTED
         if soft >= ctx.policy.soft_limit:

@@ -10,9 +10,10 @@ before it reaches a terminal.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -65,6 +66,16 @@ def error_line(message: str) -> None:
     multi-line message is joined so cron mail and log greps see it whole)."""
     one = " ".join(terminal_safe(message).split("\n"))
     err.print(f"[red]Error:[/red] {escape(one)}", highlight=False, soft_wrap=True)
+
+
+def json_value(value: object) -> str:
+    """What JSON cannot hold, as text: a time in ISO 8601 as the store keeps it."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def json_text(data: object) -> str:
+    """JSON for the terminal: text kept readable, times in ISO 8601."""
+    return json.dumps(data, ensure_ascii=False, default=json_value)
 
 
 def fails_cleanly(func: F) -> F:

@@ -218,7 +218,7 @@ def send_command(
     with store, RunLock(store.path, shared=parts is not None), shard_lock:
         pipeline = Pipeline(cfg, store, topics, now, clock=lambda: datetime.now(UTC))
         report = RunReport(edition=now.date().isoformat())
-        report.recovered = store.recover_interrupted(now.isoformat(), parts)
+        report.recovered = store.recover_interrupted(now, parts)
         bar, task = _progress(interactive)
         done = _advance(bar, task)
         started = datetime.now(UTC)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from digest.cli.app import (
     app,
     error_line,
     fails_cleanly,
+    json_text,
     open_store,
     open_topics,
     out,
@@ -77,7 +77,7 @@ def stats_command(
     if as_json:
         data["sources"] = [asdict(s) for s in data["sources"]]
         data["recent_failures"] = [asdict(f) for f in data["recent_failures"]]
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.write(json_text(data) + "\n")
         return
     people = ", ".join(f"{n} {s}" for s, n in sorted(data["subscribers"].items())) or "none"
     out.print(f"Subscribers: {escape(people)}.  Papers stored: {data['papers']}.", highlight=False)
@@ -103,7 +103,7 @@ def stats_command(
     for column in ("source", "last success", "failures in a row", "last error"):
         sources.add_column(column)
     for s in data["sources"]:
-        last = (s.last_success or "never")[:16]
+        last = f"{s.last_success:%Y-%m-%dT%H:%M}" if s.last_success else "never"
         sources.add_row(escape(s.source), last, str(s.failures), escape(s.last_error or ""))
     out.print(sources)
     if data["recent_failures"]:
@@ -111,7 +111,8 @@ def stats_command(
         for column in ("when", "email", "edition", "reply"):
             failures.add_column(column)
         for f in data["recent_failures"]:
-            failures.add_row(f.updated_at[:16], escape(f.email), f.edition,
+            when = f"{f.updated_at:%Y-%m-%dT%H:%M}" if f.updated_at else ""
+            failures.add_row(when, escape(f.email), f.edition,
                              escape(f.last_reply or ""))  # fmt: skip
         out.print(failures)
 

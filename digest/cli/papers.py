@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from dataclasses import asdict
@@ -20,6 +19,7 @@ from digest.cli.app import (
     err,
     error_line,
     fails_cleanly,
+    json_text,
     open_store,
     out,
     parse_day,
@@ -46,7 +46,7 @@ def for_terminal(text: str) -> str:
 def json_line(row: object) -> str:
     """One JSON object on one line, the text kept; the characters JSON leaves raw but a
     terminal or a line-splitting reader would act on (C1, U+2028, bidi overrides) escaped."""
-    text = json.dumps(row, ensure_ascii=False)
+    text = json_text(row)
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 

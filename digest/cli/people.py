@@ -20,6 +20,7 @@ from digest.cli.app import (
     app,
     confirm_or_exit,
     fails_cleanly,
+    json_text,
     open_store,
     open_topics,
     out,
@@ -27,7 +28,7 @@ from digest.cli.app import (
 from digest.config import Config
 from digest.errors import DigestError, SubscriberError
 from digest.match import Matcher
-from digest.models import SUBSCRIBER_STATUSES, Subscriber
+from digest.models import SUBSCRIBER_STATUSES, Subscriber, SubscriberStatus
 from digest.pipeline import send_confirmation
 from digest.render import Renderer
 from digest.send import make_transport
@@ -56,8 +57,8 @@ RecommendOpt = Annotated[
 ]
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _public(sub: Subscriber, store: Store) -> dict[str, Any]:
@@ -90,10 +91,10 @@ def add_command(
     topics = open_topics(cfg)
     wanted = Subscriber(
         email=subs.normalize_email(email),
-        status="active" if active else "pending",
+        status=SubscriberStatus.ACTIVE if active else SubscriberStatus.PENDING,
         queries=query or [],
         topics=topic or [],
-        cadence=cadence or "daily",
+        cadence=subs.parse_cadence(email, cadence or "daily"),
         weekday=weekday or "mon",
         hour=8 if hour is None else hour,
         tz=tz or "UTC",
@@ -144,7 +145,7 @@ def invite_command(
     tokens = Tokens(cfg.secret, cfg.old_secrets)
     with store:
         sub = subs.find(store, email)
-    if sub.status != "pending":
+    if sub.status is not SubscriberStatus.PENDING:
         raise SubscriberError(f"{sub.email} is {sub.status}, not pending: nothing to confirm")
     _invite(cfg, [sub], tokens)
 
@@ -206,10 +207,10 @@ def list_command(
         raise typer.BadParameter(f"{status!r} is not one of {', '.join(SUBSCRIBER_STATUSES)}")
     _, store = open_store(config)
     with store:
-        people = store.iter_subscribers((status,) if status else None)
+        people = store.iter_subscribers((SubscriberStatus(status),) if status else None)
         if as_json:
             for sub in people:
-                sys.stdout.write(json.dumps(asdict(sub), ensure_ascii=False) + "\n")
+                sys.stdout.write(json_text(asdict(sub)) + "\n")
             return
         table = Table()
         for column in ("email", "status", "cadence", "hour", "tz", "max", "topics", "queries"):
@@ -253,7 +254,7 @@ def show_command(
         data = _public(sub, store)
         events = store.subscriber_events(sub.id or 0)
     if as_json:
-        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        sys.stdout.write(json_text(data) + "\n")
         return
     table = Table(show_header=False, box=None)
     for key, value in data.items():
@@ -265,11 +266,16 @@ def show_command(
         history.add_column(column)
     for event in events[-20:]:
         detail = json.dumps(event["detail"], ensure_ascii=False)
-        history.add_row(event["at"][:19], event["event"], escape(event["cause"]), escape(detail))
+        history.add_row(
+            f"{event['at']:%Y-%m-%dT%H:%M:%S}",
+            event["event"],
+            escape(event["cause"]),
+            escape(detail),
+        )
     out.print(history)
 
 
-def _status_command(name: str, status: str, cause: str, doc: str) -> None:
+def _status_command(name: str, status: SubscriberStatus, cause: str, doc: str) -> None:
     @group.command(name, help=doc)
     @fails_cleanly
     def command(
@@ -282,9 +288,14 @@ def _status_command(name: str, status: str, cause: str, doc: str) -> None:
         out.print(f"{escape(sub.email)} is now {sub.status}.", highlight=False)
 
 
-_status_command("resume", "active", "resumed by operator", "Resume (or activate) a subscriber.")
 _status_command(
-    "unsubscribe", "unsubscribed", "unsubscribed by operator", "Stop all mail to a subscriber."
+    "resume", SubscriberStatus.ACTIVE, "resumed by operator", "Resume (or activate) a subscriber."
+)
+_status_command(
+    "unsubscribe",
+    SubscriberStatus.UNSUBSCRIBED,
+    "unsubscribed by operator",
+    "Stop all mail to a subscriber.",
 )
 
 
@@ -298,11 +309,12 @@ def pause_command(
     """Pause a subscriber's emails, for N weeks or until resumed."""
     until = None
     if weeks:
-        until = (datetime.now(UTC) + timedelta(weeks=weeks)).isoformat()
+        until = datetime.now(UTC) + timedelta(weeks=weeks)
     _, store = open_store(config)
     with store:
-        sub = subs.set_status(store, email, "paused", _now(), "paused by operator", until)
-    note = f" until {until[:10]}" if until else ""
+        paused = SubscriberStatus.PAUSED
+        sub = subs.set_status(store, email, paused, _now(), "paused by operator", until)
+    note = f" until {until:%Y-%m-%d}" if until else ""
     out.print(f"{escape(sub.email)} is paused{note}.", highlight=False)
 
 
@@ -342,11 +354,17 @@ def import_command(
     started = _now()
     with store:
         report = subs.import_csv(
-            store, open_topics(cfg), text, started, "active" if active else "pending"
+            store,
+            open_topics(cfg),
+            text,
+            started,
+            SubscriberStatus.ACTIVE if active else SubscriberStatus.PENDING,
         )
         # The rows this import added (the report counts them, it does not name them).
         pending = [
-            s for s in store.iter_subscribers(["pending"]) if (s.created_at or "") >= started
+            s
+            for s in store.iter_subscribers([SubscriberStatus.PENDING])
+            if s.created_at is not None and s.created_at >= started
         ]
     out.print(
         f"Imported {report.added}; {len(report.existing)} already subscribed.", highlight=False
@@ -364,7 +382,8 @@ def export_command(
     """Write every subscriber as CSV to stdout (the format `import` reads)."""
     _, store = open_store(config)
     with store:
-        sys.stdout.write(subs.export_csv(store, (status,) if status else None))
+        only = (subs.parse_status("export", status),) if status else None
+        sys.stdout.write(subs.export_csv(store, only))
 
 
 @app.command("topics")

@@ -32,9 +32,7 @@ def feedback_command(
     kind = SignalKind.MORE if more else SignalKind.LESS
     _, store = open_store(config)
     with store:
-        sub = subs.record_feedback(
-            store, email, paper_id, kind, datetime.now(UTC).isoformat(), "cli"
-        )
+        sub = subs.record_feedback(store, email, paper_id, kind, datetime.now(UTC), "cli")
     said = "More" if more else "Less"
     out.print(f"{escape(sub.email)}: {said} like {escape(paper_id.strip())}.", highlight=False)
 
@@ -58,5 +56,5 @@ def seed_command(
     with store:
         sub = subs.find(store, email)
         data = read_seed_file(str(file))
-        line = add_seeds(store, sub, data, file.name, datetime.now(UTC).isoformat(), "cli")
+        line = add_seeds(store, sub, data, file.name, datetime.now(UTC), "cli")
     out.print(escape(terminal_safe(line)), highlight=False, soft_wrap=True)

@@ -28,15 +28,9 @@ Ints = npt.NDArray[np.int64]
 
 
 def _freshness(paper: Paper, now: datetime) -> float:
-    if not paper.published:
+    if paper.published is None:
         return 0.0
-    try:
-        published = datetime.fromisoformat(paper.published.replace("Z", "+00:00"))
-    except ValueError:
-        return 0.0
-    if published.tzinfo is None:
-        return 0.0
-    age = (now - published).total_seconds() / 86400
+    age = (now - paper.published).total_seconds() / 86400
     return max(0.0, 1.0 - max(age, 0.0) / FRESHNESS_DAYS)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 from sys import getsizeof
 
 from jinja2 import Template, TemplateError
@@ -50,7 +51,7 @@ from digest.render.text import MAX_COMPACT_AUTHORS, MAX_COMPACT_TITLE, segments,
 
 PART_CACHE = 8_192  # distinct whys, and distinct highlights, kept (~0.2-3 KB each)
 
-_PaperKey = tuple[str, str | None]
+_PaperKey = tuple[str, datetime | None]  # (paper id, updated_at)
 _Printed = tuple[str, str]  # one slot as the HTML part and the text part print it
 
 

@@ -10,7 +10,7 @@ package's names, never a module's.
 """
 
 from digest.send.choose import make_transport, transport_for
-from digest.send.deliver import GROUP, GROUP_SECONDS, Clock, Job, Sender, SendStats
+from digest.send.deliver import GROUP, GROUP_SECONDS, Clock, Job, Outcome, Sender, SendStats
 from digest.send.outbox import OutboxTransport
 from digest.send.rate import RateLimit, Sleep
 from digest.send.smtp import NO_SMTPUTF8, SmtpPool, smtp_hello
@@ -26,6 +26,7 @@ __all__ = [
     "Job",
     "Opened",
     "OutboxTransport",
+    "Outcome",
     "RateLimit",
     "Reply",
     "Result",

@@ -20,10 +20,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from digest.config import SmtpConfig
 from digest.errors import StoreError
 from digest.message import Outgoing
+from digest.models import SubscriberStatus
 from digest.send.rate import RateLimit, Sleep
 from digest.send.transport import Result, Transport
 from digest.store import Store
@@ -73,6 +75,18 @@ class Job:
     possible_duplicate: bool = False
 
 
+class Outcome(StrEnum):
+    """How one delivery ended in this run: what `deliver` returns and `on_done` hears (a str
+    enum, so progress lines and worker messages keep their text). `retried` is never final."""
+
+    SENT = "sent"
+    SKIPPED = "skipped"  # the subscriber left (or was removed) before the send
+    TAKEN = "taken"  # another worker claimed it first
+    FAILED = "failed"
+    RETRIED = "retried"
+    DEFERRED = "deferred"  # pending again, due in a later run
+
+
 GROUP = 32  # deliveries claimed, and "sent" marks committed, per transaction in `run`
 GROUP_SECONDS = 0.5  # the longest a mark waits for its group (slow, rate-limited runs)
 
@@ -95,7 +109,7 @@ class Sender:
         config: SmtpConfig,
         clock: Clock,
         sleep: Sleep = asyncio.sleep,
-        on_done: Callable[[Job, str], None] | None = None,
+        on_done: Callable[[Job, Outcome], None] | None = None,
         group: int = GROUP,
     ) -> None:
         self.store = store
@@ -122,7 +136,7 @@ class Sender:
         if marks:
             self.store.mark_sent_many(marks)
 
-    def _mark_sent(self, job: Job, reply: str, now: str) -> None:
+    def _mark_sent(self, job: Job, reply: str, now: datetime) -> None:
         if not self._marks:
             self._oldest_mark = time.monotonic()
         self._marks.append(
@@ -135,17 +149,17 @@ class Sender:
         ):
             self.flush()
 
-    def _now(self) -> str:
-        return self.clock().isoformat()
+    def _now(self) -> datetime:
+        return self.clock()
 
-    async def deliver(self, job: Job) -> str:
+    async def deliver(self, job: Job) -> Outcome:
         """Take one delivery to its end for this run; returns the final status."""
         status = await self._deliver(job)
         if self.on_done:
             self.on_done(job, status)
         return status
 
-    async def _deliver(self, job: Job) -> str:
+    async def _deliver(self, job: Job) -> Outcome:
         """pending -> sending -> sent | failed | pending (retry now, or in a later run)."""
         attempts = job.attempts
         flagged = job.possible_duplicate
@@ -155,14 +169,14 @@ class Sender:
                 self._claimed.discard(job.delivery_id)  # claimed with its group
             else:
                 current = self.store.subscriber_status(job.subscriber_id)
-                if current != "active":
+                if current is not SubscriberStatus.ACTIVE:
                     self.store.mark_skipped(
                         job.delivery_id, f"subscriber is {current}", self._now()
                     )
                     self.stats.skipped += 1
-                    return "skipped"
+                    return Outcome.SKIPPED
                 if not self.store.claim_delivery(job.delivery_id, self._now()):
-                    return "taken"
+                    return Outcome.TAKEN
             attempts += 1
             if job.possible_duplicate and attempt == 0:
                 self.stats.possible_duplicates += 1
@@ -172,7 +186,7 @@ class Sender:
             if result.ok:
                 self._mark_sent(job, result.reply, now)
                 self.stats.sent += 1
-                return "sent"
+                return Outcome.SENT
             if result.ambiguous and not flagged:
                 flagged = True
                 self.stats.possible_duplicates += 1
@@ -180,13 +194,13 @@ class Sender:
             final = self._failed(job, result, attempts, now)
             if final is None:
                 final = self._retry(job, result, now, last=result.later or attempt + 1 >= tries)
-            if final != "retried":
+            if final is not Outcome.RETRIED:
                 return final
             self.stats.retried += 1
             await self.sleep(self.config.backoff * (2**attempt) * (0.5 + random.random()))
-        return "deferred"
+        return Outcome.DEFERRED
 
-    def _failed(self, job: Job, result: Result, attempts: int, now: str) -> str | None:
+    def _failed(self, job: Job, result: Result, attempts: int, now: datetime) -> Outcome | None:
         """A 5xx about the address or message ends the delivery as failed (a bounce), and so
         do `give_up_after` 4xx replies about it; anything else is not final (None)."""
         if result.permanent:
@@ -196,24 +210,24 @@ class Sender:
             self.stats.failed += 1
             self.stats.bounced += became
             self.stats.failures.append(f"{job.email}: {result.reply}")
-            return "failed"
+            return Outcome.FAILED
         if result.recipient and attempts >= self.config.give_up_after:
             self.store.mark_failed(job.delivery_id, result.reply, now)
             self.stats.failed += 1
             self.stats.failures.append(f"{job.email}: gave up after {attempts}: {result.reply}")
-            return "failed"
+            return Outcome.FAILED
         return None
 
-    def _retry(self, job: Job, result: Result, now: str, *, last: bool) -> str:
+    def _retry(self, job: Job, result: Result, now: datetime, *, last: bool) -> Outcome:
         """Back to pending: due again at once ("retried", in this run), or on the last try
         after `retry_later_minutes` ("deferred", for a later run)."""
         wait = timedelta(minutes=self.config.retry_later_minutes) if last else timedelta(0)
-        self.store.mark_retry(job.delivery_id, result.reply, (self.clock() + wait).isoformat(), now)
+        self.store.mark_retry(job.delivery_id, result.reply, self.clock() + wait, now)
         if not last:
-            return "retried"
+            return Outcome.RETRIED
         self.stats.deferred += 1
         self.stats.failures.append(f"{job.email}: will retry later: {result.reply}")
-        return "deferred"
+        return Outcome.DEFERRED
 
     async def run(self, jobs: AsyncIterator[Job], concurrency: int) -> SendStats:
         """Send from an async stream of jobs with `concurrency` senders at once, claiming and
@@ -269,7 +283,7 @@ class Sender:
             if job.delivery_id in claimed:
                 await queue.put(job)
                 continue
-            status = "skipped" if job.delivery_id in gone else "taken"
-            self.stats.skipped += status == "skipped"
+            status = Outcome.SKIPPED if job.delivery_id in gone else Outcome.TAKEN
+            self.stats.skipped += status is Outcome.SKIPPED
             if self.on_done:
                 self.on_done(job, status)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import unicodedata
-from datetime import date
+from datetime import date, datetime
 
 import httpx
 
@@ -137,7 +137,7 @@ def parse_entry(entry: FeedEntry, source: str) -> Paper:
     )
 
 
-def _date(entry: FeedEntry, arxiv_id: str) -> str | None:
+def _date(entry: FeedEntry, arxiv_id: str) -> datetime | None:
     """The entry's date; an unusable one is an ItemError naming the paper."""
     try:
         return entry_date(entry)

@@ -379,8 +379,8 @@ def as_utf8(name: str, url: str, content: bytes) -> bytes:
     return content
 
 
-def entry_date(entry: FeedEntry) -> str | None:
-    """An entry's publication time as ISO 8601 UTC, or None when it gives none.
+def entry_date(entry: FeedEntry) -> datetime | None:
+    """An entry's publication time in UTC, or None when it gives none.
 
     Raises:
         ItemError: a date is given but unusable (year 0, a date no format reads): storing the
@@ -395,7 +395,7 @@ def entry_date(entry: FeedEntry) -> str | None:
         raw = clean_text(text)[:40]
         if value:
             try:
-                return datetime.fromtimestamp(calendar.timegm(value), UTC).isoformat()
+                return datetime.fromtimestamp(calendar.timegm(value), UTC)
             except (ValueError, OverflowError, OSError) as ex:
                 problem = problem or f"date {raw!r} is out of range ({ex})"
         elif raw:

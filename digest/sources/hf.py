@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from digest.errors import SourceError
 from digest.models import Paper, SourceResult
@@ -57,7 +57,7 @@ class DailyPaper:
     version: int | None = None
     summary: str | None = None
     authors: tuple[str, ...] = ()
-    published: str | None = None
+    published: datetime | None = None
     submitted_on_daily_at: str | None = None
     upvotes: int | None = None
     num_comments: int | None = None
@@ -90,6 +90,17 @@ def _int(value: JSON, what: str) -> int | None:
 def _str(value: JSON) -> str | None:
     """A text field, cleaned; None when absent, empty or not a string."""
     return clean_text(value) or None if isinstance(value, str) else None
+
+
+def _time(value: JSON) -> datetime | None:
+    """An ISO 8601 time with its zone, in UTC; None when absent, unreadable or without a zone
+    (its age is unknown): the item is still worth showing, it only ranks as not fresh."""
+    text = _str(value)
+    try:
+        at = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    return None if at is None or at.utcoffset() is None else at.astimezone(UTC)
 
 
 def _list(value: JSON, what: str) -> list[JSON]:
@@ -162,7 +173,7 @@ def read_item(item: JSON) -> DailyPaper:
         version=ids[1] if ids else None,
         summary=_str(paper.get("summary")) or _str(item.get("summary")),
         authors=authors,
-        published=_str(paper.get("publishedAt")) or _str(item.get("publishedAt")),
+        published=_time(paper.get("publishedAt")) or _time(item.get("publishedAt")),
         submitted_on_daily_at=_str(paper.get("submittedOnDailyAt"))
         or _str(item.get("submittedOnDailyAt")),
         upvotes=counts[0],

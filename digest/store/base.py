@@ -1,5 +1,7 @@
 """The connection: WAL, busy timeout, short `BEGIN IMMEDIATE` write transactions, and
-migrations on open. The mixins beside it hold the statements, one concern each."""
+migrations on open; and the one place times become text and back (`time_text`, `text_time`):
+outside the store a time is an aware datetime. The mixins beside it hold the statements, one
+concern each."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -16,6 +19,56 @@ from digest.errors import StoreError
 from digest.store.schema import migrations
 
 BUSY_TIMEOUT_MS = 10_000
+
+
+def time_text(at: datetime, name: str) -> str:
+    """A time as the store keeps it: ISO 8601 in UTC, as `datetime.isoformat()` writes it
+    (microseconds only when non-zero), so text order is time order and rows written before
+    times were typed compare with new ones.
+
+    Raises:
+        ValueError: `at` is naive (no time zone): which clock it means cannot be known.
+        TypeError: `at` is not a datetime (text formatted by the caller, say).
+    """
+    if not isinstance(at, datetime):
+        raise TypeError(f"{name}: expected a datetime, got {type(at).__name__}")
+    if at.utcoffset() is None:
+        raise ValueError(f"{name}: naive datetime {at.isoformat()!r}; give a time zone (UTC)")
+    return at.astimezone(UTC).isoformat()
+
+
+def maybe_time_text(at: datetime | None, name: str) -> str | None:
+    """`time_text`, with None (no time) kept as NULL."""
+    return None if at is None else time_text(at, name)
+
+
+def text_time(text: str) -> datetime:
+    """A stored time back as an aware UTC datetime. Text without an offset was written as
+    UTC, so it is read as UTC.
+
+    Raises:
+        ValueError: the text is not ISO 8601 (a row not written by digest).
+    """
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is UTC:  # as the store writes them: nothing to convert
+        return at
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def maybe_text_time(text: str | None) -> datetime | None:
+    """`text_time`, with NULL (or empty text) as None."""
+    return text_time(text) if text else None
+
+
+def legacy_text_time(text: str | None) -> datetime | None:
+    """A time in a column that before times were typed took text as given (a CSV's
+    `paused_until`, an HF `publishedAt`): text that is no time reads as None, as code
+    reading it treated it before (no end to a pause, no freshness), not as an error that
+    would stop every reader of the table."""
+    try:
+        return maybe_text_time(text)
+    except ValueError:
+        return None
 
 
 _STORAGE_FAULTS = {
@@ -133,13 +186,13 @@ class StoreBase:
             yield from self.db.execute(sql.format(marks=marks), [*before, *chunk]).fetchall()
 
     def _event(
-        self, sub_id: int, email: str, now: str, event: str, cause: str, detail: Any
+        self, sub_id: int, email: str, now: datetime, event: str, cause: str, detail: Any
     ) -> None:
         self.db.table("subscriber_events").insert(
             {
                 "subscriber_id": sub_id,
                 "email": email,
-                "at": now,
+                "at": time_text(now, "now"),
                 "event": event,
                 "cause": cause,
                 "detail": json.dumps(detail, ensure_ascii=False),

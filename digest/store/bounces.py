@@ -8,14 +8,17 @@ one message's reads and writes (and its processed key) in one `write()` transact
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from digest.store.base import StoreBase
+from digest.models import SubscriberStatus
+from digest.store.base import StoreBase, text_time, time_text
+from digest.store.deliveries import DeliveryStatus
 
 # A subscriber in one of these is mailed (or may be again once confirmed): a bounce limit
 # moves them to `bounced`. An unsubscribed one stays unsubscribed.
-BOUNCEABLE = ("active", "paused", "pending")
+BOUNCEABLE = (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED, SubscriberStatus.PENDING)
 
 
 class BounceKind(StrEnum):
@@ -47,7 +50,7 @@ class BounceEvent:
     kind: BounceKind
     origin: Origin
     message_key: str  # mailbox key or webhook id
-    at: str
+    at: datetime
     subscriber_id: int | None = None
     edition: str | None = None
     delivery_id: int | None = None
@@ -65,7 +68,7 @@ class BounceTarget:
 
     id: int
     email: str
-    status: str
+    status: SubscriberStatus
     bounces: int
 
 
@@ -77,7 +80,7 @@ class DeliveryRef:
     subscriber_id: int
     edition: str
     email: str
-    status: str
+    status: DeliveryStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +114,15 @@ class BouncesMixin(StoreBase):
         sql = "select 1 from processed_messages where key = ?"
         return self.db.execute(sql, [key]).fetchone() is not None
 
-    def mark_processed(self, key: str, origin: Origin, now: str, kind: str, action: str) -> bool:
+    def mark_processed(
+        self, key: str, origin: Origin, now: datetime, kind: str, action: str
+    ) -> bool:
         """Remember a message as handled; False when it already was (another reader won)."""
         with self.write():
             cursor = self.db.execute(
                 "insert or ignore into processed_messages (key, origin, processed_at, kind,"
                 " action) values (?, ?, ?, ?, ?)",
-                [key, str(origin), now, kind, action],
+                [key, str(origin), time_text(now, "now"), kind, action],
             )
             return cursor.rowcount == 1
 
@@ -131,7 +136,7 @@ class BouncesMixin(StoreBase):
                 " recipient, status, diagnostic, origin, report, message_key, matched_by,"
                 " action) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    event.at, str(event.kind), event.subscriber_id, event.edition,
+                    time_text(event.at, "at"), str(event.kind), event.subscriber_id, event.edition,
                     event.delivery_id, event.recipient[:320], event.status[:20],
                     event.diagnostic[:500], str(event.origin), event.report,
                     event.message_key[:300], event.matched_by, event.action[:300],
@@ -156,7 +161,9 @@ class BouncesMixin(StoreBase):
         )
         row = self.db.execute(sql, [key]).fetchone()
         return (
-            BounceTarget(int(row[0]), str(row[1]), str(row[2]), int(row[3] or 0)) if row else None
+            BounceTarget(int(row[0]), str(row[1]), SubscriberStatus(row[2]), int(row[3] or 0))
+            if row
+            else None
         )
 
     def delivery_of(self, subscriber_id: int, edition: str) -> DeliveryRef | None:
@@ -183,7 +190,9 @@ class BouncesMixin(StoreBase):
         row = self.db.execute(sql, params).fetchone()
         if row is None:
             return None
-        return DeliveryRef(int(row[0]), int(row[1]), str(row[2]), str(row[3] or ""), str(row[4]))
+        return DeliveryRef(
+            int(row[0]), int(row[1]), str(row[2]), str(row[3] or ""), DeliveryStatus(row[4])
+        )
 
     def hard_bounce_recorded(self, subscriber_id: int, edition: str) -> bool:
         """Whether a hard bounce for this delivery was already counted (a second DSN for the
@@ -195,13 +204,14 @@ class BouncesMixin(StoreBase):
         found = self.db.execute(sql, [subscriber_id, edition, str(BounceKind.HARD)]).fetchone()
         return found is not None
 
-    def soft_bounces_since(self, subscriber_id: int, since: str) -> int:
+    def soft_bounces_since(self, subscriber_id: int, since: datetime) -> int:
         """Soft bounces recorded for a subscriber since `since`, one per delivery."""
         sql = (
             "select count(distinct coalesce(edition, message_key)) from bounce_events"
             " where subscriber_id = ? and kind = ? and at >= ?"
         )
-        row = self.db.execute(sql, [subscriber_id, str(BounceKind.SOFT), since]).fetchone()
+        params = [subscriber_id, str(BounceKind.SOFT), time_text(since, "since")]
+        row = self.db.execute(sql, params).fetchone()
         return int(row[0] or 0)
 
     def count_hard_bounce(self, subscriber_id: int) -> int:
@@ -215,19 +225,29 @@ class BouncesMixin(StoreBase):
             ).fetchone()
             return int(row[0]) if row else 0
 
-    def set_bounced(self, subscriber_id: int, now: str, cause: str, detail: Any) -> bool:
+    def set_bounced(self, subscriber_id: int, now: datetime, cause: str, detail: Any) -> bool:
         """Stop mailing a subscriber whose address fails; True when the status changed (an
         unsubscribed or already bounced one is left as it is)."""
-        return self._set_status(subscriber_id, "bounced", BOUNCEABLE, now, cause, detail)
+        bounced = SubscriberStatus.BOUNCED
+        return self._set_status(subscriber_id, bounced, BOUNCEABLE, now, cause, detail)
 
-    def unsubscribe_reported(self, subscriber_id: int, now: str, cause: str, detail: Any) -> bool:
+    def unsubscribe_reported(
+        self, subscriber_id: int, now: datetime, cause: str, detail: Any
+    ) -> bool:
         """A complaint or a mailed unsubscribe request: unsubscribed at once, whatever the
         status was; True when it changed."""
-        others = ("active", "paused", "pending", "bounced")
-        return self._set_status(subscriber_id, "unsubscribed", others, now, cause, detail)
+        gone = SubscriberStatus.UNSUBSCRIBED
+        others = tuple(s for s in SubscriberStatus if s is not gone)
+        return self._set_status(subscriber_id, gone, others, now, cause, detail)
 
     def _set_status(
-        self, sub_id: int, status: str, from_: tuple[str, ...], now: str, cause: str, detail: Any
+        self,
+        sub_id: int,
+        status: SubscriberStatus,
+        from_: tuple[SubscriberStatus, ...],
+        now: datetime,
+        cause: str,
+        detail: Any,
     ) -> bool:
         # Read and changed in one write transaction: an unsubscribe that lands in between
         # cannot be overwritten by a bounce.
@@ -240,15 +260,15 @@ class BouncesMixin(StoreBase):
             self.db.execute(
                 "update subscribers set status = ?, paused_until = null, updated_at = ?"
                 " where id = ?",
-                [status, now, sub_id],
+                [status.value, time_text(now, "now"), sub_id],
             )
-            self._event(sub_id, row[0], now, status, cause, {"from": row[1], **detail})
+            self._event(sub_id, row[0], now, status.value, cause, {"from": row[1], **detail})
             return True
 
-    def bounce_days(self, days: int, now: str) -> list[BounceDay]:
-        """Sends, hard and soft bounces, complaints and unsubscribe requests per day for the
-        last `days` days, newest first."""
-        since = [now, f"-{days} days"]
+    def bounce_days(self, days: int, now: datetime) -> list[BounceDay]:
+        """Sends, hard and soft bounces, complaints and unsubscribe requests per day (UTC
+        dates) for the last `days` days, newest first."""
+        since = [time_text(now, "now"), f"-{days} days"]
         sent_sql = (
             "select substr(sent_at, 1, 10) as day, count(*) from deliveries"
             " where status = 'sent' and sent_at >= date(?, ?) group by day"
@@ -285,7 +305,7 @@ def _event_from_row(row: dict[str, Any]) -> BounceEvent:
         kind=BounceKind(row["kind"]),
         origin=Origin(row["origin"]),
         message_key=row["message_key"],
-        at=row["at"],
+        at=text_time(row["at"]),
         subscriber_id=row["subscriber_id"],
         edition=row["edition"],
         delivery_id=row["delivery_id"],

@@ -6,13 +6,15 @@ import enum
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from digest.store.base import StoreBase
+from digest.models import SubscriberStatus
+from digest.store.base import StoreBase, maybe_text_time, time_text
 from digest.store.reading import PlannedRecommendation, planned_recommendations
 
 # (delivery id, subscriber id, paper ids, edition, reply, time): one "sent" mark
-SentMark = tuple[int, int, tuple[str, ...], str, str, str]
+SentMark = tuple[int, int, tuple[str, ...], str, str, datetime]
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -27,8 +29,7 @@ class DeliveryStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Delivery:
-    """One row of the delivery log, papers and recommendations decoded; times stay the ISO
-    text the store keeps (UTC), so they compare and print as stored."""
+    """One row of the delivery log, papers and recommendations decoded, times in UTC."""
 
     id: int
     subscriber_id: int
@@ -40,10 +41,10 @@ class Delivery:
     last_reply: str | None
     message_id: str | None
     possible_duplicate: bool
-    created_at: str | None
-    updated_at: str | None
-    sent_at: str | None
-    next_attempt_at: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
     matched: int | None
     new_papers: int | None
     recommended: tuple[PlannedRecommendation, ...]
@@ -62,10 +63,10 @@ class Delivery:
             last_reply=row["last_reply"],
             message_id=row["message_id"],
             possible_duplicate=bool(row["possible_duplicate"]),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            sent_at=row["sent_at"],
-            next_attempt_at=row["next_attempt_at"],
+            created_at=maybe_text_time(row["created_at"]),
+            updated_at=maybe_text_time(row["updated_at"]),
+            sent_at=maybe_text_time(row["sent_at"]),
+            next_attempt_at=maybe_text_time(row["next_attempt_at"]),
             matched=row.get("matched"),
             new_papers=row.get("new_papers"),
             recommended=tuple(planned_recommendations(row)),
@@ -95,43 +96,45 @@ class Failure:
     email: str
     edition: str
     last_reply: str | None
-    updated_at: str
+    updated_at: datetime | None
 
 
 class DeliveryStatsMixin(StoreBase):
     """What the delivery log says, counted: stats, recent failures, alerts."""
 
-    def delivery_counts(self, since: str | None = None) -> dict[str, int]:
+    def delivery_counts(self, since: datetime | None = None) -> dict[DeliveryStatus, int]:
         """Deliveries per status (touched since a time, if given): the run's failure rate."""
         sql = "select status, count(*) from deliveries"
         params: list[Any] = []
         if since:
             sql += " where updated_at >= ?"
-            params.append(since)
+            params.append(time_text(since, "since"))
         sql += " group by status"
-        return {r[0]: r[1] for r in self.db.execute(sql, params).fetchall()}
+        return {DeliveryStatus(r[0]): r[1] for r in self.db.execute(sql, params).fetchall()}
 
-    def alert_sent_since(self, key: str, since: str) -> bool:
-        """Whether this problem was already alerted on: one alert per problem, not per run."""
+    def alert_sent_since(self, key: str, since: datetime | None = None) -> bool:
+        """Whether this problem was already alerted on (since a time, or ever): one alert per
+        problem, not per run."""
         row = self.db.execute("select sent_at from alerts where key = ?", [key]).fetchone()
-        return row is not None and row[0] >= since
+        return row is not None and (since is None or row[0] >= time_text(since, "since"))
 
-    def record_alert(self, key: str, subject: str, now: str) -> None:
+    def record_alert(self, key: str, subject: str, now: datetime) -> None:
         """Remember that an alert went out, so the next hourly run does not repeat it."""
         with self.write():
             self.db.execute(
                 "insert or replace into alerts (key, sent_at, subject) values (?, ?, ?)",
-                [key, now, subject],
+                [key, time_text(now, "now"), subject],
             )
 
-    def sends_per_day(self, days: int, now: str) -> list[tuple[str, int, int]]:
-        """(day, sent, failed) for the last `days` days, newest first."""
+    def sends_per_day(self, days: int, now: datetime) -> list[tuple[str, int, int]]:
+        """(day, sent, failed) for the last `days` days, newest first; days are UTC dates."""
         sql = (
             # times are ISO text in UTC: the first 10 characters are the day
             "select substr(updated_at, 1, 10) as day, sum(status = 'sent'), sum(status = 'failed')"
             " from deliveries where updated_at >= date(?, ?) group by day order by day desc"
         )
-        return [tuple(r) for r in self.db.execute(sql, [now, f"-{days} days"]).fetchall()]
+        params = [time_text(now, "now"), f"-{days} days"]
+        return [tuple(r) for r in self.db.execute(sql, params).fetchall()]
 
     def recent_failures(self, limit: int = 10) -> list[Failure]:
         """The latest failed deliveries with the server's reply, for `stats` to name them."""
@@ -139,7 +142,10 @@ class DeliveryStatsMixin(StoreBase):
             "select email, edition, last_reply, updated_at from deliveries"
             " where status = 'failed' order by updated_at desc limit ?"
         )
-        return [Failure(*r) for r in self.db.execute(sql, [limit]).fetchall()]
+        return [
+            Failure(email, edition, reply, maybe_text_time(at))
+            for email, edition, reply, at in self.db.execute(sql, [limit]).fetchall()
+        ]
 
 
 class DeliveriesMixin(DeliveryStatsMixin):
@@ -163,8 +169,9 @@ class DeliveriesMixin(DeliveryStatsMixin):
             found.update(tuple(r) for r in self.db.execute(sql, [*chunk, *editions]).fetchall())
         return found
 
-    def plan_deliveries(self, rows: Sequence[PlannedDelivery], now: str) -> int:
+    def plan_deliveries(self, rows: Sequence[PlannedDelivery], now: datetime) -> int:
         """Plan many deliveries in one transaction; ones already planned are left alone."""
+        at = time_text(now, "now")
         with self.write():
             # or ignore: the unique (subscriber, edition) row makes a second plan a no-op
             cursor = self.db.conn.executemany(
@@ -180,8 +187,8 @@ class DeliveriesMixin(DeliveryStatsMixin):
                         json.dumps(list(r.papers)),
                         r.reply,
                         r.message_id,
-                        now,
-                        now,
+                        at,
+                        at,
                         r.matched,
                         r.new_papers,
                     )
@@ -190,7 +197,7 @@ class DeliveriesMixin(DeliveryStatsMixin):
             )
             return cursor.rowcount
 
-    def recover_interrupted(self, now: str, shard: tuple[int, int] | None = None) -> int:
+    def recover_interrupted(self, now: datetime, shard: tuple[int, int] | None = None) -> int:
         """Deliveries a killed run left `sending` go back to pending, flagged: the server may
         have accepted them just before the crash, so a resend is a possible duplicate. Call it
         only while holding the lock of everything it covers (all, or one shard)."""
@@ -198,7 +205,7 @@ class DeliveriesMixin(DeliveryStatsMixin):
             "update deliveries set status = 'pending', possible_duplicate = 1,"
             " updated_at = ? where status = 'sending'"
         )
-        params: list[Any] = [now]
+        params: list[Any] = [time_text(now, "now")]
         if shard:
             sql += " and subscriber_id % ? = ?"  # shard K/N: ids with id % N == K-1
             params += [shard[1], shard[0] - 1]
@@ -206,33 +213,37 @@ class DeliveriesMixin(DeliveryStatsMixin):
             return self.db.execute(sql, params).rowcount
 
     def due_deliveries(
-        self, now: str, shard: tuple[int, int] | None = None, after_id: int = 0, limit: int = 500
+        self,
+        now: datetime,
+        shard: tuple[int, int] | None = None,
+        after_id: int = 0,
+        limit: int = 500,
     ) -> list[Delivery]:
         """Pending deliveries whose retry time has come, in id order, a page at a time."""
         sql = (
             "select * from deliveries where status = 'pending' and id > ?"
             " and (next_attempt_at is null or next_attempt_at <= ?)"
         )
-        params: list[Any] = [after_id, now]
+        params: list[Any] = [after_id, time_text(now, "now")]
         if shard:
             sql += " and subscriber_id % ? = ?"
             params += [shard[1], shard[0] - 1]
         sql += " order by id limit ?"
         return [Delivery.from_row(r) for r in self.db.query(sql, [*params, limit])]
 
-    def claim_delivery(self, delivery_id: int, now: str) -> bool:
+    def claim_delivery(self, delivery_id: int, now: datetime) -> bool:
         """pending -> sending, committed before the SMTP transaction starts; False if another
         worker (or an unsubscribe) got there first."""
         with self.write():
             cursor = self.db.execute(
                 "update deliveries set status = 'sending', attempts = attempts + 1,"
                 " updated_at = ? where id = ? and status = 'pending'",
-                [now, delivery_id],
+                [time_text(now, "now"), delivery_id],
             )
             return cursor.rowcount == 1
 
     def claim_deliveries(
-        self, delivery_ids: Sequence[int], now: str
+        self, delivery_ids: Sequence[int], now: datetime
     ) -> tuple[set[int], dict[int, str]]:
         """pending -> sending for a group, in one transaction committed before any of them is
         sent; one whose subscriber is no longer active is skipped instead. Returns the claimed
@@ -242,6 +253,7 @@ class DeliveriesMixin(DeliveryStatsMixin):
         if not ids:
             return set(), {}
         marks = ",".join("?" * len(ids))
+        at = time_text(now, "now")
         with self.write():
             rows = self.db.execute(
                 "select d.id, s.status from deliveries d left join subscribers s"
@@ -254,12 +266,12 @@ class DeliveriesMixin(DeliveryStatsMixin):
             self.db.conn.executemany(
                 "update deliveries set status = 'skipped', last_reply = ?, updated_at = ?"
                 " where id = ?",
-                [(f"subscriber is {status}", now, i) for i, status in gone.items()],
+                [(f"subscriber is {status}", at, i) for i, status in gone.items()],
             )
             self.db.conn.executemany(
                 "update deliveries set status = 'sending', attempts = attempts + 1,"
                 " updated_at = ? where id = ? and status = 'pending'",
-                [(now, i) for i in claimed],
+                [(at, i) for i in claimed],
             )
         return set(claimed), gone
 
@@ -270,7 +282,7 @@ class DeliveriesMixin(DeliveryStatsMixin):
         paper_ids: Sequence[str],
         edition: str,
         reply: str,
-        now: str,
+        now: datetime,
     ) -> None:
         """Accepted by the server: the delivery and its papers are sent, in one transaction."""
         self.mark_sent_many([(delivery_id, sub_id, tuple(paper_ids), edition, reply, now)])
@@ -278,67 +290,71 @@ class DeliveriesMixin(DeliveryStatsMixin):
     def mark_sent_many(self, marks: Sequence[SentMark]) -> None:
         """Many deliveries accepted by the server, each with its papers, in one transaction
         (the sender's group commit)."""
+        at = [time_text(mark[5], "now") for mark in marks]
         with self.write():
             self.db.conn.executemany(
                 "update deliveries set status = 'sent', last_reply = ?, sent_at = ?,"
                 " updated_at = ? where id = ?",
-                [(reply, now, now, delivery_id) for delivery_id, _, _, _, reply, now in marks],
+                [(m[4], t, t, m[0]) for m, t in zip(marks, at, strict=True)],
             )
             self.db.conn.executemany(
                 "insert or ignore into sent_papers (subscriber_id, paper_id, edition, sent_at)"
                 " values (?, ?, ?, ?)",
-                [
-                    (sub, p, edition, now)
-                    for _, sub, papers, edition, _, now in marks
-                    for p in papers
-                ],
+                [(m[1], p, m[3], t) for m, t in zip(marks, at, strict=True) for p in m[2]],
             )
 
-    def mark_retry(self, delivery_id: int, reply: str, next_attempt_at: str, now: str) -> None:
+    def mark_retry(
+        self, delivery_id: int, reply: str, next_attempt_at: datetime, now: datetime
+    ) -> None:
         """A temporary failure (4xx, network): back to pending, not due before `next_attempt_at`."""
         with self.write():
             self.db.execute(
                 "update deliveries set status = 'pending', last_reply = ?, next_attempt_at = ?,"
                 " updated_at = ? where id = ?",
-                [reply, next_attempt_at, now, delivery_id],
+                [
+                    reply,
+                    time_text(next_attempt_at, "next_attempt_at"),
+                    time_text(now, "now"),
+                    delivery_id,
+                ],
             )
 
-    def flag_possible_duplicate(self, delivery_id: int, now: str) -> None:
+    def flag_possible_duplicate(self, delivery_id: int, now: datetime) -> None:
         """The reply to the end of DATA was lost: the server may have queued the message, so
         the resend is flagged, like one after a crash."""
         with self.write():
             self.db.execute(
                 "update deliveries set possible_duplicate = 1, updated_at = ? where id = ?",
-                [now, delivery_id],
+                [time_text(now, "now"), delivery_id],
             )
 
-    def mark_unbuilt(self, delivery_id: int, reason: str, now: str) -> None:
+    def mark_unbuilt(self, delivery_id: int, reason: str, now: datetime) -> None:
         """Our side could not build the message (secret, DKIM key, templates): the delivery
         stays pending and due, so the next run after the fix sends it."""
         with self.write():
             self.db.execute(
                 "update deliveries set status = 'pending', last_reply = ?, updated_at = ?"
                 " where id = ?",
-                [reason, now, delivery_id],
+                [reason, time_text(now, "now"), delivery_id],
             )
 
-    def mark_skipped(self, delivery_id: int, reason: str, now: str) -> None:
+    def mark_skipped(self, delivery_id: int, reason: str, now: datetime) -> None:
         """Not sent and never will be (the subscriber left meanwhile), with the reason."""
         with self.write():
             self.db.execute(
                 "update deliveries set status = 'skipped', last_reply = ?, updated_at = ?"
                 " where id = ?",
-                [reason, now, delivery_id],
+                [reason, time_text(now, "now"), delivery_id],
             )
 
-    def mark_failed(self, delivery_id: int, reply: str, now: str) -> None:
+    def mark_failed(self, delivery_id: int, reply: str, now: datetime) -> None:
         """A permanent failure that is not the address's fault (a message we could not build,
         a recipient we gave up retrying): it counts no bounce against the subscriber."""
         with self.write():
             self._set_failed(delivery_id, reply, now)
 
     def mark_bounced(
-        self, delivery_id: int, sub_id: int, reply: str, now: str, bounce_limit: int
+        self, delivery_id: int, sub_id: int, reply: str, now: datetime, bounce_limit: int
     ) -> bool:
         """A permanent failure about the address: the delivery failed and the subscriber's
         bounce counted; one who reached `bounce_limit` is no longer mailed. True when the
@@ -353,23 +369,23 @@ class DeliveriesMixin(DeliveryStatsMixin):
                 return False
             self.db.execute(
                 "update subscribers set status = 'bounced', updated_at = ? where id = ?",
-                [now, sub_id],
+                [time_text(now, "now"), sub_id],
             )
             self._event(
                 sub_id, row[0], now, "bounced", f"{row[1]} permanent failures", {"reply": reply}
             )
             return True
 
-    def _set_failed(self, delivery_id: int, reply: str, now: str) -> None:
+    def _set_failed(self, delivery_id: int, reply: str, now: datetime) -> None:
         self.db.execute(
             "update deliveries set status = 'failed', last_reply = ?, updated_at = ? where id = ?",
-            [reply, now, delivery_id],
+            [reply, time_text(now, "now"), delivery_id],
         )
 
-    def subscriber_status(self, sub_id: int) -> str | None:
+    def subscriber_status(self, sub_id: int) -> SubscriberStatus | None:
         """A subscriber's status now (None once removed): checked again just before a send."""
         row = self.db.execute("select status from subscribers where id = ?", [sub_id]).fetchone()
-        return row[0] if row else None
+        return SubscriberStatus(row[0]) if row else None
 
     def delivery(self, sub_id: int, edition: str) -> Delivery | None:
         """One subscriber's delivery of one edition, papers decoded, or None if not planned."""

@@ -6,11 +6,18 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from digest.errors import StoreError
 from digest.models import Paper
-from digest.store.base import StoreBase
+from digest.store.base import (
+    StoreBase,
+    legacy_text_time,
+    maybe_text_time,
+    maybe_time_text,
+    time_text,
+)
 
 _JSON_FIELDS = ("authors", "categories", "ai_keywords")
 # Fields a later source may fill in or refresh; text fields follow the newest arXiv version.
@@ -30,6 +37,7 @@ _REFRESHED = (
 )
 _VERSIONED = ("title", "abstract", "authors", "announce_type", "link")
 _PAPER_COLUMNS = [f.name for f in fields(Paper) if f.name not in ("source", "raw_id", "sources")]
+_TIMES = ("published", "first_seen", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -44,8 +52,9 @@ class UpsertCounts:
 class PapersMixin(StoreBase):
     """Papers: merged from every source, searched, and read by window."""
 
-    def upsert_papers(self, source: str, papers: Sequence[Paper], now: str) -> UpsertCounts:
+    def upsert_papers(self, source: str, papers: Sequence[Paper], now: datetime) -> UpsertCounts:
         """Merge one source's batch in one transaction: all of it lands, or none of it."""
+        at = time_text(now, "now")
         inserts: dict[str, dict[str, Any]] = {}
         updates: dict[str, dict[str, Any]] = {}
         link_inserts: dict[str, dict[str, Any]] = {}
@@ -63,11 +72,11 @@ class PapersMixin(StoreBase):
             for paper in papers:
                 # a paper twice in one batch merges with its own earlier row, not the stored one
                 old = inserts.get(paper.id) or updates.get(paper.id) or stored.get(paper.id)
-                row = _merge(old, paper, now)
+                row = _merge(old, paper, at)
                 if paper.id in inserts or old is None:
                     inserts[paper.id] = row
                 elif row != old:
-                    updates[paper.id] = {**row, "updated_at": now}
+                    updates[paper.id] = {**row, "updated_at": at}
                 elif paper.id not in updates:
                     unchanged += 1
                 link = {
@@ -79,7 +88,7 @@ class PapersMixin(StoreBase):
                 }
                 old_link = link_inserts.get(paper.id) or links.get(paper.id)
                 if paper.id in link_inserts or old_link is None:
-                    link_inserts[paper.id] = {**link, "first_seen": now}
+                    link_inserts[paper.id] = {**link, "first_seen": at}
                 elif any(old_link[k] != v for k, v in link.items()):
                     link_updates[paper.id] = link
             self.db.table("papers").insert_all(inserts.values(), batch_size=200)
@@ -113,8 +122,8 @@ class PapersMixin(StoreBase):
         self,
         search: str | None = None,
         limit: int | None = 50,
-        since: str | None = None,
-        until: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[Paper]:
         """Stored papers, newest first; `search` is full-text over title, abstract and authors.
 
@@ -125,10 +134,10 @@ class PapersMixin(StoreBase):
         params: list[str | int] = []
         if since:
             where.append("papers.first_seen >= ?")
-            params.append(since)
+            params.append(time_text(since, "since"))
         if until:
             where.append("papers.first_seen < ?")
-            params.append(until)
+            params.append(time_text(until, "until"))
         sql = "select papers.* from papers"
         if search:
             sql += " join papers_fts on papers_fts.rowid = papers.rowid"
@@ -164,34 +173,39 @@ class PapersMixin(StoreBase):
         sql = "select source, count(*) as n from paper_sources group by source"
         return {r["source"]: r["n"] for r in self.db.query(sql)}
 
-    def papers_between(self, start: str, end: str) -> list[Paper]:
-        """Papers first collected in (start, end]: an edition's new papers."""
+    def papers_between(self, start: datetime, end: datetime | None = None) -> list[Paper]:
+        """Papers first collected in (start, end]: an edition's new papers (no `end`: every
+        paper collected after `start`)."""
         sql = (
             "select * from papers where first_seen > ? and first_seen <= ? order by first_seen, id"
         )
-        return self._papers_with_sources(self.db.query(sql, [start, end]))
+        last = "9999" if end is None else time_text(end, "end")  # after any stored time
+        bounds = [time_text(start, "start"), last]
+        return self._papers_with_sources(self.db.query(sql, bounds))
 
-    def window_stamp(self, start: str, end: str) -> tuple[int, str]:
+    def window_stamp(self, start: datetime, end: datetime) -> tuple[int, datetime | None]:
         """(how many papers, latest change) first collected in (start, end]: a web page built
         from that window is still current while this stays the same."""
         sql = (
             "select count(*), coalesce(max(updated_at), '') from papers"
             " where first_seen > ? and first_seen <= ?"
         )
-        count, latest = self.db.execute(sql, [start, end]).fetchone()
-        return int(count), str(latest)
+        bounds = [time_text(start, "start"), time_text(end, "end")]
+        count, latest = self.db.execute(sql, bounds).fetchone()
+        return int(count), maybe_text_time(latest)
 
-    def first_seen_bounds(self) -> tuple[str | None, str | None]:
+    def first_seen_bounds(self) -> tuple[datetime | None, datetime | None]:
         """The first and last time a paper was collected: how far back and forward the web
         pages may navigate."""
         row = self.db.execute("select min(first_seen), max(first_seen) from papers").fetchone()
-        return row[0], row[1]
+        return maybe_text_time(row[0]), maybe_text_time(row[1])
 
     def sent_deliveries(
         self, sub_id: int, limit: int, edition: str | None = None
     ) -> list[dict[str, Any]]:
         """A subscriber's sent emails, newest first (one edition's when named): edition,
-        papers (ids, as listed), matched, new_papers, sent_at. For their web view and feed."""
+        papers (ids, as listed), matched, new_papers, sent_at (a datetime). For their web
+        view and feed."""
         sql = (
             "select edition, papers, matched, new_papers, sent_at from deliveries"
             " where subscriber_id = ? and status = 'sent'"
@@ -204,6 +218,7 @@ class PapersMixin(StoreBase):
         rows = list(self.db.query(sql, [*params, limit]))
         for row in rows:
             row["papers"] = json.loads(row["papers"] or "[]")
+            row["sent_at"] = maybe_text_time(row["sent_at"])
         return rows
 
     def sent_in_other_editions(self, sub_id: int, edition: str) -> set[str]:
@@ -222,6 +237,8 @@ def _paper_from_row(row: dict[str, Any], sources: list[str]) -> Paper:
     values: dict[str, Any] = {k: row.get(k) for k in _PAPER_COLUMNS}
     for key in _JSON_FIELDS:
         values[key] = json.loads(row[key]) if row.get(key) else []
+    for key in _TIMES:
+        values[key] = legacy_text_time(values[key])
     values["title"] = row["title"] or ""
     values["abstract"] = row["abstract"] or ""
     return Paper(**values, sources=sources)
@@ -232,12 +249,15 @@ def _to_row(paper: Paper) -> dict[str, Any]:
     row: dict[str, Any] = {k: getattr(paper, k) for k in _PAPER_COLUMNS}
     for key in _JSON_FIELDS:
         row[key] = json.dumps(row[key], ensure_ascii=False)
+    for key in _TIMES:
+        row[key] = maybe_time_text(row[key], key)
     return row
 
 
 def _merge(old: dict[str, Any] | None, paper: Paper, now: str) -> dict[str, Any]:
     """One row from the stored one and a source's view: newest arXiv version wins the text,
-    the latest HF figures win the counts, categories are unioned, first_seen never moves."""
+    the latest HF figures win the counts, categories are unioned, first_seen never moves.
+    `now` is the batch's time as stored text."""
     incoming = _to_row(paper)
     if old is None:
         incoming["first_seen"] = now

@@ -6,18 +6,32 @@ import json
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import MISSING, fields
+from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
 from digest.errors import StoreError
-from digest.models import Subscriber
-from digest.store.base import StoreBase
+from digest.models import Cadence, Subscriber, SubscriberStatus
+from digest.store.base import (
+    StoreBase,
+    legacy_text_time,
+    maybe_text_time,
+    maybe_time_text,
+    time_text,
+)
 
 _SUBSCRIBER_JSON = ("queries", "topics")
 _SUBSCRIBER_COLUMNS = [f.name for f in fields(Subscriber)]
 _QUERIES_AT = _SUBSCRIBER_COLUMNS.index("queries")
 _TOPICS_AT = _SUBSCRIBER_COLUMNS.index("topics")
 _ID_AT = _SUBSCRIBER_COLUMNS.index("id")
+_STATUS_AT = _SUBSCRIBER_COLUMNS.index("status")
+_CADENCE_AT = _SUBSCRIBER_COLUMNS.index("cadence")
+_TIMES = ("paused_until", "created_at", "updated_at")
+_TIMES_AT = tuple(_SUBSCRIBER_COLUMNS.index(name) for name in _TIMES)
+# by value in a dict: the enum's own lookup costs ten times more in the loop over everyone
+_STATUS_OF = {s.value: s for s in SubscriberStatus}
+_CADENCE_OF = {c.value: c for c in Cadence}
 _RAW_DECODE = json.JSONDecoder().raw_decode
 # What a column left unread holds: its field's default, stored the way the column stores it.
 _DEFAULTS: dict[str, Any] = {
@@ -30,7 +44,7 @@ _DEFAULTS: dict[str, Any] = {
 class SubscribersMixin(StoreBase):
     """Subscribers and what reached them."""
 
-    def add_subscriber(self, sub: Subscriber, now: str, cause: str) -> Subscriber:
+    def add_subscriber(self, sub: Subscriber, now: datetime, cause: str) -> Subscriber:
         """Insert and record the event, in one transaction.
 
         Raises:
@@ -38,7 +52,7 @@ class SubscribersMixin(StoreBase):
         """
         row = _subscriber_row(sub)
         row.pop("id")
-        row.update(created_at=now, updated_at=now)
+        row.update(created_at=time_text(now, "now"), updated_at=time_text(now, "now"))
         with self.write():
             try:
                 new_id = _last_id(self.db.table("subscribers").insert(row).last_pk)
@@ -58,7 +72,7 @@ class SubscribersMixin(StoreBase):
         return _subscriber_from_row(rows[0]) if rows else None
 
     def update_subscriber(
-        self, sub_id: int, changes: dict[str, Any], now: str, event: str, cause: str
+        self, sub_id: int, changes: dict[str, Any], now: datetime, event: str, cause: str
     ) -> Subscriber:
         """Apply changes and record what changed from what; no change records nothing.
 
@@ -73,14 +87,14 @@ class SubscribersMixin(StoreBase):
             after = {**before, **_subscriber_row(Subscriber(**{**_fields(old), **changes}))}
             diff = {k: [before[k], after[k]] for k in after if after[k] != before[k]}
             if diff:
-                after["updated_at"] = now
+                after["updated_at"] = time_text(now, "now")
                 self.db.table("subscribers").update(sub_id, after)
                 self._event(sub_id, old.email, now, event, cause, diff)
         updated = self.get_subscriber(sub_id)
         assert updated is not None
         return updated
 
-    def delete_subscriber(self, sub_id: int, now: str, cause: str) -> None:
+    def delete_subscriber(self, sub_id: int, now: datetime, cause: str) -> None:
         """Erase the subscriber and what was sent to them; the event log keeps the removal.
 
         Raises:
@@ -95,19 +109,23 @@ class SubscribersMixin(StoreBase):
             self.db.execute("delete from subscribers where id = ?", [sub_id])
             self._event(sub_id, old.email, now, "removed", cause, {"status": old.status})
 
-    def record_event(self, sub_id: int, email: str, now: str, event: str, cause: str) -> None:
+    def record_event(self, sub_id: int, email: str, now: datetime, event: str, cause: str) -> None:
         """Something happened to a subscriber that changed nothing stored (a failed send)."""
         with self.write():
             self._event(sub_id, email, now, event, cause, {})
 
     def subscriber_events(self, sub_id: int) -> list[dict[str, Any]]:
-        """A subscriber's history, oldest first (at, event, cause, detail decoded), for `show`."""
+        """A subscriber's history, oldest first (at as a datetime, event, cause, detail
+        decoded), for `show`."""
         sql = "select * from subscriber_events where subscriber_id = ? order by id"
-        return [{**r, "detail": json.loads(r["detail"])} for r in self.db.query(sql, [sub_id])]
+        return [
+            {**r, "at": maybe_text_time(r["at"]), "detail": json.loads(r["detail"])}
+            for r in self.db.query(sql, [sub_id])
+        ]
 
     def iter_subscribers(
         self,
-        statuses: Sequence[str] | None = None,
+        statuses: Sequence[SubscriberStatus] | None = None,
         batch: int = 1000,
         fields: Collection[str] | None = None,
     ) -> Iterator[Subscriber]:
@@ -126,27 +144,22 @@ class SubscribersMixin(StoreBase):
             if not rows:
                 return
             for row in rows:
-                # Positional, in field order: this loop feeds the match over every subscriber.
-                values = list(order(row + tail))
-                for at in (_QUERIES_AT, _TOPICS_AT):
-                    text = values[at]
-                    values[at] = _json_list(text) if text and text != "[]" else []
-                yield Subscriber(*values)
+                yield _subscriber_from_values(list(order(row + tail)))
             last = rows[-1][id_at]
 
-    def count_subscribers(self) -> dict[str, int]:
+    def count_subscribers(self) -> dict[SubscriberStatus, int]:
         """Subscribers per status (statuses with none are absent), for `list` and `stats`."""
         sql = "select status, count(*) as n from subscribers group by status"
-        return {r["status"]: r["n"] for r in self.db.query(sql)}
+        return {SubscriberStatus(r["status"]): r["n"] for r in self.db.query(sql)}
 
-    def add_subscribers_bulk(self, subs: Iterable[Subscriber], now: str, cause: str) -> int:
+    def add_subscribers_bulk(self, subs: Iterable[Subscriber], now: datetime, cause: str) -> int:
         """Many at once in one transaction (imports, benchmarks); events recorded for each."""
         count = 0
         with self.write():
             for sub in subs:
                 row = _subscriber_row(sub)
                 row.pop("id")
-                row.update(created_at=now, updated_at=now)
+                row.update(created_at=time_text(now, "now"), updated_at=time_text(now, "now"))
                 try:
                     new_id = _last_id(self.db.table("subscribers").insert(row).last_pk)
                 except sqlite3.IntegrityError as ex:
@@ -165,31 +178,29 @@ class SubscribersMixin(StoreBase):
             marks = ",".join("?" * len(chunk))
             sql = f"select {columns} from subscribers where id in ({marks})"
             for row in self.db.execute(sql, chunk).fetchall():
-                values = list(row)
-                for at in (_QUERIES_AT, _TOPICS_AT):
-                    values[at] = json.loads(values[at] or "[]")
-                sub = Subscriber(*values)
+                sub = _subscriber_from_values(list(row))
                 found[sub.id or 0] = sub
         return found
 
-    def resume_expired_pauses(self, now: str) -> list[str]:
+    def resume_expired_pauses(self, now: datetime) -> list[str]:
         """Subscribers paused `until` a time that has passed become active again."""
+        at = time_text(now, "now")
         with self.write():
             rows = self.db.execute(
                 "select id, email from subscribers where status = 'paused'"
                 " and paused_until is not null and paused_until <= ?",
-                [now],
+                [at],
             ).fetchall()
             for sub_id, email in rows:
                 self.db.execute(
                     "update subscribers set status = 'active', paused_until = null,"
                     " updated_at = ? where id = ?",
-                    [now, sub_id],
+                    [at, sub_id],
                 )
                 self._event(sub_id, email, now, "active", "pause ended", {})
         return [r[1] for r in rows]
 
-    def erase_subscriber(self, sub_id: int, email_hash: str, now: str, cause: str) -> None:
+    def erase_subscriber(self, sub_id: int, email_hash: str, now: datetime, cause: str) -> None:
         """Delete my data: the subscriber, their deliveries, what was sent and their history
         go; a suppression hash stays so the address is not mailed again unless it subscribes
         anew."""
@@ -200,7 +211,7 @@ class SubscribersMixin(StoreBase):
             self.db.execute("delete from subscribers where id = ?", [sub_id])
             self.db.execute(
                 "insert or replace into suppressions (email_hash, at, cause) values (?, ?, ?)",
-                [email_hash, now, cause],
+                [email_hash, time_text(now, "now"), cause],
             )
 
     def is_suppressed(self, email_hash: str) -> bool:
@@ -213,13 +224,13 @@ class SubscribersMixin(StoreBase):
         with self.write():
             self.db.execute("delete from suppressions where email_hash = ?", [email_hash])
 
-    def purge_pending(self, older_than: str, now: str) -> int:
+    def purge_pending(self, older_than: datetime, now: datetime) -> int:
         """Signups left unconfirmed since the cut-off are removed (the removal is logged);
         the clock starts at the latest (re)signup, not at the first one."""
         with self.write():
             rows = self.db.execute(
                 "select id, email from subscribers where status = 'pending' and updated_at < ?",
-                [older_than],
+                [time_text(older_than, "older_than")],
             ).fetchall()
             for sub_id, email in rows:
                 self.db.execute("delete from deliveries where subscriber_id = ?", [sub_id])
@@ -266,25 +277,38 @@ def _columns(
     return ", ".join(read), tuple(_DEFAULTS[c] for c in rest), order, read.index("id")
 
 
+def _subscriber_from_values(values: list[Any]) -> Subscriber:
+    """A row read positionally, in field order, as a Subscriber: lists decoded, status and
+    cadence as enums, times as datetimes. This feeds the match over every subscriber."""
+    for at in (_QUERIES_AT, _TOPICS_AT):
+        text = values[at]
+        values[at] = _json_list(text) if text and text != "[]" else []
+    values[_STATUS_AT] = _STATUS_OF.get(values[_STATUS_AT]) or SubscriberStatus(values[_STATUS_AT])
+    values[_CADENCE_AT] = _CADENCE_OF.get(values[_CADENCE_AT]) or Cadence(values[_CADENCE_AT])
+    for at in _TIMES_AT:
+        if values[at] is not None:
+            values[at] = legacy_text_time(values[at])
+    return Subscriber(*values)
+
+
 def _fields(sub: Subscriber) -> dict[str, Any]:
     """A subscriber's fields by name, without copying lists as `asdict` would."""
     return {f.name: getattr(sub, f.name) for f in fields(Subscriber)}
 
 
 def _subscriber_row(sub: Subscriber) -> dict[str, Any]:
-    """A Subscriber as a row: its query and topic lists as JSON text."""
+    """A Subscriber as a row: its query and topic lists as JSON text, times as stored text."""
     row = _fields(sub)
     for key in _SUBSCRIBER_JSON:
         row[key] = json.dumps(row[key], ensure_ascii=False)
+    for key in _TIMES:
+        row[key] = maybe_time_text(row[key], key)
     return row
 
 
 def _subscriber_from_row(row: dict[str, Any]) -> Subscriber:
-    """A row back to a Subscriber, the lists decoded."""
-    values = dict(row)
-    for key in _SUBSCRIBER_JSON:
-        values[key] = json.loads(row[key] or "[]")
-    return Subscriber(**values)
+    """A row back to a Subscriber (columns in any order)."""
+    return _subscriber_from_values([row[name] for name in _SUBSCRIBER_COLUMNS])
 
 
 def _last_id(pk: object) -> int:

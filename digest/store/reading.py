@@ -9,9 +9,10 @@ import enum
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from digest.store.base import StoreBase
+from digest.store.base import StoreBase, text_time, time_text
 
 
 class SignalKind(enum.Enum):
@@ -28,7 +29,7 @@ class Signal:
 
     paper_id: str
     kind: SignalKind
-    at: str
+    at: datetime
     source: str
     title: str
 
@@ -40,7 +41,7 @@ class StoredVectorizer:
     version: bytes
     data: bytes
     papers: int
-    fitted_at: str
+    fitted_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +72,17 @@ class ReadingMixin(StoreBase):
         ).fetchone()
         if row is None:
             return None
-        return StoredVectorizer(bytes.fromhex(row[0]), bytes(row[1]), int(row[2]), str(row[3]))
+        return StoredVectorizer(
+            bytes.fromhex(row[0]), bytes(row[1]), int(row[2]), text_time(str(row[3]))
+        )
 
-    def save_vectorizer(self, version: bytes, data: bytes, papers: int, now: str) -> None:
+    def save_vectorizer(self, version: bytes, data: bytes, papers: int, now: datetime) -> None:
         """Keep a new fit; vectors of older fits stay until `drop_old_vectors`."""
         with self.write():
             self.db.execute(
                 "insert or replace into vectorizers (version, data, papers, fitted_at)"
                 " values (?, ?, ?, ?)",
-                [version.hex(), data, papers, now],
+                [version.hex(), data, papers, time_text(now, "now")],
             )
 
     def paper_vectors(self, paper_ids: Sequence[str], version: bytes) -> dict[str, bytes]:
@@ -107,7 +110,7 @@ class ReadingMixin(StoreBase):
         sub_id: int,
         papers: Sequence[str],
         kind: SignalKind,
-        now: str,
+        now: datetime,
         source: str,
     ) -> int:
         """Record one opinion per paper (replacing an earlier one); a seed never overrides a
@@ -115,11 +118,12 @@ class ReadingMixin(StoreBase):
         if not papers:
             return 0
         verb = "insert or ignore" if kind is SignalKind.SEED else "insert or replace"
+        at = time_text(now, "now")
         with self.write():
             cursor = self.db.conn.executemany(
                 f"{verb} into reader_signals (subscriber_id, paper_id, kind, at, source)"
                 " values (?, ?, ?, ?, ?)",
-                [(sub_id, p, kind.value, now, source) for p in dict.fromkeys(papers)],
+                [(sub_id, p, kind.value, at, source) for p in dict.fromkeys(papers)],
             )
             return cursor.rowcount
 
@@ -140,7 +144,7 @@ class ReadingMixin(StoreBase):
             " where s.subscriber_id = ? order by s.at desc, s.paper_id"
         )
         return [
-            Signal(str(r[0]), SignalKind(r[1]), str(r[2]), str(r[3] or ""), str(r[4]))
+            Signal(str(r[0]), SignalKind(r[1]), text_time(str(r[2])), str(r[3] or ""), str(r[4]))
             for r in self.db.execute(sql, [sub_id]).fetchall()
         ]
 
@@ -155,14 +159,15 @@ class ReadingMixin(StoreBase):
             found.setdefault(int(sid), {})[str(pid)] = SignalKind(kind)
         return found
 
-    def follow_authors(self, sub_id: int, authors: Sequence[str], now: str) -> None:
+    def follow_authors(self, sub_id: int, authors: Sequence[str], now: datetime) -> None:
         """Follow authors by name (spacing tidied; a repeat is ignored)."""
         names = [" ".join(a.split()) for a in authors if a.strip()]
+        at = time_text(now, "now")
         with self.write():
             self.db.conn.executemany(
                 "insert or ignore into followed_authors (subscriber_id, author, at)"
                 " values (?, ?, ?)",
-                [(sub_id, n[:200], now) for n in names],  # a name from a web form: bounded
+                [(sub_id, n[:200], at) for n in names],  # a name from a web form: bounded
             )
 
     def unfollow_author(self, sub_id: int, author: str) -> None:
@@ -201,15 +206,16 @@ class ReadingMixin(StoreBase):
             found[int(sid)] = StoredProfile(bytes(blob), str(fingerprint))
         return found
 
-    def save_profiles(self, profiles: Mapping[int, StoredProfile], now: str) -> None:
+    def save_profiles(self, profiles: Mapping[int, StoredProfile], now: datetime) -> None:
         """Store re-fitted profiles in one transaction."""
         if not profiles:
             return
+        at = time_text(now, "now")
         with self.write():
             self.db.conn.executemany(
                 "insert or replace into reader_profiles"
                 " (subscriber_id, profile, fingerprint, fitted_at) values (?, ?, ?, ?)",
-                [(sid, p.profile, p.fingerprint, now) for sid, p in profiles.items()],
+                [(sid, p.profile, p.fingerprint, at) for sid, p in profiles.items()],
             )
 
     def record_recommended(

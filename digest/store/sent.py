@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from digest.store.base import StoreBase
+from digest.store.base import StoreBase, time_text
 
 
 class SentPapersMixin(StoreBase):
     """The `sent_papers` table, written with each accepted delivery, read by matching."""
 
     def mark_papers_sent(
-        self, sub_id: int, paper_ids: Sequence[str], edition: str, now: str
+        self, sub_id: int, paper_ids: Sequence[str], edition: str, now: datetime
     ) -> None:
         """Called once the server accepted the message: only then is a paper sent."""
+        at = time_text(now, "now")
         with self.write():
             self.db.table("sent_papers").insert_all(
                 (
-                    {"subscriber_id": sub_id, "paper_id": p, "edition": edition, "sent_at": now}
+                    {"subscriber_id": sub_id, "paper_id": p, "edition": edition, "sent_at": at}
                     for p in paper_ids
                 ),
                 ignore=True,  # a resend after a crash must not fail on papers already marked

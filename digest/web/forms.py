@@ -98,13 +98,18 @@ def read_preferences(
         errors[name] = f"{label}: give a whole number"
         return default
 
+    cadence = base.cadence
+    try:
+        cadence = subs.parse_cadence(base.email, field(form, "cadence", base.cadence))
+    except SubscriberError as ex:
+        errors["cadence"] = str(ex).split(": ", 1)[-1]
     sub = Subscriber(
         email=base.email,
         id=base.id,
         status=base.status,
         queries=queries,
         topics=[t for t in form.getlist("topic") if isinstance(t, str)],
-        cadence=field(form, "cadence", base.cadence),
+        cadence=cadence,
         weekday=field(form, "weekday", base.weekday),
         hour=number("hour", "hour", base.hour),
         tz=field(form, "tz", base.tz).strip() or "UTC",

@@ -84,8 +84,7 @@ async def guarded(web: Web, source: Source, attempt: Callable[[], Awaitable[Resp
 
 def use_token(store: Store, token: str, now: datetime) -> bool:
     """Remember a Mailgun token as used; False when it already was."""
-    at = now.isoformat()
-    return store.mark_processed(TOKEN_KEY + token, Origin.WEBHOOK, at, "token", "token used")
+    return store.mark_processed(TOKEN_KEY + token, Origin.WEBHOOK, now, "token", "token used")
 
 
 def act_once(

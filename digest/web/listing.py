@@ -43,7 +43,7 @@ class Indexed:
     """One window's papers, newest-trending first, and the matcher over them."""
 
     window: Window
-    stamp: tuple[int, str]
+    stamp: tuple[int, datetime | None]
     papers: list[Paper]
     matcher: Matcher
     checked: float
@@ -80,9 +80,9 @@ class Indexed:
         return union
 
     @property
-    def key(self) -> tuple[str, tuple[int, str]]:
+    def key(self) -> tuple[datetime, tuple[int, datetime | None]]:
         """Equal while the window holds the same papers: what cached pages are keyed by."""
-        return self.window.start.isoformat(), self.stamp
+        return self.window.start, self.stamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +96,14 @@ class Selection:
     error: str = ""
 
 
+_UNDATED = datetime.min.replace(tzinfo=UTC)  # after every dated paper, newest first
+
+
 def trending(papers: list[Paper]) -> list[Paper]:
     """The day's order without a query, as the email breaks ties: HF upvotes, then the
     freshest, then the id (stable)."""
     by_id = sorted(papers, key=lambda p: p.id)
-    by_date = sorted(by_id, key=lambda p: p.published or "", reverse=True)
+    by_date = sorted(by_id, key=lambda p: p.published or _UNDATED, reverse=True)
     return sorted(by_date, key=lambda p: -(p.upvotes or 0))
 
 
@@ -125,17 +128,17 @@ def recent_window(now: datetime, days: int = 7) -> Window:
     return Window(start, now)
 
 
-def _stamp(store: Store, window: Window) -> tuple[int, str]:
-    return store.window_stamp(window.start.isoformat(), window.end.isoformat())
+def _stamp(store: Store, window: Window) -> tuple[int, datetime | None]:
+    return store.window_stamp(window.start, window.end)
 
 
 def _load(store: Store, window: Window, topics: Mapping[str, Topic], now: datetime) -> Indexed:
     stamp = _stamp(store, window)
-    papers = store.papers_between(window.start.isoformat(), window.end.isoformat())
+    papers = store.papers_between(window.start, window.end)
     papers = trending(papers[-MAX_PAPERS:])
     days: dict[str, int] = {}
     for i, paper in enumerate(papers):
-        day = (paper.first_seen or "")[:10]
+        day = f"{paper.first_seen:%Y-%m-%d}" if paper.first_seen else ""
         days[day] = days.get(day, 0) | 1 << i
     matcher = Matcher(papers, topics, now)
     return Indexed(window, stamp, papers, matcher, clock.monotonic(), days)
@@ -156,7 +159,7 @@ def settle_heap(full: bool) -> None:
     gc.freeze()
 
 
-def _check(store: Store, window_of: WindowOf) -> tuple[Window, tuple[int, str]]:
+def _check(store: Store, window_of: WindowOf) -> tuple[Window, tuple[int, datetime | None]]:
     window = window_of(store)
     return window, _stamp(store, window)
 

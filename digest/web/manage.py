@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from digest import subscribers as subs
-from digest.models import Subscriber
+from digest.models import Subscriber, SubscriberStatus
 from digest.web import feedback, replies
 from digest.web.forms import csrf_for, csrf_ok, field, read_preferences
 from digest.web.preview import preview_of
@@ -79,10 +79,11 @@ def pause_weeks(value: str) -> int:
 async def pause(web: Web, posted: Posted) -> Response:
     """No emails for a few weeks; resumes by itself. Pausing a paused account changes nothing."""
     sub, count = posted.sub, pause_weeks(field(posted.form, "weeks", "2"))
-    until = (web.clock() + timedelta(weeks=count)).isoformat()
-    if sub.status == "active":
+    until = web.clock() + timedelta(weeks=count)
+    if sub.status is SubscriberStatus.ACTIVE:
         cause = "paused on the web"
-        sub = await web.store.call(subs.set_status, sub.email, "paused", web.now(), cause, until)
+        paused = SubscriberStatus.PAUSED
+        sub = await web.store.call(subs.set_status, sub.email, paused, web.now(), cause, until)
     notice = f"Paused for {count} weeks."
     return replies.manage(web, sub, posted.token, posted.csrf, notice=notice)
 
@@ -90,9 +91,10 @@ async def pause(web: Web, posted: Posted) -> Response:
 async def resume(web: Web, posted: Posted) -> Response:
     """Emails again from the next edition."""
     sub = posted.sub
-    if sub.status == "paused":
+    if sub.status is SubscriberStatus.PAUSED:
         cause = "resumed on the web"
-        sub = await web.store.call(subs.set_status, sub.email, "active", web.now(), cause)
+        active = SubscriberStatus.ACTIVE
+        sub = await web.store.call(subs.set_status, sub.email, active, web.now(), cause)
     return replies.manage(web, sub, posted.token, posted.csrf, notice="Emails resumed.")
 
 

@@ -59,7 +59,7 @@ def _item(indexed: Indexed, match: Match) -> dict[str, Any]:
         "meta": " · ".join(card.paper.meta),
         "abstract": card.abstract,
         "why": why,
-        "day": (match.paper.first_seen or "")[:10],
+        "day": f"{match.paper.first_seen:%Y-%m-%d}" if match.paper.first_seen else "",
     }
 
 

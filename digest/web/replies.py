@@ -117,7 +117,7 @@ def manage(
         notice=notice,
         email=sub.email,
         sub_status=sub.status,
-        paused_until=(sub.paused_until or "")[:10],
+        paused_until=f"{sub.paused_until:%Y-%m-%d}" if sub.paused_until else "",
         unsubscribe_url=links["unsubscribe"],
         resubscribe_action=f"/r/{unsubscribe_token}",
         feed_url=links["feed"],

@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from digest import subscribers as subs
 from digest.errors import SubscriberError, TokenError
-from digest.models import Subscriber
+from digest.models import Subscriber, SubscriberStatus
 from digest.tokens import TokenExpired
 from digest.web import replies
 from digest.web.forms import csrf_for, csrf_ok, field, form_context, read_preferences
@@ -88,9 +88,9 @@ async def confirm_page(web: Web, request: Request) -> Response:
     """A GET (or HEAD) never confirms: mail scanners open links. It shows a button."""
     token: str = request.path_params["token"]
     sub = await web.subscriber_from("confirm", token, _confirm_max_age(web))
-    if sub.status in ("active", "paused"):
+    if sub.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
         return replies.subscribed(web, sub)
-    if sub.status == "unsubscribed" and not await web.store.call(
+    if sub.status is SubscriberStatus.UNSUBSCRIBED and not await web.store.call(
         subs.asked_to_come_back, sub.id or 0
     ):
         return replies.stale_confirmation(web)
@@ -116,7 +116,7 @@ async def unsubscribe_page(web: Web, request: Request) -> Response:
     """A GET never unsubscribes: link scanners prefetch links."""
     token: str = request.path_params["token"]
     sub = await web.subscriber_from("unsubscribe", token)
-    if sub.status == "unsubscribed":
+    if sub.status is SubscriberStatus.UNSUBSCRIBED:
         return replies.unsubscribed(web, token, sub)
     return web.message(
         "Unsubscribe?",
@@ -139,9 +139,10 @@ async def unsubscribe(web: Web, request: Request) -> Response:
             raise
         status = 410 if isinstance(ex, TokenExpired) else 400
         return PlainTextResponse(str(ex), status_code=status)  # for a mail client, not a page
-    if sub.status != "unsubscribed":
+    if sub.status is not SubscriberStatus.UNSUBSCRIBED:
         cause = "one-click unsubscribe" if one_click else "unsubscribe page"
-        await web.store.call(subs.set_status, sub.email, "unsubscribed", web.now(), cause)
+        gone = SubscriberStatus.UNSUBSCRIBED
+        await web.store.call(subs.set_status, sub.email, gone, web.now(), cause)
     if one_click:
         return PlainTextResponse("Unsubscribed.", status_code=200)
     return replies.unsubscribed(web, token, sub)
@@ -152,7 +153,7 @@ async def resubscribe(web: Web, request: Request) -> Response:
     email's headers, so it alone must never turn mail back on."""
     sub = await web.subscriber_from("unsubscribe", request.path_params["token"])
     response = replies.check_inbox(web, sub.email)
-    if sub.status == "unsubscribed":
+    if sub.status is SubscriberStatus.UNSUBSCRIBED:
         cause = "asked to come back from the unsubscribe page"
         sub = await web.store.call(subs.ask_to_come_back, sub, {}, web.now(), cause)
         web.confirm_later(response, sub)

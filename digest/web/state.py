@@ -86,9 +86,9 @@ class Web:
             self.certificates[url] = pem
         return pem
 
-    def now(self) -> str:
-        """The injected clock's time, as the store records it."""
-        return self.clock().isoformat()
+    def now(self) -> datetime:
+        """The injected clock's time (what the store records)."""
+        return self.clock()
 
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         """The page templates/web/<name>.html.j2 as a response."""

@@ -117,7 +117,7 @@ def _entry(web: Web, row: dict[str, Any], paper: Paper) -> Entry:
     return Entry(
         id=f"urn:digest:{quote(row['edition'], safe='')}:{quote(paper.id, safe='')}",
         title=paper.title,
-        updated=row["sent_at"],
+        updated=row["sent_at"].isoformat() if row["sent_at"] else "",
         link=url,
         summary=summary[:2000],
         categories=paper.categories[:6],
@@ -131,11 +131,11 @@ async def feed(web: Web, request: Request) -> Response:
     sent = await web.reader.call(_entries, sub.id or 0)
     links = subscriber_links(web.tokens, web.config.web.base_url, sub.id or 0, sub.email)
     entries = [_entry(web, row, paper) for row, papers in sent for paper in papers]
-    updated = sent[0][0]["sent_at"] if sent else (sub.created_at or web.now())
+    updated: datetime = sent[0][0]["sent_at"] if sent else (sub.created_at or web.now())
     body = feed_xml(
         feed_id=f"urn:digest:feed:{sub.id}",
         title=f"{web.brand}: papers for {sub.email}",
-        updated=updated,
+        updated=updated.isoformat(),
         self_url=links["feed"],
         alternate_url=links["web"],
         author=web.brand,
