@@ -169,6 +169,7 @@ class Imap:
             self.connection.login(s.user, s.password)
             status, data = self.connection.select(s.folder)
             if status != "OK":
+                self.close()  # logged in: log out before refusing
                 raise MailboxError(f"IMAP {s.host}: cannot open folder {s.folder!r}: {data!r}")
             # UIDs are only meaningful within one UIDVALIDITY: keys carry it
             response = self.connection.response("UIDVALIDITY")[1]
