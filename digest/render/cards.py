@@ -120,6 +120,15 @@ class PaperView:
 
 def view_paper(paper: Paper, thumbnails: bool = False) -> PaperView:
     """The paper's part of every card it appears on: cleaned, cut and wrapped once."""
+    return _view(paper, thumbnails, True)
+
+
+def web_view_paper(paper: Paper) -> PaperView:
+    """`view_paper` for the web pages: thumbnails, and no text part (nothing wrapped)."""
+    return _view(paper, True, False)
+
+
+def _view(paper: Paper, thumbnails: bool, text: bool) -> PaperView:
     title = shorten(clean(paper.title), MAX_TITLE) or "(untitled)"
     summary = shorten(clean(paper.ai_summary), MAX_SUMMARY)
     url, links = paper_links(paper)
@@ -140,9 +149,9 @@ def view_paper(paper: Paper, thumbnails: bool = False) -> PaperView:
         links=links,
         thumbnail=safe_url(paper.thumbnail) if thumbnails else None,
         thumbnail_alt=f"Figure: {shorten(title, 80)}",
-        text_title=_TITLE.fill(title),
-        text_authors=_TEXT.fill(authors),
-        text_summary=_TEXT.fill(f"AI summary: {summary}") if summary else "",
+        text_title=_TITLE.fill(title) if text else "",
+        text_authors=_TEXT.fill(authors) if text else "",
+        text_summary=_TEXT.fill(f"AI summary: {summary}") if summary and text else "",
     )
 
 
@@ -349,3 +358,31 @@ def card_capacity(expected: int | None) -> int:
     if expected is None:
         return CARD_CACHE
     return max(CARD_CACHE_MIN, min(CARD_CACHE_MAX, expected))
+
+
+def web_plain_card(view: PaperView) -> Card:
+    """`paper_card`'s HTML part from the paper's view, for the web pages (no text part)."""
+    body, _ = abstract_snippet(view.abstract, [])
+    links = [(label, url) for label, url in view.links if url != view.url]
+    return Card(view, segments(view.title, []), segments(body, []), [], "", "", False, "",
+                shorten(view.title, MAX_COMPACT_TITLE), shorten(view.authors, MAX_COMPACT_AUTHORS),
+                links, [])  # fmt: skip
+
+
+def web_card(match: Match, view: PaperView, words: PaperWords | None, plain: Card) -> Card:
+    """`build_card`'s HTML part for the web pages, which print no text part: nothing is
+    wrapped (a sixth of a card's cost), and a title or abstract no term hits is `plain`'s
+    (the paper's card with nothing picked, made once per paper)."""
+    reasons, terms = match.reasons, match.terms
+    title_terms = hitting_in(reasons, terms, "title")
+    abstract_terms = hitting_in(reasons, terms, "abstract")
+    title = title_segments(view, title_terms, words) if title_terms else plain.title
+    abstract = plain.abstract
+    if abstract_terms:
+        body, spans = abstract_snippet(
+            view.abstract, abstract_terms, words.abstract if words else None
+        )
+        abstract = segments(body, spans)
+    why = why_lines(reasons)
+    return Card(view, title, abstract, why, "", "", False, "", plain.short_title,
+                plain.short_authors, plain.links, [])  # fmt: skip

@@ -147,9 +147,12 @@ def render_listing(web: Web, indexed: Indexed, q: str, topic: str | None, unit: 
         count = f"{plural(chosen.total, 'paper')} of {new:,} match"
     else:
         count = f"{plural(new, 'new paper')} this {unit}, most upvoted first"
-    cards = [indexed.card(m) for m in chosen.matches] + [
+    papers = [m.paper for m in chosen.matches] + chosen.papers
+    made = [indexed.card(m) for m in chosen.matches] + [
         indexed.plain_card(p) for p in chosen.papers
     ]
+    frames, plain = indexed.frames, indexed.plain_card
+    cards = [web.cards.html(c, frames, p.id, plain(p)) for p, c in zip(papers, made, strict=True)]
     shown = len(cards)
     more = f"Showing the first {shown}; narrow the search to see the rest." if (
         chosen.total > shown) else ""  # fmt: skip

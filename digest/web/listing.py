@@ -21,9 +21,17 @@ from digest.errors import DigestError, QueryError
 from digest.match import Match, Matcher
 from digest.models import Paper, Subscriber, Topic
 from digest.query import parse
-from digest.render import Card, build_card, paper_card
-from digest.render.cards import PaperView, PaperWords, paper_words, view_paper
+from digest.render import Card
+from digest.render.cards import (
+    PaperView,
+    PaperWords,
+    paper_words,
+    web_card,
+    web_plain_card,
+    web_view_paper,
+)
 from digest.store import Store
+from digest.web.cards import Frames
 from digest.web.store_thread import StoreThread
 
 DAY = timedelta(days=1)
@@ -50,24 +58,26 @@ class Indexed:
     days: dict[str, int]  # UTC day first collected -> bitset of the papers' positions
     parts: dict[str, tuple[PaperView, PaperWords]] = field(default_factory=dict)
     plain: dict[str, Card] = field(default_factory=dict)
+    frames: Frames = field(default_factory=Frames)  # the cards' HTML frames
 
     def card(self, match: Match) -> Card:
-        """`match`'s card, the paper's cleaned, cut and tokenised text made once per window
-        (a distinct search builds up to a page of cards: this was a third of its cost)."""
+        """`match`'s card as the pages show it (no text part), the paper's cleaned, cut and
+        tokenised text and its card with nothing picked made once per window (a distinct
+        search builds up to a page of cards: this was a third of its cost)."""
         view, words = self._parts(match.paper)
-        return build_card(match, True, view, words=words)
+        return web_card(match, view, words, self.plain_card(match.paper))
 
     def plain_card(self, paper: Paper) -> Card:
         """The card of a paper nothing picked: the same for every page that lists it."""
         found = self.plain.get(paper.id)
         if found is None:
-            found = self.plain[paper.id] = paper_card(paper, True)
+            found = self.plain[paper.id] = web_plain_card(self._parts(paper)[0])
         return found
 
     def _parts(self, paper: Paper) -> tuple[PaperView, PaperWords]:
         found = self.parts.get(paper.id)
         if found is None:
-            view = view_paper(paper, True)
+            view = web_view_paper(paper)
             found = self.parts[paper.id] = (view, paper_words(view))
         return found
 

@@ -29,6 +29,7 @@ from digest.send import Transport
 from digest.sources.http import fetch_small
 from digest.store import Store
 from digest.tokens import Tokens
+from digest.web.cards import CardPrinter
 from digest.web.forms import CSRF_COOKIE
 from digest.web.guard import RateLimiter
 from digest.web.listing import Listings
@@ -70,10 +71,22 @@ class Web:
         self.stylesheet = self.pages.stylesheet()
         self.script = self.pages.script()
         self.listings = Listings(topics)
+        self._cards: CardPrinter | None = None
         self.confirmations_failed = 0
         self.fetch = fetch or partial(fetch_small, user_agent=config.collect.user_agent)
         self.certificates: dict[str, bytes] = {}
         self.webhooks: Counter[str] = Counter()  # answers per "provider status"
+
+    @property
+    def cards(self) -> CardPrinter:
+        """The web card template as frames (made at first use, like every page's template).
+
+        Raises:
+            RenderError: the template is missing or broken.
+        """
+        if self._cards is None:
+            self._cards = CardPrinter(self.pages)
+        return self._cards
 
     def sns_certificate(self, url: str) -> bytes:
         """SNS's signing certificate at `url` (checked on the SNS host by the caller), fetched
