@@ -57,16 +57,25 @@ async def change(web: Web, request: Request) -> Response:
 async def save(web: Web, posted: Posted) -> Response:
     """New preferences: a 422 naming each field's fault, else saved."""
     wanted, errors = read_preferences(web.topics, posted.form, posted.sub)
+    recommend = field(posted.form, "recommend").strip()
+    count = recommend_count(recommend)
+    if recommend and count is None:
+        errors["recommend"] = f"recommendations: a whole number from 0 to {subs.MAX_RECOMMEND}"
     if errors:
         text = field(posted.form, "queries")
         return replies.manage(web, wanted, posted.token, posted.csrf, 422, errors=errors, text=text)
     changes = {k: getattr(wanted, k) for k in subs.EDITABLE if k not in KEPT}
-    recommend = field(posted.form, "recommend").strip()
-    if recommend.isascii() and recommend.isdigit() and len(recommend) <= 2:
-        changes["recommend"] = int(recommend)  # an empty box keeps the current count
+    if count is not None:
+        changes["recommend"] = count  # an empty box keeps the current count
     cause = "edited on the web"
     sub = await web.store.call(subs.edit, web.topics, posted.sub.email, changes, web.now(), cause)
     return replies.manage(web, sub, posted.token, posted.csrf, notice="Saved.")
+
+
+def recommend_count(value: str) -> int | None:
+    """The recommendations per email as typed, 0 to MAX_RECOMMEND; None for anything else."""
+    valid = value.isascii() and value.isdigit() and len(value) <= 2
+    return int(value) if valid and int(value) <= subs.MAX_RECOMMEND else None
 
 
 def pause_weeks(value: str) -> int:
