@@ -1,6 +1,7 @@
 """Cards and digests assembled from frames equal what jinja renders from the same templates,
 byte for byte, on a random population with hostile feed text; templates the frames cannot
-reproduce are rendered by jinja; the wrapping shortcut equals textwrap."""
+reproduce are rendered by jinja; the wrapping shortcut equals textwrap; an HTML line too long
+for SMTP is folded at a space of its text (the same page), so the part goes 8bit."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from digest.config import Config, load_config, load_topics, parse_config
 from digest.match import Match, Matcher, Recommended
 from digest.models import Paper, Subscriber
 from digest.render import Reading, Renderer
+from digest.render.frames import FOLD_AT, fold
 from digest.render.inline import wordwrap
 from digest.render.text import quick_fill
 from digest.sources import arxiv, hf
@@ -220,3 +222,43 @@ def test_the_wrapping_shortcut_equals_textwrap_and_jinjas_wordwrap(seed: int) ->
                 env, text, width, long_words
             )
     assert taken > 600
+
+
+def _octets(html: str) -> int:
+    return max(len(line.encode()) for line in html.split("\n"))
+
+
+def test_an_html_line_too_long_for_smtp_is_folded_at_a_space_of_text(papers: list[Paper]) -> None:
+    """Recorded abstracts with many highlights make lines over 998 octets (quoted-printable
+    for the whole part); ours break them at spaces of text: the same page once white space
+    is collapsed, and the emails equal jinja's byte for byte (both fold the card)."""
+    matcher = Matcher(papers[:-60], TOPICS, NOW)  # the recorded papers: real abstracts
+    fast, naive = Renderer(config(), TOPICS), Renderer(config(), TOPICS)
+    links = {"manage": "https://d.example.org/m", "unsubscribe": "https://d.example.org/u"}
+    folded = 0
+    for n, query in enumerate(['diffusion OR "world model"', "llm OR agents OR language"]):
+        sub = Subscriber(f"f{n}@example.org", id=n, topics=["llm-agents"], queries=[query])
+        args = (sub, matcher.for_subscriber(sub), EDITION, NOW.date(), 54, links)
+        ours, unfolded = fast.digest(*args), naive.digest(*args, naive=True)
+        folded += _octets(unfolded.html) > 998
+        assert _octets(ours.html) <= 998
+    assert folded, "no recorded email had a long line: the case is not exercised"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_folding_only_turns_spaces_of_text_into_newlines(seed: int) -> None:
+    rng = random.Random(seed)
+    words = ["model", "agents", "R&amp;D", "\u65e5\u672c", "caf\u00e9", "x" * 40, "", "a.b"]
+    tags = ['<span class="hit" style="color:#1b1f24; border-radius:2px">', "</span>", "<br>"]
+    runs = [rng.choice(tags) if rng.random() < 0.2 else rng.choice(words) for _ in range(600)]
+    line = "".join(r if r.startswith("<") or rng.random() < 0.2 else r + " " for r in runs)
+    html = f'<p style="margin:0 0 10px 0">{line}</p>\n<td>short</td>'
+    got = fold(html)
+    assert got.replace("\n", " ") == html.replace("\n", " ")  # only spaces became newlines
+    assert got.count("\n") > html.count("\n")
+    assert _octets(got) <= FOLD_AT + 40 * 4  # a line ends at the first space past the limit
+    for at in (i for i, c in enumerate(got) if c == "\n"):
+        assert got[at - 1 : at].isascii() and got[at + 1 : at + 2].isascii()
+        assert got.rfind("<", 0, at) <= got.rfind(">", 0, at)  # never inside a tag
+    kept = f"<pre>{line}</pre>"
+    assert fold(kept) is kept  # white space that shows is left alone

@@ -39,7 +39,7 @@ class Match:
     """One paper in one subscriber's email. Why it is there (`reasons`) and what to highlight
     (`terms`) are worked out on first use and shared by everyone whose queries selected it."""
 
-    __slots__ = ("_index", "_matcher", "_sources", "paper", "score")
+    __slots__ = ("_index", "_key", "_matcher", "_selecting", "_sources", "paper", "score")
 
     def __init__(
         self,
@@ -54,12 +54,18 @@ class Match:
         self._matcher = matcher
         self._index = index
         self._sources = sources
+        self._selecting: tuple[RankedQuery, ...] | None = None
+        self._key: tuple[str, tuple[str, ...]] | None = None
 
     @property
     def selecting(self) -> tuple[RankedQuery, ...]:
-        """The subscriber's topics and queries that selected this paper."""
-        mask = 1 << self._index
-        return tuple(s for s in self._sources if s.bits & mask)
+        """The subscriber's topics and queries that selected this paper: worked out once, as
+        `key`, `reasons` and `terms` each read it."""
+        found = self._selecting
+        if found is None:
+            mask = 1 << self._index
+            found = self._selecting = tuple(s for s in self._sources if s.bits & mask)
+        return found
 
     @property
     def reasons(self) -> tuple[Reason, ...]:
@@ -73,8 +79,11 @@ class Match:
 
     @property
     def key(self) -> tuple[str, tuple[str, ...]]:
-        """Equal for two subscribers whose emails would show this paper identically."""
-        return self.paper.id, tuple(f"{s.kind}:{s.name}" for s in self.selecting)
+        """Equal for two subscribers whose emails would show this paper identically (made
+        once: the card cache looks it up for every email that shows the match)."""
+        if self._key is None:
+            self._key = self.paper.id, tuple(f"{s.kind}:{s.name}" for s in self.selecting)
+        return self._key
 
     def __repr__(self) -> str:
         return f"Match({self.paper.id!r}, score={self.score:.2f})"

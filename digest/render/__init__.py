@@ -30,7 +30,7 @@ from digest.render.cards import (
     paper_links,
     why_lines,
 )
-from digest.render.digests import DigestFrames
+from digest.render.digests import DigestFrames, filled
 from digest.render.inline import card_template, inline_css, load_templates, templates_dir
 from digest.render.text import (
     FULL_CARDS,
@@ -247,13 +247,16 @@ class Renderer:
         full = FULL_CARDS if shown <= LONG_EMAIL else FULL_CARDS_LONG
         html_groups, text_groups = [], []
         position = 0
+        parts = not naive and self.frames is not None
         for _, label, members in grouped:
             html_cards: list[Any] = []
-            text_cards: list[Any] = []
+            text_cards: list[Any] = html_cards if parts else []
             for m, key in members:
                 compact = position >= full
                 position += 1
-                if naive:
+                if parts:  # filled by the digest's frame (see DigestFrames)
+                    html_cards.append(self.cards.parts(m, compact, key))
+                elif naive:
                     card = build_card(m, self.thumbnails, compact=compact)
                     html_cards.append(card)
                     text_cards.append(card)
@@ -304,6 +307,7 @@ class Renderer:
                 found = self.frames.render(ctx, html_groups, text_groups)
                 if found is not None:
                     return RenderedEmail(ctx["subject"], *found)
+                html_groups, text_groups = filled(html_groups, 0), filled(text_groups, 1)
             html = env.get_template(f"email/{kind}.html.j2").render(ctx, groups=html_groups)
             text = env.get_template(f"email/{kind}.txt.j2").render(ctx, groups=text_groups)
         except TemplateError as ex:

@@ -46,6 +46,7 @@ from digest.render.frames import (
     Unusable,
     fill,
     fillers,
+    fold,
 )
 from digest.render.text import MAX_COMPACT_AUTHORS, MAX_COMPACT_TITLE, segments, shorten
 
@@ -112,7 +113,7 @@ class CardCache:
         self.bytes = 0  # what the kept cards take of their own (their parts are shared)
         self.rendered = 0
         self.hits = 0
-        self._cards: OrderedDict[tuple[object, ...], _Kept]
+        self._cards: OrderedDict[tuple[object, ...], CardParts]
         self._cards = OrderedDict()
         self._fillers = fillers(html, text) if frames else None
         self._papers: dict[_PaperKey, _PaperParts] = {}
@@ -153,27 +154,38 @@ class CardCache:
         Raises:
             RenderError: the card templates fail on this paper.
         """
+        return _card(self.parts(match, compact, key))
+
+    def parts(
+        self, match: Match, compact: bool, key: tuple[str, tuple[str, ...]] | None = None
+    ) -> CardParts:
+        """The match's card as frames and their strings, unfilled: a digest's frame takes
+        them as they are, without making the card's text first (see `card`).
+
+        Raises:
+            RenderError: the card templates fail on this paper.
+        """
         paper = match.paper
         at = (key or match.key, paper.updated_at, compact)
         found = self._cards.get(at)
         if found is not None:
             self._cards.move_to_end(at)
             self.hits += 1
-            return _card(found)
+            return found
         terms = match.terms
         parts = self._paper(paper)
         try:
-            frames, values, size = self._assemble(match, parts, compact, terms)
+            frames, values, size = _folded(*self._assemble(match, parts, compact, terms))
         except (TemplateError, Unusable) as ex:
             raise RenderError(f"email/digest card: {ex}") from ex
         group, label = self.group_of(match, at[0])
         self.rendered += 1
-        kept = _Kept(frames, values, parts.view.title, group, label, size)
+        kept = CardParts(frames, values, parts.view.title, group, label, size)
         self.bytes += size
         self._cards[at] = kept
         self._cards.move_to_end(at)
         self._trim()
-        return _card(kept)
+        return kept
 
     def _assemble(
         self, match: Match, parts: _PaperParts, compact: bool, terms: tuple[Term, ...]
@@ -213,7 +225,7 @@ class CardCache:
         html_values += (abstract.text_printed[0], why.text[0], line[0])
         text_values += (abstract.text_printed[1], why.text[1], line[1])
         values = (html_values, text_values)
-        return frames, values, 2 * getsizeof(html_values) + _KEPT_SIZE
+        return frames, values, 2 * getsizeof(html_values) + _PARTS_SIZE
 
     def _frames(self, parts: _PaperParts, compact: bool, bits: int) -> tuple[Frame, Frame]:
         """The paper's frames for cards of this compactness and shape, made once."""
@@ -320,7 +332,7 @@ _NONE = _Highlight(False, ("", ""), "", ("", ""))
 
 
 @dataclass(frozen=True, slots=True)
-class _Kept:
+class CardParts:
     """A card as the cache keeps it: frames and the strings that fill them, not the card's
     text, so a kept card costs a few hundred bytes whatever its length."""
 
@@ -331,10 +343,28 @@ class _Kept:
     label: str
     size: int
 
+    def html(self) -> Markup:
+        """The card's HTML part, filled."""
+        return Markup(fill(self.frames[0], self.values[0]))
 
-_KEPT_SIZE = 200  # a _Kept and its key, roughly
+    def text(self) -> str:
+        """The card's text part, filled."""
+        return fill(self.frames[1], self.values[1])
 
 
-def _card(kept: _Kept) -> RenderedCard:
-    html, text = (fill(f, v) for f, v in zip(kept.frames, kept.values, strict=True))
-    return RenderedCard(Markup(html), text, kept.title, kept.group, kept.label)
+_PARTS_SIZE = 200  # a CardParts and its key, roughly
+
+
+def _folded(
+    frames: tuple[Frame, Frame], values: tuple[tuple[str, ...], tuple[str, ...]], size: int
+) -> tuple[tuple[Frame, Frame], tuple[tuple[str, ...], tuple[str, ...]], int]:
+    """The card with its HTML lines folded (see `fold`); a folded HTML part is kept whole."""
+    html = fill(frames[0], values[0])
+    folded = fold(html)
+    if folded is html:
+        return frames, values, size
+    return (((folded,), ()), frames[1]), ((), values[1]), size + getsizeof(folded)
+
+
+def _card(kept: CardParts) -> RenderedCard:
+    return RenderedCard(kept.html(), kept.text(), kept.title, kept.group, kept.label)

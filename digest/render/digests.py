@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import Environment, Template, TemplateError, pass_environment
 from markupsafe import Markup, escape
 
+from digest.render.cache import CardParts
 from digest.render.cards import Group, remember
 from digest.render.inline import environment, wordwrap
 
@@ -56,19 +57,53 @@ def _split(out: str, shared: dict[str, str]) -> Frame:
     return pieces, tuple(int(n) for n in found[1::2])
 
 
-def _fill(frame: Frame, values: Sequence[str], wrapped: Sequence[str]) -> str:
+def _fill(
+    frame: Frame,
+    values: Sequence[str],
+    wrapped: Sequence[str],
+    cards: Sequence[CardParts] = (),
+    part: int = 0,
+) -> str:
+    """A frame filled: slots past `values` are cards, whose own frames are spliced in (one
+    join per email, not one per card)."""
     pieces, slots = frame
     out = [pieces[0]]
+    first = len(values)
     for slot, piece in zip(slots, pieces[1:], strict=True):
-        out += (wrapped[slot - _WRAPPED] if slot >= _WRAPPED else values[slot], piece)
+        if slot < first:
+            out.append(values[slot])
+        elif slot >= _WRAPPED:
+            out.append(wrapped[slot - _WRAPPED])
+        else:
+            card = cards[slot - first]
+            (inner, at), strings = card.frames[part], card.values[part]
+            out.append(inner[0])
+            for n, after in zip(at, inner[1:], strict=True):
+                out += (strings[n], after)
+        out.append(piece)
     return "".join(out)
+
+
+def filled(groups: Sequence[Group], part: int) -> list[Group]:
+    """The groups with their cards as text (`part` 0: HTML, 1: text), for jinja."""
+    out = []
+    for g in groups:
+        cards: list[Any] = g.cards
+        if any(type(c) is CardParts for c in cards):
+            cards = [_text(c, part) if type(c) is CardParts else c for c in cards]
+        out.append(Group(g.label, g.count, cards))
+    return out
+
+
+def _text(card: CardParts, part: int) -> str:
+    return card.html() if part == 0 else card.text()
 
 
 def leaves(
     ctx: Mapping[str, Any], html_groups: Sequence[Group], text_groups: Sequence[Group]
-) -> tuple[tuple[object, ...], list[Leaf], list[str], list[str]] | None:
-    """(shape, values, HTML cards, text cards) of a digest's context, in one fixed order;
-    None for a context this module does not know (then jinja renders it)."""
+) -> tuple[tuple[object, ...], list[Leaf], list[CardParts]] | None:
+    """(shape, values, cards) of a digest's context, in one fixed order; None for a context
+    this module does not know (then jinja renders it)."""
     if ctx.keys() != _KEYS or ctx["links"].keys() != set(_LINKS):
         return None
     values: list[Leaf] = [ctx[k] for k in _SCALARS]
@@ -83,13 +118,15 @@ def leaves(
         if rec.keys() != set(_RECOMMENDED):
             return None
         values += [rec[k] for k in _RECOMMENDED]
-    html_cards: list[str] = []
-    text_cards: list[str] = []
+    cards: list[CardParts] = []
     for group, text in zip(html_groups, text_groups, strict=True):
         values += (group.label, group.count)
-        html_cards += group.cards
-        text_cards += text.cards
+        if group.cards is not text.cards:  # the Renderer's frames path shares one list
+            return None
+        cards += group.cards
     if not all(v is None or type(v) is str for v in values):
+        return None
+    if not all(type(c) is CardParts for c in cards):
         return None
     shape = (
         len(ctx["note"]),
@@ -98,7 +135,7 @@ def leaves(
         tuple(len(g.cards) for g in html_groups),
         tuple(v if not v else True for v in values),
     )
-    return shape, values, html_cards, text_cards
+    return shape, values, cards
 
 
 class DigestFrames:
@@ -122,29 +159,27 @@ class DigestFrames:
         found = leaves(ctx, html_groups, text_groups)
         if found is None:
             return None
-        shape, values, html_cards, text_cards = found
+        shape, values, cards = found
         if shape not in self._frames:
             return self._first(shape, ctx, html_groups, text_groups, values)
         frames = self._frames[shape]
         if frames is None:
             return None
-        return self._filled(frames, values, html_cards, text_cards)
+        return self._filled(frames, values, cards)
 
     def _filled(
-        self,
-        frames: tuple[tuple[Frame, Wraps], ...],
-        values: list[Leaf],
-        html_cards: list[str],
-        text_cards: list[str],
+        self, frames: tuple[tuple[Frame, Wraps], ...], values: list[Leaf], cards: list[CardParts]
     ) -> tuple[str, str]:
         text_values = [v or "" for v in values]
-        text_values += text_cards
         html_values: list[str] = [escape(v) if v else "" for v in values]
-        html_values += html_cards
         parts = []
-        for (frame, wraps), filled in zip(frames, (html_values, text_values), strict=True):
-            wrapped = [wordwrap(self._env, _fill(f, filled, ()), *args) for f, args in wraps]
-            parts.append(_fill(frame, filled, wrapped))
+        for part, ((frame, wraps), given) in enumerate(
+            zip(frames, (html_values, text_values), strict=True)
+        ):
+            wrapped = [
+                wordwrap(self._env, _fill(f, given, (), cards, part), *args) for f, args in wraps
+            ]
+            parts.append(_fill(frame, given, wrapped, cards, part))
         return parts[0], parts[1]
 
     def _first(
@@ -159,11 +194,14 @@ class DigestFrames:
         one returned either way)."""
         self.made += 1
         html, text = self._real
-        real = (html.render(ctx, groups=html_groups), text.render(ctx, groups=text_groups))
+        real = (
+            html.render(ctx, groups=filled(html_groups, 0)),
+            text.render(ctx, groups=filled(text_groups, 1)),
+        )
         frames = self._make(ctx, html_groups, text_groups, values)
         if frames is not None:
-            cards = [[c for g in groups for c in g.cards] for groups in (html_groups, text_groups)]
-            if self._filled(frames, values, *cards) != real:
+            cards = [c for g in html_groups for c in g.cards]
+            if self._filled(frames, values, cards) != real:
                 frames = None
         self.refused += frames is None
         remember(self._frames, shape, frames, SHAPES)

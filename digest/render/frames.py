@@ -11,6 +11,7 @@ jinja instead.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -61,6 +62,62 @@ def probe(card: Card) -> Card:
         text_why=mark(TEXT_WHY) if card.text_why else "",
         why_line=mark(WHY_LINE) if card.why_line else "",
     )
+
+
+FOLD_AT = 900  # octets: under SMTP's 998 with room for what an email puts beside a card
+_TAGS = re.compile("(<[^>]*>)")
+_VERBATIM = re.compile("<pre|<textarea|<script|<style|white-space", re.IGNORECASE)
+
+
+def fold(html: str) -> str:
+    """`html` with each line over FOLD_AT octets broken at spaces of its text (never inside
+    a tag), so the email's part goes 8bit instead of quoted-printable. A newline is the same
+    white space as a space there; a space beside a non-ASCII character (where CSS may drop a
+    line break between CJK characters) or HTML that keeps white space is left alone."""
+    lines = html.split("\n")
+    if all(len(line) <= FOLD_AT // 4 or len(line.encode()) <= FOLD_AT for line in lines):
+        return html
+    if _VERBATIM.search(html):
+        return html
+    return "\n".join(_fold_line(line) for line in lines)
+
+
+def _fold_line(line: str) -> str:
+    """One line folded greedily: the runs between breakable spaces (tags included) are
+    packed onto lines of at most FOLD_AT octets where they fit."""
+    if len(line.encode()) <= FOLD_AT:
+        return line
+    units: list[str] = []
+    unit: list[str] = []
+    for n, run in enumerate(_TAGS.split(line)):
+        if n % 2:  # a tag: never broken
+            unit.append(run)
+            continue
+        words = run.split(" ")
+        unit.append(words[0])
+        for before, word in itertools.pairwise(words):
+            if _breakable(before, word):
+                units.append("".join(unit))
+                unit = [word]
+            else:
+                unit += (" ", word)
+    units.append("".join(unit))
+    out = [units[0]]
+    width = len(units[0].encode())
+    for unit_text in units[1:]:
+        size = len(unit_text.encode())
+        if width + 1 + size > FOLD_AT:
+            out += ("\n", unit_text)
+            width = size
+        else:
+            out += (" ", unit_text)
+            width += 1 + size
+    return "".join(out)
+
+
+def _breakable(before: str, after: str) -> bool:
+    """A space between ASCII characters (an empty word: a space or a tag's edge is there)."""
+    return (before[-1:] or " ").isascii() and (after[:1] or " ").isascii()
 
 
 def fill(frame: Frame, values: Sequence[str]) -> str:
