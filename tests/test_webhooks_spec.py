@@ -103,6 +103,10 @@ def _refusal(call: Any) -> tuple[int, str]:
         (Source.MAILGUN, "multipart/form-data", False),
         (Source.SES, None, False),
         (Source.SES, "", False),
+        (Source.SES, "application/x-www-form-urlencoded", False),
+        (Source.POSTMARK, "text/html", False),
+        (Source.MAILGUN, "multipart/form-data; boundary=x", False),
+        (Source.MAILGUN, None, False),
     ],
 )
 def test_only_the_documented_media_type_is_read(
