@@ -31,7 +31,7 @@ from digest.edition import Edition
 from digest.errors import DigestError
 from digest.message import message_id_for
 from digest.models import Subscriber
-from digest.pipeline import Pipeline, RunReport
+from digest.pipeline import Pipeline, RunReport, settled_heap
 from digest.schedule import RunLock
 from digest.send import GROUP
 from digest.store import DeliveryStatus, PlannedDelivery, Store
@@ -710,3 +710,25 @@ def test_feedback_id_names_cadence_edition_and_sender_never_the_subscriber(
     assert feedback_id_for(configured, edition) == "daily:2026-06-12:digest-example"
     weekly = Edition.weekly(NOW.date())
     assert feedback_id_for(configured, weekly) == "weekly:2026-W24:digest-example"
+
+
+def test_a_run_leaves_the_collector_as_it_found_it(
+    tmp_path: Path, smtp: tuple[Recorder, int]
+) -> None:
+    """Sending freezes what planning built and makes full passes rarer (`settled_heap`);
+    the caller's process gets its thresholds back and nothing left frozen, even on error."""
+    import gc
+
+    _, port = smtp
+    config = write_config(tmp_path, port)
+    add_people(
+        tmp_path / "digest.db",
+        [Subscriber("ada@example.org", status="active", topics=["llm-agents"], hour=0)],
+    )
+    before = gc.get_threshold()
+    assert run_pipeline(config).send.sent == 1
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), settled_heap():
+        assert gc.get_freeze_count() > 0 and gc.get_threshold()[2] == 1000
+        raise RuntimeError("a failure while sending")
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
