@@ -19,17 +19,15 @@ from lxml import html as lxml_html
 from starlette.applications import Starlette
 
 from digest import subscribers as subs
-from digest.config import Config, load_config, load_topics, parse_config
+from digest.config import Config
 from digest.models import Paper, Subscriber
 from digest.send import OutboxTransport
 from digest.store import SignalKind, Store
 from digest.tokens import Tokens
 from digest.web import create_app
 from digest.web.atom import ATOM, Entry, feed_xml
+from tests.test_web import BASE, SECRET, TOPICS, make_config
 
-SECRET = "web-pages-spec-secret"
-BASE = "https://digest.example.org"
-TOPICS = load_topics(load_config(env={}).topics_path)
 NOW = datetime.now(UTC).replace(microsecond=0)
 A = f"{{{ATOM}}}"
 GOOD = {"cadence": "daily", "weekday": "mon", "hour": "8", "tz": "UTC", "max_papers": "10",
@@ -40,16 +38,7 @@ class Site:
     """The app with an injected clock, a client with cookies, and its database."""
 
     def __init__(self, tmp_path: Path, **web: object) -> None:
-        self.config: Config = parse_config(
-            {
-                "database": {"path": str(tmp_path / "digest.db")},
-                "mail": {"from": "Paper Digest <digest@example.org>", "postal_address": "1 Rue"},
-                "outbox": {"path": str(tmp_path / "outbox")},
-                "web": {"base_url": BASE, **web},
-            },
-            tmp_path / "digest.toml",
-            {"DIGEST_SECRET": SECRET},
-        )
+        self.config: Config = make_config(tmp_path, **web)
         self.outbox = tmp_path / "outbox" / "new"
         self.app: Starlette = create_app(
             self.config, TOPICS, OutboxTransport(tmp_path / "outbox"), clock=lambda: NOW
