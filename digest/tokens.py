@@ -16,7 +16,6 @@ import hmac
 import json
 import struct
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -105,19 +104,14 @@ def _json(obj: object) -> bytes:
     return _COMPACT_JSON(obj).encode()
 
 
-def _packed(raw: bytes) -> bytes | None:
-    """The zlib form of `raw` when itsdangerous would use it (shorter by 2 bytes or more).
-    No cheap test proves a payload incompressible (13 bytes of "a" shrink), so zlib runs."""
-    packed = zlib.compress(raw)
-    return packed if len(packed) < len(raw) - 1 else None
-
-
 class _FastSigner:
-    """Makes exactly the token `URLSafeTimedSerializer(...).dumps` makes (same JSON, zlib
-    choice, timestamp and HMAC-SHA1 over the django-concat derived key), without rebuilding a
-    signer, re-deriving the key and re-creating an encoder per token: a digest signs a dozen
-    or more (each paper's feedback link), so itsdangerous's per-call setup was a fifth of
-    building an email in the daily job. Reading stays with itsdangerous."""
+    """Makes the tokens `URLSafeTimedSerializer(...).loads` reads (same JSON, timestamp and
+    HMAC-SHA1 over the django-concat derived key), without rebuilding a signer, re-deriving
+    the key and re-creating an encoder per token: a digest signs a dozen or more (each paper's
+    feedback link), so itsdangerous's per-call setup was a fifth of building an email in the
+    daily job. Payloads (ids and short hashes) are never zlib-packed: itsdangerous reads both
+    forms, and trying zlib on each cost more than the bytes it could save. Reading stays with
+    itsdangerous."""
 
     def __init__(self, secret: str, salt: str, clock: Callable[[], float]) -> None:
         key = hashlib.sha1(salt.encode() + b"signer" + secret.encode()).digest()
@@ -126,9 +120,7 @@ class _FastSigner:
 
     def dumps(self, obj: object) -> str:
         """The signed, URL-safe token of `obj`."""
-        raw = _json(obj)
-        packed = _packed(raw)
-        payload = _b64(raw) if packed is None else b"." + _b64(packed)
+        payload = _b64(_json(obj))
         stamp = _b64(struct.pack(">Q", int(self._clock())).lstrip(b"\x00"))
         value = payload + b"." + stamp
         mac = self._mac.copy()

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest.errors import ConfigError, SendError
 from digest.message import Dkim, Outgoing, build_message, check_dkim, message_id_for
@@ -211,7 +213,9 @@ def test_the_multipart_boundary_differs_between_messages() -> None:
 
 
 def test_every_line_ends_crlf_even_when_the_body_used_lf_or_cr() -> None:
+    """And the message says so (`crlf_only`): the SMTP wire then skips its own check."""
     out = build(text="one\ntwo\rthree\r\nfour\n", html="<p>a</p>\n<p>b</p>")
+    assert out.crlf_only
     assert b"\n" not in out.data.replace(b"\r\n", b"")
     assert b"\r" not in out.data.replace(b"\r\n", b"")
     assert content(parsed(out).get_body(("plain",))) == "one\ntwo\nthree\nfour\n"
@@ -236,6 +240,20 @@ def test_a_line_over_998_octets_makes_only_that_part_quoted_printable() -> None:
     assert content(parsed(out).get_body(("html",))) == f"<p>{long_line}</p>"
     exactly = parsed(build(text="x" * 998 + "\n", html=None))
     assert exactly["Content-Transfer-Encoding"] == "7bit", "998 octets is still a legal line"
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.lists(st.sampled_from([0, 1, 80, 997, 998, 999, 1500]), min_size=1, max_size=6),
+    st.booleans(),
+)
+def test_quoted_printable_exactly_when_some_line_is_over_998_octets(
+    lengths: list[int], final_newline: bool
+) -> None:
+    """Wherever the long line is: first, between others, last, with or without its LF."""
+    text = "\n".join("y" * n for n in lengths) + ("\n" if final_newline else "")
+    expected = "quoted-printable" if max(lengths) > 998 else "7bit"
+    assert _encodings(build(text="short\n", html=text or "x")) == ["7bit", expected]
 
 
 def test_a_nul_byte_makes_the_part_quoted_printable_and_survives() -> None:
@@ -283,6 +301,7 @@ def test_dkim_signs_every_header_we_promise_including_list_unsubscribe_post(
             "list-unsubscribe-post", "mime-version", "content-type",
             "feedback-id"} <= _signed_headers(out)  # fmt: skip
     assert dkim.verify(out.data, dnsfunc=lambda name, timeout=5: record)
+    assert out.crlf_only and b"\n" not in out.data.replace(b"\r\n", b""), "signature too"
 
 
 @pytest.mark.parametrize(

@@ -467,6 +467,16 @@ def test_dot_stuffing_round_trips_any_body_with_its_line_endings_made_crlf(
     assert b"\r" not in stuffed.replace(b"\r\n", b"") and b"\n" not in stuffed.replace(b"\r\n", b"")
 
 
+@settings(max_examples=150, deadline=None)
+@given(LINES, st.booleans())
+def test_dot_stuffing_a_message_known_crlf_only_gives_the_same_bytes(
+    parts: list[bytes], final_eol: bool
+) -> None:
+    data = b"\r\n".join(p.replace(b"\r", b"").replace(b"\n", b"") for p in parts)
+    data += b"\r\n" if final_eol else b""
+    assert dot_stuffed(data, crlf_only=True) == dot_stuffed(data)
+
+
 @pytest.mark.parametrize(
     ("data", "stuffed"),
     [

@@ -148,13 +148,17 @@ def envelope_line(verb: bytes, address: str, options: list[str], encoding: str) 
     return line
 
 
-def dot_stuffed(data: bytes) -> bytes:
+def dot_stuffed(data: bytes, *, crlf_only: bool = False) -> bytes:
     """The DATA body of CRLF-lined bytes: lines starting with "." doubled (RFC 5321 4.5.2),
-    then the end-of-data line. Bytes with a bare CR or LF are normalised first."""
-    pairs = data.count(b"\r\n")
-    if data.count(b"\n") != pairs or data.count(b"\r") != pairs:
-        data = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
-    data = data.replace(b"\r\n.", b"\r\n..")
+    then the end-of-data line. Bytes with a bare CR or LF are normalised first, unless the
+    caller knows there are none (`Outgoing.crlf_only`: those scans of 50 KB cost a tenth of
+    an email's CPU)."""
+    if not crlf_only:
+        pairs = data.count(b"\r\n")
+        if data.count(b"\n") != pairs or data.count(b"\r") != pairs:
+            data = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
+    if b"\n." in data:
+        data = data.replace(b"\r\n.", b"\r\n..")
     if data.startswith(b"."):
         data = b"." + data
     return data + (b".\r\n" if data.endswith(b"\r\n") or not data else b"\r\n.\r\n")
@@ -210,7 +214,7 @@ class Connection:
         replies += [(0, "")] * (3 - len(replies))
         self._check(message, replies[0], replies[1], replies[2])
         self.body_sent = True
-        await wire.write(dot_stuffed(data))
+        await wire.write(dot_stuffed(data, crlf_only=message.crlf_only))
         return await wire.reply()
 
     def _check(self, message: Outgoing, mail: Reply, rcpt: Reply, data: Reply) -> None:
