@@ -120,6 +120,11 @@ class Limit:
     cpu_s: float
     bytes: int
     distinct: int  # how many of the prepared messages (files) it sent
+    machine_cpu_s: float = 0.0  # every process's, during the push (the server's and its own)
+
+    @property
+    def server_cpu_ms_per_email(self) -> float:
+        return max(0.0, self.machine_cpu_s - self.cpu_s) * 1000 / self.messages
 
     @property
     def per_s(self) -> float:
@@ -156,6 +161,23 @@ def parse_servers(text: str) -> list[str]:
 def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core of this machine has been busy (user, nice, system, irq, softirq,
+    steal; /proc/stat), for what a server spends: a run's machine CPU less its client's. On
+    a quiet machine, that is the server's own (Postfix's several daemons included)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        busy = sum(ticks[:8]) - ticks[3] - ticks[4]  # less idle and iowait
+        return busy / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def ceiling_per_s(client_ms: float, server_ms: float) -> float:
+    """The most messages a second this machine's cores can carry when client and server
+    both run on them: every core busy, nothing waiting."""
+    return (os.cpu_count() or 1) * 1000 / max(client_ms + server_ms, 1e-9)
 
 
 def peak_rss_mb() -> float:
@@ -321,6 +343,7 @@ def smtp_source(
         if steps:
             scripts.append(" && ".join(steps))
     cpu_before = cpu_seconds(resource.RUSAGE_CHILDREN)
+    machine_before = machine_cpu_seconds()
     started = time.perf_counter()
     running = [
         subprocess.Popen(["sh", "-c", s], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -336,4 +359,5 @@ def smtp_source(
             f"bench: smtp-source to {server.name} failed ({code}): {err.decode(errors='replace')}"
         )
     drain(server)
-    return Limit(messages, seconds, cpu, total_bytes, min(turn, len(files)))
+    machine = machine_cpu_seconds() - machine_before
+    return Limit(messages, seconds, cpu, total_bytes, min(turn, len(files)), machine)

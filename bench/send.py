@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import os
 import random
 import resource
 import sys
@@ -29,6 +31,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 
@@ -115,14 +118,8 @@ async def raw(port: int, messages: list[Outgoing], connections: int) -> float:
     return time.perf_counter() - started
 
 
-async def ours(
-    port: int, messages: list[Outgoing], db: Path, connections: int
-) -> tuple[float, float]:
-    """Seconds and CPU seconds (this process and any it waited for) of our Sender's run."""
-    config = SmtpConfig(
-        host="127.0.0.1", port=port, security="none", concurrency=connections,
-        rate_per_second=0.0,
-    )  # fmt: skip
+def plan(messages: list[Outgoing], db: Path) -> None:
+    """The delivery log the senders work from: one subscriber and one pending delivery each."""
     with Store(db) as store:
         store.add_subscribers_bulk(
             (Subscriber(m.recipient, status="active", queries=["x"]) for m in messages),
@@ -137,7 +134,20 @@ async def ours(
             ],
             NOW,
         )  # fmt: skip
-        rows = store.due_deliveries(NOW, limit=len(messages))
+
+
+async def send_share(
+    port: int, messages: list[Outgoing], db: Path, connections: int, share: tuple[int, int]
+) -> int:
+    """Our Sender over its SmtpPool for the deliveries of one share (k of n, by id), as a
+    send worker of `[smtp] workers = n` takes them; returns how many it sent."""
+    config = SmtpConfig(
+        host="127.0.0.1", port=port, security="none", concurrency=connections,
+        rate_per_second=0.0,
+    )  # fmt: skip
+    k, n = share
+    with Store(db) as store:
+        rows = [r for r in store.due_deliveries(NOW, limit=len(messages)) if r.id % n == k]
         jobs = [
             Job(r.id, r.subscriber_id, r.email, r.edition, r.papers, messages[r.subscriber_id - 1])
             for r in rows
@@ -147,15 +157,42 @@ async def ours(
             for job in jobs:
                 yield job
 
-        pool = SmtpPool(config)
-        sender = Sender(store, pool, config, lambda: datetime.now(UTC))
-        cpu = limits.cpu_seconds() + limits.cpu_seconds(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        stats = await sender.run(stream(), connections)
-        elapsed = time.perf_counter() - started
-        cpu = limits.cpu_seconds() + limits.cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
-        await pool.close()
-        assert stats.sent == len(messages), stats
+        async with SmtpPool(config) as pool:
+            sender = Sender(store, pool, config, lambda: datetime.now(UTC))
+            stats = await sender.run(stream(), connections)
+    assert stats.sent == len(jobs), stats
+    return stats.sent
+
+
+_FORKED: list[Outgoing] = []  # the messages, as the forked send processes inherit them
+
+
+def _share_process(args: tuple[int, Path, int, tuple[int, int]]) -> int:
+    port, db, connections, share = args
+    return asyncio.run(send_share(port, _FORKED, db, connections, share))
+
+
+def ours(
+    port: int, messages: list[Outgoing], db: Path, connections: int, workers: int = 1
+) -> tuple[float, float]:
+    """Seconds and CPU seconds (user+sys of every process that sent) of our Sender's run:
+    in this process, or in `workers` processes sharing the connections and the database."""
+    plan(messages, db)
+    cpu = limits.cpu_seconds() + limits.cpu_seconds(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    if workers <= 1:
+        asyncio.run(send_share(port, messages, db, connections, (0, 1)))
+    else:
+        shares = [
+            (port, db, connections // workers + (k < connections % workers), (k, workers))
+            for k in range(workers)
+        ]
+        _FORKED[:] = messages  # inherited by fork, not pickled
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            pool.map(_share_process, shares)
+    elapsed = time.perf_counter() - started
+    cpu = limits.cpu_seconds() + limits.cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
+    with Store(db) as store:
         assert store.delivery_counts() == {"sent": len(messages)}
     return elapsed, cpu
 
@@ -166,12 +203,26 @@ def measure(
     files: list[tuple[Path, int]],
     args: argparse.Namespace,
     tmp: Path,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     n, conns = len(messages), args.connections
     sample = min(args.single_sample, n)
     limit = limits.smtp_source(server, files, n, conns)
-    ours_s, cpu_s = asyncio.run(ours(server.port, messages, tmp / f"{server.name}.db", conns))
+    machine = limits.machine_cpu_seconds()
+    ours_s, cpu_s = ours(server.port, messages, tmp / f"{server.name}.db", conns)
     limits.drain(server)
+    machine = limits.machine_cpu_seconds() - machine
+    server_ms = max(0.0, machine - cpu_s) * 1000 / n
+    shared: dict[str, float] = {}
+    if args.workers > 1:
+        where = tmp / f"{server.name}-x{args.workers}.db"
+        shared_s, shared_cpu = ours(server.port, messages, where, conns, args.workers)
+        limits.drain(server)
+        shared = {
+            "workers": args.workers,
+            "ours_per_s": round(n / shared_s, 1),
+            "limit_ratio": round(n / shared_s / limit.per_s, 3),
+            "cpu_ms_per_email": round(shared_cpu * 1000 / n, 3),
+        }
     pool_s = asyncio.run(raw(server.port, messages, conns))
     limits.drain(server)
     single_s = asyncio.run(raw(server.port, messages[:sample], 1)) * n / sample
@@ -183,12 +234,15 @@ def measure(
         "limit_ratio": round(mine / limit.per_s, 3),
         "cpu_ms_per_email": round(cpu_s * 1000 / n, 3),
         "limit_cpu_ms_per_email": round(limit.cpu_ms_per_email, 3),
+        "server_cpu_ms_per_email": round(server_ms, 3),
+        "limit_server_cpu_ms_per_email": round(limit.server_cpu_ms_per_email, 3),
         "pool_per_s": round(n / pool_s, 1),
         "pool_ratio": round(mine / (n / pool_s), 3),
         "single_per_s": round(n / single_s, 1),
         "ratio": round(mine / (n / single_s), 3),
         "limit_kb": round(limit.bytes / limit.messages / 1024, 1),
         "limit_distinct": limit.distinct,
+        **({f"x{args.workers}": shared} if shared else {}),
     }
 
 
@@ -200,6 +254,10 @@ def main() -> None:
     parser.add_argument(
         "--servers", default=",".join(limits.SERVERS), help="aiosmtpd,postfix,smtp-sink"
     )
+    parser.add_argument(
+        "--workers", type=int, default=min(os.cpu_count() or 1, 4),
+        help="also send with this many processes sharing the connections (1: only one)",
+    )  # fmt: skip
     args = parser.parse_args()
     names = limits.parse_servers(args.servers)
     limits.require_tools(names)
@@ -208,7 +266,7 @@ def main() -> None:
     messages = build(args.messages, rng)
     setup_s = time.perf_counter() - started
     size = sum(len(m.data) for m in messages) / len(messages)
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         files = limits.write_messages([m.data for m in messages], tmp / "messages", 64)
@@ -230,14 +288,26 @@ def main() -> None:
                  r["cpu_ms_per_email"], r["pool_per_s"], f"{r['pool_ratio']:.0%}",
                  r["single_per_s"], f"{r['ratio']:.2f}x")  # fmt: skip
         print(f"{name:10} " + " ".join(f"{c:>12}" for c in cells))
+        if (x := r.get(f"x{args.workers}")) and isinstance(x, dict):
+            cells = (x["ours_per_s"], r["limit_per_s"], f"{x['limit_ratio']:.0%}",
+                     x["cpu_ms_per_email"], "", "", "", "")  # fmt: skip
+            print(f"{name + f' x{args.workers}':10} " + " ".join(f"{c:>12}" for c in cells))
     print(
         "limit = Postfix's C client smtp-source, same messages and connections; raw = "
         f"aiosmtplib alone (single timed on {min(args.single_sample, n):,} and extrapolated)"
     )
     print(
-        "smtp-source's own CPU ms/email: "
-        + ", ".join(f"{k} {r['limit_cpu_ms_per_email']}" for k, r in results.items())
+        "CPU ms/email (/proc/stat): "
+        + "; ".join(
+            f"{k}: ours {r['cpu_ms_per_email']} + server {r['server_cpu_ms_per_email']}, "
+            f"smtp-source {r['limit_cpu_ms_per_email']} + server "
+            f"{r['limit_server_cpu_ms_per_email']}"
+            for k, r in results.items()
+        )
     )
+    if args.workers > 1:
+        print(f"'x{args.workers}': {args.workers} send processes sharing the {conns} connections "
+              "and the database, as `[smtp] workers` does (CPU: all of them)")  # fmt: skip
     print("targets: ours >= 90% of the limit to smtp-sink; our CPU <= 1.0 ms per email")
     top_name = "smtp-sink" if "smtp-sink" in results else names[0]
     top = results[top_name]
