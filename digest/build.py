@@ -260,6 +260,12 @@ class Builder:
 
         return Reading(recommended, feedback)
 
+    def rebind(self, store: Store) -> None:
+        """Read and write through `store` from now on: a process forked after planning keeps
+        the plan's matchers but must open its own connection."""
+        self.store = store
+        self.matchers.store = store
+
     def jobs(
         self, shard: tuple[int, int] | None = None, stats: SendStats | None = None
     ) -> Iterator[Job]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from digest import shards
+from digest.ahead import BuiltAhead
 from digest.bounces.process import BounceReport, bounces_after_run
 from digest.build import Builder, confirmation_message
 from digest.collect import SourceReport, collect_async
@@ -145,6 +146,7 @@ class Pipeline:
         self._alone: Builder | None = None  # for `build` called on its own, row by row
         self.worker_peaks_mb: list[float] = []  # other send processes' peak memory, if any
         self.shard_min = SHARD_MIN
+        self.build_ahead = True  # build in a second process when `_ahead` says it pays
 
     def plan(self, dry_run: bool = False) -> PlanReport:
         """Open the run's editions (unless dry) and record who gets which papers."""
@@ -195,11 +197,17 @@ class Pipeline:
         unless one is given."""
         builder = builder or self.builder()
         smtp = smtp or self.config.smtp
+        ahead = BuiltAhead(builder, self.config.database.path) if self._ahead(shard) else None
         async with transport_for(self.config, transport or self.transport) as opened:
             hook = _job_hook(on_done) if on_done is not None else None
             sender = Sender(self.store, opened, smtp, self.clock, self.sleep, hook)
 
             async def stream() -> AsyncIterator[Job]:
+                if ahead is not None:
+                    async for job in ahead.jobs():
+                        yield job
+                    sender.stats.add(ahead.result.stats)
+                    return
                 for job in builder.jobs(shard, sender.stats):
                     yield job
                     await asyncio.sleep(0)  # let senders run while messages are being built
@@ -208,7 +216,21 @@ class Pipeline:
             try:
                 return await sender.run(stream(), concurrency)
             finally:
-                self.timings["render"] = self.timings.get("render", 0.0) + builder.seconds
+                built = ahead.result.seconds if ahead is not None else builder.seconds
+                self.timings["render"] = self.timings.get("render", 0.0) + built
+                if ahead is not None and ahead.result.finished:
+                    self.worker_peaks_mb.append(ahead.result.peak_mb)
+
+    def _ahead(self, shard: tuple[int, int] | None) -> bool:
+        """Whether a second process builds this run's messages (`digest.ahead`): an SMTP run
+        of at least `shard_min` due deliveries, not sharded, on a machine with a core to
+        spare."""
+        if not self.build_ahead or shard is not None or not self.config.smtp.host:
+            return False
+        if (os.cpu_count() or 1) < 2:
+            return False
+        due = self.store.due_deliveries(self.clock(), None, limit=self.shard_min)
+        return len(due) >= self.shard_min
 
     async def run(
         self,

@@ -231,10 +231,11 @@ RANKS = {
     "build": 9,
     "ops": 9,
     "shards": 9,
-    "pipeline": 10,
-    "web": 11,
-    "cli": 12,
-    "__main__": 13,
+    "ahead": 10,
+    "pipeline": 11,
+    "web": 12,
+    "cli": 13,
+    "__main__": 14,
 }
 
 
@@ -399,7 +400,7 @@ DOCUMENTED_STAGES = {
     "digest", "__main__", "models", "schedule", "edition", "sources", "query", "collect",
     "match", "render", "message", "pages", "send", "plan", "build", "ops", "pipeline", "web",
     "bounces", "cli", "config", "recommend", "store", "subscribers", "tokens", "errors",
-    "shards",
+    "shards", "ahead",
 }  # fmt: skip
 DOCSTRING_ALLOWED: set[str] = set()
 

@@ -104,7 +104,12 @@ class StoreBase:
                 `busy_timeout_ms` (another process holding a write transaction).
         """
         self.path = str(path)
-        self._loaded_ids: tuple[str, ...] = ()
+        self.busy_timeout_ms = busy_timeout_ms
+        self._connect()
+
+    def _connect(self) -> None:
+        busy_timeout_ms = self.busy_timeout_ms
+        self._loaded_ids: tuple[str, ...] = ()  # a temp table of this connection's
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +134,22 @@ class StoreBase:
     def close(self) -> None:
         """Release the file (and WAL readers' snapshot); the store is unusable afterwards."""
         self.db.conn.close()
+
+    @contextmanager
+    def closed_while(self) -> Iterator[None]:
+        """The connection closed for the block, then opened again: SQLite's state must not
+        cross a fork (a forked child would inherit its locks' bookkeeping), so a process is
+        forked inside this.
+
+        Raises:
+            StoreError: the file cannot be opened again."""
+        if self.db.conn.in_transaction:
+            raise StoreError(f"{self.path}: closed inside a transaction (a bug)")
+        self.db.conn.close()
+        try:
+            yield
+        finally:
+            self._connect()
 
     def __enter__(self) -> Self:
         return self
