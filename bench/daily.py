@@ -167,6 +167,7 @@ def run_ours(config_path: str) -> None:
                 "errors": errors,
                 "peak_mb": limits.peak_rss_mb(),
                 "worker_peaks_mb": pipeline.worker_peaks_mb,
+                "builder_private_mb": pipeline.builder_private_mb,
             }
         )
     )
@@ -253,6 +254,8 @@ def figures(ours: dict[str, Any], limit: limits.Limit, raw_per_s: float) -> dict
         "raw_per_s": round(raw_per_s, 1),
         "raw_ratio": round(per_s / raw_per_s, 3),
         "peak_mb": round(max([ours["peak_mb"], *ours["worker_peaks_mb"]]), 1),
+        "own_peak_mb": round(ours["peak_mb"], 1),
+        "builder_private_mb": round(ours.get("builder_private_mb", 0.0), 1),
         "processes": 1 + len(ours["worker_peaks_mb"]),
         "stages": {k: round(v, 2) for k, v in ours["stages"].items()},
     }
@@ -375,6 +378,12 @@ def main() -> None:
         f"peak memory: {top['peak_mb']:.0f} MB at {args.subscribers:,} subscribers, "
         f"{small['peak_mb']:.0f} MB at {args.small:,} (target < 300 MB, flat)"
     )
+    if top["builder_private_mb"]:
+        print(
+            f"  two processes (messages built by a forked child, digest/ahead.py): the run's "
+            f"own {top['own_peak_mb']:.0f} MB; the child's peak counts the pages it shares "
+            f"with it, its own were {top['builder_private_mb']:.0f} MB at the end"
+        )
     print(
         f"capacity here: about {top['emails_per_s'] * 3600:,.0f} emails per hour "
         f"({args.subscribers:,} subscribers in {top['seconds'] / 60:.1f} min, {top_name})"

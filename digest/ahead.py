@@ -32,7 +32,7 @@ from typing import IO
 from digest.build import Builder
 from digest.errors import StoreError
 from digest.send import Job, SendStats
-from digest.shards import die_with, peak_mb
+from digest.shards import die_with, peak_mb, private_mb
 from digest.store import Store
 
 FRAME = struct.Struct("<Q")  # the length of each pickled message on the pipe
@@ -48,7 +48,8 @@ class AheadResult:
     stats: SendStats = field(default_factory=SendStats)
     seconds: float = 0.0
     finished: bool = False
-    peak_mb: float = 0.0  # the child's own peak memory
+    peak_mb: float = 0.0  # the child's peak RSS (pages shared with the parent included)
+    private_mb: float = 0.0  # the child's own pages at the end
 
 
 class BuiltAhead:
@@ -130,7 +131,8 @@ def _build(builder: Builder, database: Path | str, fd: int, parent: int) -> None
                 stats = SendStats()
                 for job in builder.jobs(None, stats):
                     _put(out, "job", job)
-                _put(out, "result", AheadResult(stats, builder.seconds, True, peak_mb()))
+                result = AheadResult(stats, builder.seconds, True, peak_mb(), private_mb())
+                _put(out, "result", result)
         except StoreError as ex:
             _put(out, "error", str(ex))
         except BrokenPipeError:

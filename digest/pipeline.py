@@ -144,7 +144,8 @@ class Pipeline:
         self.timings: dict[str, float] = {}  # seconds per stage; "render" is within "send"
         self._dkim = load_dkim(config)
         self._alone: Builder | None = None  # for `build` called on its own, row by row
-        self.worker_peaks_mb: list[float] = []  # other send processes' peak memory, if any
+        self.worker_peaks_mb: list[float] = []  # other processes' peak memory, if any
+        self.builder_private_mb = 0.0  # a builder process's own memory (`digest.ahead`)
         self.shard_min = SHARD_MIN
         self.build_ahead = True  # build in a second process when `_ahead` says it pays
 
@@ -220,6 +221,7 @@ class Pipeline:
                 self.timings["render"] = self.timings.get("render", 0.0) + built
                 if ahead is not None and ahead.result.finished:
                     self.worker_peaks_mb.append(ahead.result.peak_mb)
+                    self.builder_private_mb = ahead.result.private_mb
 
     def _ahead(self, shard: tuple[int, int] | None) -> bool:
         """Whether a second process builds this run's messages (`digest.ahead`): an SMTP run

@@ -81,6 +81,18 @@ def peak_mb() -> float:
     return 0.0
 
 
+def private_mb() -> float:
+    """This process's memory that is its own (private pages, clean or dirty), 0.0 where
+    /proc is not there: a forked child's peak RSS also counts the pages it still shares
+    with its parent."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                total += int(line.split()[1])
+    return total / 1024
+
+
 def die_with(parent: int) -> None:
     """Ask the kernel to kill this process when the run's process dies (Linux), and stop
     at once if it is already gone."""
