@@ -23,6 +23,7 @@ import fcntl
 import multiprocessing
 import os
 import pickle
+import signal
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -82,19 +83,22 @@ class BuiltAhead:
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
         )
         try:
+            why = ""
             while (message := await _next(reader)) is not None:
-                _, body = message
+                kind, body = message
                 if isinstance(body, Job):
                     yield body
                 elif isinstance(body, AheadResult):
                     self.result = body
-                else:
+                elif kind == "error":
                     raise StoreError(f"the message builder: {body}")
+                else:
+                    why = f": {body}"
         finally:
             transport.close()
             await asyncio.to_thread(_stop, child)
         if not self.result.finished:
-            why = f"the message builder stopped (exit code {child.exitcode})"
+            why = f"the message builder stopped{why or f' (exit code {child.exitcode})'}"
             self.result.stats.errors += 1
             self.result.stats.failures.append(
                 f"{why}; what it had not built waits for the next run"
@@ -122,21 +126,27 @@ def _stop(child: multiprocessing.process.BaseProcess) -> None:
 
 def _build(builder: Builder, database: Path | str, fd: int, parent: int) -> None:
     """The child's whole life: its own connection (one must not cross a fork), every due
-    delivery built and written to the pipe, then the counts (or the error that stopped it)."""
+    delivery built and written to the pipe, then the counts (or the error that stopped it).
+    Ctrl-C is the parent's to handle: the child ends when its pipe closes or its parent dies."""
     die_with(parent)
-    with os.fdopen(fd, "wb") as out:
-        try:
-            with Store(database) as store:
-                builder.rebind(store)
-                stats = SendStats()
-                for job in builder.jobs(None, stats):
-                    _put(out, "job", job)
-                result = AheadResult(stats, builder.seconds, True, peak_mb(), private_mb())
-                _put(out, "result", result)
-        except StoreError as ex:
-            _put(out, "error", str(ex))
-        except BrokenPipeError:
-            return  # the parent stopped reading: its run is ending
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    out = os.fdopen(fd, "wb")
+    try:
+        with Store(database) as store:
+            builder.rebind(store)
+            stats = SendStats()
+            for job in builder.jobs(None, stats):
+                _put(out, "job", job)
+            _put(out, "result", AheadResult(stats, builder.seconds, True, peak_mb(), private_mb()))
+    except BrokenPipeError:
+        pass  # the parent stopped reading: its run is ending
+    except StoreError as ex:
+        _put(out, "error", str(ex))
+    except Exception as ex:  # a bug: said in the run's report, not only on stderr
+        _put(out, "stopped", f"{type(ex).__name__}: {ex}")
+    finally:
+        with contextlib.suppress(OSError):
+            out.close()
 
 
 def _put(out: IO[bytes], kind: str, body: object) -> None:

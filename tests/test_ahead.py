@@ -10,16 +10,20 @@ import os
 import shutil
 import signal
 from collections import Counter
+from collections.abc import Iterator
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from digest import ahead
+from digest.build import Builder
 from digest.config import load_config, load_topics
 from digest.models import Subscriber
 from digest.pipeline import Pipeline, RunReport
+from digest.send import Job
 from digest.store import Store
 from tests.smtp_server import Recorder
 from tests.test_pipeline import NOW, SECRET, add_people
@@ -150,3 +154,32 @@ def test_a_builder_outlives_no_run() -> None:
     """The child asks for the parent-death signal first thing (the same as a send worker's,
     tested in test_shards.py); here: it is gone once its run has ended."""
     assert multiprocessing.active_children() == []
+
+
+def test_a_bug_in_the_builder_is_named_in_the_run_and_the_rest_waits(
+    tmp_path: Path, smtp: tuple[Recorder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault injected into the child (it inherits the patched class): three emails are
+    built, then the builder raises; the run names the error, the next run sends the rest."""
+    recorder, port = smtp
+    emails = _people(tmp_path)
+    real = Builder.jobs
+
+    def three_then_boom(self: Builder, *args: Any, **kwargs: Any) -> Iterator[Job]:
+        for n, job in enumerate(real(self, *args, **kwargs)):
+            if n == 3:
+                raise RuntimeError("boom")
+            yield job
+
+    monkeypatch.setattr(Builder, "jobs", three_then_boom)
+    config_path = _config(tmp_path, port, workers=1)
+    first, _ = _run(config_path, ahead=True)
+    assert first.failed and first.send.errors == 1 and first.send.sent == 3
+    assert first.send.failures == [
+        "the message builder stopped: RuntimeError: boom; what it had not built waits for "
+        "the next run"
+    ]
+    monkeypatch.undo()
+    second, _ = _run(config_path, ahead=True)
+    assert second.send.sent == PEOPLE - 3 and not second.failed
+    assert Counter(r for m in recorder.received for r in m.recipients) == Counter(emails)

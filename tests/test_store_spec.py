@@ -490,3 +490,23 @@ def test_rows_written_before_times_were_typed_read_back_as_the_same_times(
         store.update_subscriber(1, {"max_papers": 20}, T2, "edited", "test")
         (kept,) = store.db.execute("select paused_until from subscribers where id = 1").fetchone()
         assert kept == micro, "a time read and written again is the same text"
+
+
+def test_a_store_closed_for_a_fork_is_whole_again_after_and_never_inside_a_transaction(
+    store: Store,
+) -> None:
+    """`closed_while` (a process is forked inside it, digest/ahead.py): the file is let go for
+    the block, and afterwards the same store reads and writes as before; closing in the middle
+    of a transaction would lose it, so it is refused."""
+    [ada] = _people(store, "ada@example.org")
+    [delivery] = _plan(store, [ada])
+    with store.closed_while(), pytest.raises(Exception, match="closed"):
+        store.delivery_counts()
+    assert store.claim_delivery(delivery, T1) and _status(store, ada) == "sending"
+    with (
+        store.write(),
+        pytest.raises(StoreError, match="inside a transaction"),
+        store.closed_while(),
+    ):
+        pass
+    assert store.delivery_counts() == {"sending": 1}
