@@ -24,6 +24,7 @@ from digest.web.forms import csrf_for, form_context
 from digest.web.listing import (
     PAGE_WAIT,
     Indexed,
+    Recipe,
     WindowOf,
     day_window,
     select,
@@ -193,6 +194,15 @@ def render_built(
     return render_page(web, span, listing(), q, topic).encode()
 
 
+def _page_key(span: Span, q: str, topic: str | None, indexed: Indexed) -> Hashable:
+    return ("page", span.name, span.title, indexed.key, q, topic)
+
+
+def _page_over(web: Web, span: Span, q: str, topic: str | None, indexed: Indexed) -> bytes:
+    listing = partial(render_listing, web, indexed, q, topic, span.unit)
+    return render_built(web, span, listing, q, topic)
+
+
 def _signup(web: Web) -> Markup:
     """The subscribe form beside every edition page, its CSRF token a slot: the same on
     every page, rendered once (its time zone list made up a third of a page's cost)."""
@@ -235,13 +245,14 @@ async def show(web: Web, request: Request, span: Span) -> Response:
         html = render_page(web, span, Markup(page), q, topic)
         response = HTMLResponse(html.replace(CSRF_SLOT, csrf), headers={"x-cache": "miss"})
         return web.with_csrf(response, csrf)
-    key = ("page", span.name, span.title, indexed.key, q, topic)
+    key = _page_key(span, q, topic, indexed)
     headers = {"etag": _etag(web, key, csrf), "cache-control": "private, no-cache"}
     if _unchanged(request, headers["etag"]):
         return Response(status_code=304, headers={**headers, "x-cache": "hit"})
-    listing = partial(render_listing, web, indexed, q, topic, span.unit)
-    make = partial(render_built, web, span, listing, q, topic)
-    built, hit = await web.listings.lookup(key, make)
+    make = partial(_page_over, web, span, q, topic, indexed)
+    over = partial(_page_over, web, span, q, topic)
+    recipe = Recipe(span.name, indexed.key, partial(_page_key, span, q, topic), over)
+    built, hit = await web.listings.lookup(key, make, recipe)
     headers["x-cache"] = "hit" if hit else "miss"
     body = built.replace(CSRF_SLOT.encode(), csrf.encode())
     return web.with_csrf(HTMLResponse(body, headers=headers), csrf)

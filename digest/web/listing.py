@@ -36,12 +36,16 @@ from digest.web.store_thread import StoreThread
 
 DAY = timedelta(days=1)
 FRESH_SECONDS = 5.0  # how long a window's papers are served before the store is asked again
-MAX_QUERIES = 512  # distinct queries one matcher remembers before it is built afresh
+MAX_QUERIES = 4096  # distinct queries one matcher remembers before it is built afresh...
+MIN_QUERIES = 256
+QUERY_CELLS = 10_000_000  # ...at most this many queries x papers (see `query_room`)
 MAX_PAPERS = 50_000  # a window's papers loaded at most: the cost of a page stays bounded
 MAX_PAGES = 4096  # pages, searches and previews kept at most...
 MAX_PAGE_BYTES = 64 << 20  # ...and their size (a page of 60 cards is ~80 KB, a search's ~30 KB)
 HEAP_SETTLE = 600.0  # seconds between full collections of the heap (see settle_heap)
 PAGE_WAIT = 2.0  # seconds a page waits for the database before it answers without it
+WARM_PAGES = 128  # pages last asked for a window built over its new papers before they show...
+WARM_SECONDS = 1.0  # ...for at most this long
 T = TypeVar("T")
 log = logging.getLogger("digest.web")
 
@@ -59,6 +63,26 @@ class Indexed:
     parts: dict[str, tuple[PaperView, PaperWords]] = field(default_factory=dict)
     plain: dict[str, Card] = field(default_factory=dict)
     frames: Frames = field(default_factory=Frames)  # the cards' HTML frames
+    seen: tuple[datetime, datetime] | None = None  # first collected: earliest, latest
+
+    def holds(self, window: Window, stamp: tuple[int, datetime | None]) -> bool:
+        """Whether `window`, whose store stamp is `stamp`, has exactly these papers: the
+        same window, or one that moved over none of them (today's window before the daily
+        run ends now and starts a day before; the run then fixes it) with the same count and
+        latest change: its papers are all still in it, and nothing came or went."""
+        if stamp != self.stamp:
+            return False
+        if window.start == self.window.start:
+            return True
+        return self.seen is not None and window.start < self.seen[0] <= self.seen[1] <= window.end
+
+    @property
+    def query_room(self) -> int:
+        """How many distinct queries its matcher ranks before it is built afresh. A query's
+        ranking holds a few numbers per paper it selects (~18 KB each over 2,266 papers,
+        ~10 KB over 628), and a new matcher indexes every paper again (~0.2 s for 2,266):
+        at 512 queries, a seventh of the server's CPU under bench/web.py's load went there."""
+        return max(MIN_QUERIES, min(MAX_QUERIES, QUERY_CELLS // max(1, len(self.papers))))
 
     def card(self, match: Match) -> Card:
         """`match`'s card as the pages show it (no text part), the paper's cleaned, cut and
@@ -93,6 +117,18 @@ class Indexed:
     def key(self) -> tuple[datetime, tuple[int, datetime | None]]:
         """Equal while the window holds the same papers: what cached pages are keyed by."""
         return self.window.start, self.stamp
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """How a cached page or preview is made over the papers of the window `name`, whatever
+    they are: its cache key and its build over an `Indexed`; `over` is the key of the
+    papers it was built over."""
+
+    name: Hashable
+    over: Hashable
+    key: Callable[[Indexed], Hashable]
+    build: Callable[[Indexed], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,16 +178,40 @@ def _stamp(store: Store, window: Window) -> tuple[int, datetime | None]:
     return store.window_stamp(window.start, window.end)
 
 
-def _load(store: Store, window: Window, topics: Mapping[str, Topic], now: datetime) -> Indexed:
+def _load(
+    store: Store,
+    window: Window,
+    topics: Mapping[str, Topic],
+    now: datetime,
+    before: Indexed | None = None,
+) -> Indexed:
     stamp = _stamp(store, window)
-    papers = store.papers_between(window.start, window.end)
-    papers = trending(papers[-MAX_PAPERS:])
+    every = store.papers_between(window.start, window.end)
+    papers = trending(every[-MAX_PAPERS:])
+    first = [p.first_seen for p in papers if p.first_seen is not None]
+    whole = len(first) == len(every) == stamp[0] > 0
+    seen = (min(first), max(first)) if whole else None
     days: dict[str, int] = {}
     for i, paper in enumerate(papers):
         day = f"{paper.first_seen:%Y-%m-%d}" if paper.first_seen else ""
         days[day] = days.get(day, 0) | 1 << i
     matcher = Matcher(papers, topics, now)
-    return Indexed(window, stamp, papers, matcher, clock.monotonic(), days)
+    made = Indexed(window, stamp, papers, matcher, clock.monotonic(), days, seen=seen)
+    return made if before is None else _carry(before, made)
+
+
+def _carry(before: Indexed, made: Indexed) -> Indexed:
+    """`made` with the card parts and plain cards `before` made for the papers both hold
+    unchanged: a window reloaded for a few new papers does not clean and tokenise its other
+    papers again (~0.3 ms a paper, most of the first searches' cost after new papers). The
+    copies are taken at once: the pages' thread may be adding to `before`'s meanwhile. The
+    frames are not carried: their filler keeps every piece it made."""
+    old = {p.id: p for p in before.papers}
+    kept = {p.id for p in made.papers if old.get(p.id) == p}
+    parts = {k: v for k, v in before.parts.copy().items() if k in kept}
+    return replace(
+        made, parts=parts, plain={k: v for k, v in before.plain.copy().items() if k in kept}
+    )
 
 
 WindowOf = Callable[[Store], Window]
@@ -189,7 +249,8 @@ class Listings:
         self.fresh_seconds = fresh_seconds
         self.max_bytes = max_bytes
         self._indexed: OrderedDict[Hashable, Indexed] = OrderedDict()
-        self._pages: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()  # value, size
+        # value, size, and how to make it again over new papers
+        self._pages: OrderedDict[Hashable, tuple[object, int, Recipe | None]] = OrderedDict()
         self._bytes = 0
         self._loading: dict[Hashable, asyncio.Future[Indexed]] = {}
         self._refreshing: set[Hashable] = set()
@@ -230,9 +291,11 @@ class Listings:
         self, store: StoreThread, name: Hashable, window_of: WindowOf, found: Indexed | None
     ) -> Indexed:
         window, stamp = await store.call(_check, window_of)
-        same = found is not None and (found.window.start, found.stamp) == (window.start, stamp)
-        if found is not None and same and found.matcher.distinct_queries < MAX_QUERIES:
-            fresh = replace(found, window=window, checked=clock.monotonic())
+        same = found is not None and found.holds(window, stamp)
+        if found is not None and same and found.matcher.distinct_queries < found.query_room:
+            # the same papers: it keeps the window it was loaded for, so its key, and the
+            # pages cached by that key, stay
+            fresh = replace(found, checked=clock.monotonic())
         elif found is not None and same:
             # the same papers, their queries' cache full: a new matcher over the papers in
             # memory (its own thread: pages go on being built meanwhile), keeping the cards'
@@ -240,9 +303,11 @@ class Listings:
             matcher = await asyncio.get_running_loop().run_in_executor(
                 self._indexer, Matcher, found.papers, self.topics, window.end
             )
-            fresh = replace(found, window=window, matcher=matcher, checked=clock.monotonic())
+            fresh = replace(found, matcher=matcher, checked=clock.monotonic())
         else:
-            fresh = await store.call(_load, window, self.topics, window.end)
+            fresh = await store.call(_load, window, self.topics, window.end, found)
+            if found is not None:
+                await self._warm(name, found, fresh)
         self._indexed[name] = fresh
         self._indexed.move_to_end(name)
         while len(self._indexed) > 64:
@@ -289,14 +354,42 @@ class Listings:
 
     def _usable(self, found: Indexed) -> bool:
         fresh = clock.monotonic() - found.checked < self.fresh_seconds
-        return fresh and found.matcher.distinct_queries < MAX_QUERIES
+        return fresh and found.matcher.distinct_queries < found.query_room
 
-    async def lookup(self, key: Hashable, make: Callable[[], T]) -> tuple[T, bool]:
+    async def _warm(self, name: Hashable, before: Indexed, after: Indexed) -> None:
+        """Build the pages last asked for over `before`'s papers over `after`'s, before
+        `after` is served (at most WARM_PAGES, for WARM_SECONDS): new papers would else
+        turn every popular search into a miss at once, all waiting on the pages' thread
+        (under load, most of the slowest answers). One page at a time, so a new page asked
+        meanwhile waits for one such build at most; the old pages are served until then."""
+        recipes = [
+            r
+            for _, _, r in reversed(self._pages.values())
+            if r is not None and r.name == name and r.over == before.key
+        ]
+        deadline = clock.monotonic() + WARM_SECONDS
+        loop = asyncio.get_running_loop()
+        for recipe in recipes[:WARM_PAGES]:
+            key = recipe.key(after)
+            if key in self._pages or key in self._pending:
+                continue
+            try:
+                value = await loop.run_in_executor(self._builder, recipe.build, after)
+            except Exception as ex:  # asked for, it fails again and says so to its asker
+                log.error("page %r not built over new papers: %s", key, ex)
+                return
+            self._keep(key, value, replace(recipe, over=after.key))
+            if clock.monotonic() > deadline:
+                return
+
+    async def lookup(
+        self, key: Hashable, make: Callable[[], T], recipe: Recipe | None = None
+    ) -> tuple[T, bool]:
         """What `make` builds for `key` (a window's key and what was asked), and whether it
         was cached: built once while it stays among the last asked for (MAX_PAGES, at most
         `max_bytes`). Built in the pages' own thread, so the event loop keeps answering
         cached pages meanwhile; everyone asking for the same new page at once waits for the
-        one build."""
+        one build. With its `recipe`, it is built again over new papers before they show."""
         if key in self._pages:
             self._pages.move_to_end(key)
             return self._pages[key][0], True  # type: ignore[return-value]
@@ -304,18 +397,19 @@ class Listings:
         if pending is None:
             pending = asyncio.get_running_loop().run_in_executor(self._builder, make)
             self._pending[key] = pending
-            pending.add_done_callback(partial(self._settle, key))
+            pending.add_done_callback(partial(self._settle, key, recipe))
         found: T = await asyncio.shield(pending)
         return found, False
 
-    def _settle(self, key: Hashable, done: asyncio.Future[Any]) -> None:
+    def _settle(self, key: Hashable, recipe: Recipe | None, done: asyncio.Future[Any]) -> None:
         self._pending.pop(key, None)
-        if done.cancelled() or done.exception() is not None:
-            return
-        value = done.result()
+        if not done.cancelled() and done.exception() is None:
+            self._keep(key, done.result(), recipe)
+
+    def _keep(self, key: Hashable, value: object, recipe: Recipe | None) -> None:
         size = len(value) if isinstance(value, str | bytes) else 8192  # a preview's data
-        self._bytes += size - self._pages.pop(key, (None, 0))[1]
-        self._pages[key] = (value, size)
+        self._bytes += size - self._pages.pop(key, (None, 0, None))[1]
+        self._pages[key] = (value, size, recipe)
         while len(self._pages) > MAX_PAGES or self._bytes > self.max_bytes:
             self._bytes -= self._pages.popitem(last=False)[1][1]
 

@@ -21,7 +21,7 @@ from digest.match import Match
 from digest.models import Subscriber
 from digest.query import parse
 from digest.render import plural
-from digest.web.listing import PAGE_WAIT, Indexed, recent_window
+from digest.web.listing import PAGE_WAIT, Indexed, Recipe, recent_window
 from digest.web.state import Web
 
 DAYS = 7
@@ -89,6 +89,20 @@ def compute(
             "top": [_item(indexed, m) for m in found[:TOP]]}  # fmt: skip
 
 
+def _made(
+    encode: bool, today: date, topics: Sequence[str], queries: Sequence[str], indexed: Indexed
+) -> Any:
+    """`compute` over `indexed`, as JSON text if `encode`."""
+    found = compute(indexed, today, topics, queries)
+    return json.dumps(found, ensure_ascii=False) if encode else found
+
+
+def _key(
+    encode: bool, topics: Sequence[str], queries: Sequence[str], indexed: Indexed
+) -> tuple[Any, ...]:
+    return ("preview.json" if encode else "preview", indexed.key, topics, queries)
+
+
 BUSY = {"error": "The papers are being updated: try again in a minute.", "total": 0,
         "summary": "", "days": [], "top": []}  # fmt: skip
 
@@ -102,16 +116,17 @@ async def _cached(
     now = web.clock()
     known = tuple(t for t in dict.fromkeys(topics) if t in web.topics)
     wanted = tuple(dict.fromkeys(q.strip() for q in queries if q.strip()))
+    name = ("recent", now.date())
     indexed = await web.listings.within(
-        web.reader, ("recent", now.date()), lambda store: recent_window(now, DAYS), PAGE_WAIT
+        web.reader, name, lambda store: recent_window(now, DAYS), PAGE_WAIT
     )
     if indexed is None:
         return (json.dumps(BUSY) if encode else dict(BUSY)), False
-    make = partial(compute, indexed, now.date(), known, wanted)
-    if encode:
-        key: tuple[Any, ...] = ("preview.json", indexed.key, known, wanted)
-        return await web.listings.lookup(key, lambda: json.dumps(make(), ensure_ascii=False))
-    return await web.listings.lookup(("preview", indexed.key, known, wanted), make)
+    over = partial(_made, encode, now.date(), known, wanted)
+    recipe = Recipe(name, indexed.key, partial(_key, encode, known, wanted), over)
+    return await web.listings.lookup(
+        _key(encode, known, wanted, indexed), partial(over, indexed), recipe
+    )
 
 
 async def preview_of(web: Web, topics: Sequence[str], queries: Sequence[str]) -> dict[str, Any]:
