@@ -139,7 +139,7 @@ def setup(folder: Path, subscribers: int, day: str) -> Path:
 
 def run_ours(config_path: str) -> None:
     """In a fresh process: the timed daily run, its own peak memory and its CPU."""
-    from digest.pipeline import Pipeline
+    from digest.pipeline import Pipeline, run_async
 
     config = load_config(config_path, env={"DIGEST_SECRET": SECRET})
     cpu = limits.cpu_seconds() + limits.cpu_seconds(resource.RUSAGE_CHILDREN)
@@ -149,7 +149,7 @@ def run_ours(config_path: str) -> None:
             config, store, load_topics(config.topics_path), datetime.now(UTC),
             clock=lambda: datetime.now(UTC),
         )  # fmt: skip
-        report = asyncio.run(pipeline.run())
+        report = run_async(pipeline.run())  # as `digest run` does
     seconds = time.perf_counter() - started
     cpu = limits.cpu_seconds() + limits.cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
     errors = [r.error for r in report.collected if r.error]

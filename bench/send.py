@@ -45,6 +45,7 @@ import limits  # noqa: E402
 from digest.config import SmtpConfig  # noqa: E402
 from digest.message import Outgoing, build_message, message_id_for  # noqa: E402
 from digest.models import Paper, Subscriber  # noqa: E402
+from digest.pipeline import run_async  # noqa: E402
 from digest.send import Job, Sender, SmtpPool  # noqa: E402
 from digest.store import DeliveryStatus, PlannedDelivery, Store  # noqa: E402
 
@@ -169,7 +170,7 @@ _FORKED: list[Outgoing] = []  # the messages, as the forked send processes inher
 
 def _share_process(args: tuple[int, Path, int, tuple[int, int]]) -> int:
     port, db, connections, share = args
-    return asyncio.run(send_share(port, _FORKED, db, connections, share))
+    return run_async(send_share(port, _FORKED, db, connections, share))
 
 
 def ours(
@@ -181,7 +182,7 @@ def ours(
     cpu = limits.cpu_seconds() + limits.cpu_seconds(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     if workers <= 1:
-        asyncio.run(send_share(port, messages, db, connections, (0, 1)))
+        run_async(send_share(port, messages, db, connections, (0, 1)))  # as `digest run`
     else:
         shares = [
             (port, db, connections // workers + (k < connections % workers), (k, workers))

@@ -13,10 +13,11 @@ import asyncio
 import gc
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from digest import shards
 from digest.ahead import BuiltAhead
@@ -36,6 +37,7 @@ from digest.store import Delivery, Store
 from digest.tokens import Tokens
 
 Progress = Callable[[str, str], None]  # (email, status) as each delivery ends
+T = TypeVar("T")
 SHARD_MIN = 2_000  # due deliveries below which more send processes cost more than they save
 
 
@@ -340,6 +342,18 @@ class Pipeline:
         return await send_alerts(self.config, self.store, found, self.clock(), transport)
 
 
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run`, on uvloop where it is installed: its sockets and pipes cost a sending
+    process less CPU (bench/daily.py at 10,000 subscribers: 1.09 against 1.16 ms an email,
+    727 against 700 emails a second)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 def _job_hook(on_done: Progress) -> Callable[[Job, Outcome], None]:
     """The sender's per-job hook for a run's (email, status) progress hook."""
     return lambda job, status: on_done(job.email, status)
@@ -351,7 +365,7 @@ def _send_shard(work: shards.ShardWork, events: shards.Events) -> shards.ShardRe
         pipeline = Pipeline(
             work.config, store, work.topics, work.now, clock=lambda: datetime.now(UTC)
         )
-        stats = asyncio.run(pipeline.send(work.shard, events.done))
+        stats = run_async(pipeline.send(work.shard, events.done))
     return shards.ShardResult(stats, pipeline.timings.get("render", 0.0), shards.peak_mb())
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -36,7 +35,7 @@ from digest.cli.app import (
 from digest.config import Config, load_config
 from digest.models import Topic
 from digest.ops import preflight
-from digest.pipeline import Pipeline, RunReport
+from digest.pipeline import Pipeline, RunReport, run_async
 from digest.schedule import RunLock
 from digest.send import SendStats
 from digest.store import Store
@@ -176,7 +175,7 @@ def run_command(
         bar, task = _progress(interactive and not dry_run)
         done = _advance(bar, task)
         with bar:
-            report = asyncio.run(
+            report = run_async(
                 pipeline.run(
                     collect=not no_collect, send=not no_send, dry_run=dry_run, on_done=done
                 )
@@ -223,6 +222,6 @@ def send_command(
         done = _advance(bar, task)
         started = datetime.now(UTC)
         with bar:
-            report.send = asyncio.run(pipeline.send(parts, done))
+            report.send = run_async(pipeline.send(parts, done))
         report.seconds = (datetime.now(UTC) - started).total_seconds()
     _finish(report, quiet, interactive)
