@@ -199,11 +199,19 @@ def _longest_line(raw: bytes) -> int:
     return max(int(breaks[0]), inner, len(raw) - int(breaks[-1]) - 1)
 
 
-def _part(content_type: str, body: str, allow_8bit: bool = True) -> tuple[bytes, bool]:
-    """A part's headers and body with CRLF lines; True when it went out 8bit."""
+def _lf_bytes(body: str) -> bytes:
+    """A part's text as UTF-8 with LF lines: encoded once, for the message and, should a
+    server lack 8BITMIME, its 7-bit rebuild (bytes also cross to the sending process as a
+    copy, where text would be encoded and decoded again)."""
     raw = body.encode("utf-8")
     if "\r" in body:  # rendered parts have LF lines: normalise only what needs it
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return raw
+
+
+def _part(content_type: str, raw: bytes, allow_8bit: bool = True) -> tuple[bytes, bool]:
+    """A part's headers and body (UTF-8, LF lines) with CRLF lines; True when it went out
+    8bit."""
     cte = _encoding(raw, allow_8bit)
     if cte == "quoted-printable":
         # istext: line breaks stay line breaks (LF here, CRLF below), not =0A
@@ -273,7 +281,8 @@ def build_message(
     if feedback_id:
         headers.append(("Feedback-ID", check_header("Feedback-ID", feedback_id)))
     # "=_" is invalid quoted-printable, and 96 random bits keep 8bit text from clashing
-    parts = (headers, text, html, dkim, "=_digest_" + secrets.token_hex(12))
+    rich = None if html is None else _lf_bytes(html)
+    parts = (headers, _lf_bytes(text), rich, dkim, "=_digest_" + secrets.token_hex(12))
     data, eight_bit = _assemble(*parts, allow_8bit=True)
     envelope_to = address_of(to)
     return Outgoing(
@@ -284,7 +293,11 @@ def build_message(
 
 
 def _seven_bit(
-    headers: list[tuple[str, str]], text: str, html: str | None, dkim: Dkim | None, boundary: str
+    headers: list[tuple[str, str]],
+    text: bytes,
+    html: bytes | None,
+    dkim: Dkim | None,
+    boundary: str,
 ) -> bytes:
     """The message again with no 8bit part (a plain function: the message stays picklable)."""
     return _assemble(headers, text, html, dkim, boundary, allow_8bit=False)[0]
@@ -292,13 +305,14 @@ def _seven_bit(
 
 def _assemble(
     headers: list[tuple[str, str]],
-    text: str,
-    html: str | None,
+    text: bytes,
+    html: bytes | None,
     dkim: Dkim | None,
     boundary: str,
     allow_8bit: bool,
 ) -> tuple[bytes, bool]:
-    """The message's bytes (signed when a key is given); True when a part is 8bit."""
+    """The message's bytes (signed when a key is given) from its parts' UTF-8, LF-lined
+    bytes; True when a part is 8bit."""
     if html is None:
         content, eight_bit = _part("text/plain", text, allow_8bit)
     else:
