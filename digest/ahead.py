@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import multiprocessing
 import os
 import pickle
@@ -37,6 +38,7 @@ from digest.shards import die_with, peak_mb, private_mb
 from digest.store import Store
 
 FRAME = struct.Struct("<Q")  # the length of each pickled message on the pipe
+log = logging.getLogger("digest.ahead")
 BUFFERED = 2 * 1024 * 1024  # bytes of built jobs read ahead of the senders (x2 before pausing)
 PIPE_BYTES = 1024 * 1024  # the pipe's own buffer (Linux's default 64 KB is one email)
 
@@ -75,8 +77,15 @@ class BuiltAhead:
             args=(self.builder, self.database, write_fd, os.getpid()),
             daemon=True,
         )
-        with self.builder.store.closed_while():
-            child.start()
+        try:
+            with self.builder.store.closed_while():
+                child.start()
+        except OSError as ex:  # no process to be had (memory, a process limit): build here
+            os.close(read_fd)
+            os.close(write_fd)
+            async for job in self._here(ex):
+                yield job
+            return
         os.close(write_fd)
         reader = asyncio.StreamReader(limit=BUFFERED)
         transport, _ = await asyncio.get_running_loop().connect_read_pipe(
@@ -103,6 +112,17 @@ class BuiltAhead:
             self.result.stats.failures.append(
                 f"{why}; what it had not built waits for the next run"
             )
+
+    async def _here(self, why: OSError) -> AsyncIterator[Job]:
+        """Every due delivery built in this process, as without a builder: a machine that
+        cannot start one costs speed, not the run."""
+        log.warning("no builder process (%s): building in the run's own process", why)
+        before = self.builder.seconds
+        for job in self.builder.jobs(None, self.result.stats):
+            yield job
+            await asyncio.sleep(0)  # let the senders run while messages are being built
+        self.result.seconds = self.builder.seconds - before
+        self.result.finished = True
 
 
 async def _next(reader: asyncio.StreamReader) -> tuple[str, object] | None:

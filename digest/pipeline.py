@@ -221,7 +221,7 @@ class Pipeline:
             finally:
                 built = ahead.result.seconds if ahead is not None else builder.seconds
                 self.timings["render"] = self.timings.get("render", 0.0) + built
-                if ahead is not None and ahead.result.finished:
+                if ahead is not None and ahead.result.peak_mb:  # a builder process ran
                     self.worker_peaks_mb.append(ahead.result.peak_mb)
                     self.builder_private_mb = ahead.result.private_mb
 
@@ -231,8 +231,11 @@ class Pipeline:
         spare."""
         if not self.build_ahead or shard is not None or not self.config.smtp.host:
             return False
-        if (os.cpu_count() or 1) < 2:
-            return False
+        return (os.cpu_count() or 1) >= 2 and self._many_due()
+
+    def _many_due(self) -> bool:
+        """Whether at least `shard_min` deliveries are due: below that, a second process
+        (builder or send worker) costs more than it saves."""
         due = self.store.due_deliveries(self.clock(), None, limit=self.shard_min)
         return len(due) >= self.shard_min
 
@@ -302,8 +305,7 @@ class Pipeline:
         wanted = self.config.smtp.workers
         if wanted <= 1 or shard is not None or not self.config.smtp.host:
             return 1
-        due = self.store.due_deliveries(self.clock(), None, limit=self.shard_min)
-        return wanted if len(due) >= self.shard_min else 1
+        return wanted if self._many_due() else 1
 
     async def send_sharded(
         self,

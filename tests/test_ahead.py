@@ -5,7 +5,9 @@ dies costs only what it had not built, which the next run sends."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import multiprocessing
+import multiprocessing.context
 import os
 import shutil
 import signal
@@ -183,3 +185,20 @@ def test_a_bug_in_the_builder_is_named_in_the_run_and_the_rest_waits(
     second, _ = _run(config_path, ahead=True)
     assert second.send.sent == PEOPLE - 3 and not second.failed
     assert Counter(r for m in recorder.received for r in m.recipients) == Counter(emails)
+
+
+def test_no_builder_process_to_be_had_builds_in_the_run_and_sends_everything(
+    tmp_path: Path, smtp: tuple[Recorder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fork refused (a process limit, no memory): the run builds its messages itself."""
+
+    def refused(self: object) -> None:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", refused)
+    recorder, port = smtp
+    emails = _people(tmp_path)
+    report, pipeline = _run(_config(tmp_path, port, workers=1), ahead=True)
+    assert report.send.sent == PEOPLE and not report.failed
+    assert pipeline.worker_peaks_mb == [] and pipeline.timings["render"] > 0
+    assert sorted(r for m in recorder.received for r in m.recipients) == sorted(emails)
