@@ -41,6 +41,10 @@ FRAME = struct.Struct("<Q")  # the length of each pickled message on the pipe
 log = logging.getLogger("digest.ahead")
 BUFFERED = 2 * 1024 * 1024  # bytes of built jobs read ahead of the senders (x2 before pausing)
 PIPE_BYTES = 1024 * 1024  # the pipe's own buffer (Linux's default 64 KB is one email)
+# The builder works ahead of the senders, so it can wait; the receiving server (often on the
+# same machine) and the sender cannot: at equal priority it took their CPU at the moments
+# they needed it (~4% of the rate against aiosmtpd, at 10,000 subscribers).
+NICENESS = 19
 
 
 @dataclass
@@ -147,9 +151,12 @@ def _stop(child: multiprocessing.process.BaseProcess) -> None:
 def _build(builder: Builder, database: Path | str, fd: int, parent: int) -> None:
     """The child's whole life: its own connection (one must not cross a fork), every due
     delivery built and written to the pipe, then the counts (or the error that stopped it).
-    Ctrl-C is the parent's to handle: the child ends when its pipe closes or its parent dies."""
+    Ctrl-C is the parent's to handle: the child ends when its pipe closes or its parent dies.
+    It runs at the lowest priority (see NICENESS)."""
     die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
     out = os.fdopen(fd, "wb")
     try:
         with Store(database) as store:

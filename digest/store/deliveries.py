@@ -255,9 +255,11 @@ class DeliveriesMixin(DeliveryStatsMixin):
         marks = ",".join("?" * len(ids))
         at = time_text(now, "now")
         with self.write():
+            # `+status`: by the status index SQLite would read every pending delivery for each
+            # group (3 ms a claim with 60,000 pending), where the ids are 32 rowid lookups
             rows = self.db.execute(
                 "select d.id, s.status from deliveries d left join subscribers s"
-                f" on s.id = d.subscriber_id where d.id in ({marks}) and d.status = 'pending'",
+                f" on s.id = d.subscriber_id where d.id in ({marks}) and +d.status = 'pending'",
                 ids,
             ).fetchall()
             # a left join: a removed subscriber's delivery (status null) is skipped, not sent
