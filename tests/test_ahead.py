@@ -5,6 +5,7 @@ dies costs only what it had not built, which the next run sends."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import multiprocessing
 import multiprocessing.context
@@ -89,6 +90,29 @@ def test_built_ahead_the_run_sends_the_same_emails_as_built_in_process(
     assert pipeline.timings["render"] > 0, "the builder's seconds reach the stage timings"
     with Store(tmp_path / "b" / "digest.db") as store:
         assert store.delivery_counts() == {"sent": PEOPLE}
+
+
+def test_the_builder_runs_on_cpu_no_one_else_wants(
+    tmp_path: Path, smtp: tuple[Recorder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the run sends, its builder is in Linux's idle class at the lowest niceness, so
+    the sender and the receiving server have a core the moment they wake. (Read ahead by one
+    message at a time, the builder is still at work when the first email has gone.)"""
+    monkeypatch.setattr(ahead, "BUFFERED", 1)
+    _, port = smtp
+    _people(tmp_path, count=120)
+    seen: list[tuple[int, int]] = []
+
+    def look(email: str, status: str) -> None:
+        for child in multiprocessing.active_children():
+            if child.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    seen.append((os.sched_getscheduler(child.pid), os.getpriority(0, child.pid)))
+
+    report, _ = _run(_config(tmp_path, port, workers=1), ahead=True, on_done=look)
+    assert report.send.sent == 120 and not report.failed
+    assert seen and set(seen) == {(os.SCHED_IDLE, 19)}, seen
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER, "the run's own process keeps its class"
 
 
 def test_what_the_builder_cannot_build_is_counted_and_named_in_the_run(
