@@ -168,6 +168,7 @@ def run_ours(config_path: str) -> None:
                 "peak_mb": limits.peak_rss_mb(),
                 "worker_peaks_mb": pipeline.worker_peaks_mb,
                 "builder_private_mb": pipeline.builder_private_mb,
+                "builder_idle": list(pipeline.builder_idle),
             }
         )
     )
@@ -256,6 +257,7 @@ def figures(ours: dict[str, Any], limit: limits.Limit, raw_per_s: float) -> dict
         "peak_mb": round(max([ours["peak_mb"], *ours["worker_peaks_mb"]]), 1),
         "own_peak_mb": round(ours["peak_mb"], 1),
         "builder_private_mb": round(ours.get("builder_private_mb", 0.0), 1),
+        "builder_idle": ours.get("builder_idle", [0, 0]),
         "processes": 1 + len(ours["worker_peaks_mb"]),
         "stages": {k: round(v, 2) for k, v in ours["stages"].items()},
     }
@@ -373,6 +375,12 @@ def main() -> None:
         "server's during our run, smtp-source's and the server's during the limit's; ceiling = "
         "cores x 1000 / (ours + its server): the rate at which every core would be busy"
     )
+    built = {k: r["builder_idle"] for k, r in results.items() if r["builder_idle"][1]}
+    if built:
+        print(
+            "messages built in the idle class (the builder ahead of the senders, `Pace`): "
+            + ", ".join(f"{k} {idle / total:.0%}" for k, (idle, total) in built.items())
+        )
     print("targets: ours >= 80% of the limit (aiosmtpd, postfix); CPU <= 1.0 ms per email")
     print(
         f"peak memory: {top['peak_mb']:.0f} MB at {args.subscribers:,} subscribers, "

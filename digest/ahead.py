@@ -9,6 +9,9 @@ own connection and streams the jobs through a pipe; the parent only claims, send
 records. The pipe and the parent's buffer hold a few dozen built messages at most, so
 memory stays flat.
 
+While the senders hardly wait for it, the parent puts the child in Linux's idle class, so
+the sender and a receiving server on the same machine have a core whenever they wake (`Pace`).
+
 The child decides nothing the in-process builder would not: it marks the deliveries it
 cannot build (failed, or kept for the next run) and reports its counts at the end. It dies
 with the run (Linux's parent-death signal); one that stops early leaves what it had not
@@ -26,6 +29,7 @@ import os
 import pickle
 import signal
 import struct
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +57,8 @@ class AheadResult:
     finished: bool = False
     peak_mb: float = 0.0  # the child's peak RSS (pages shared with the parent included)
     private_mb: float = 0.0  # the child's own pages at the end
+    built: int = 0  # messages received from it (counted by the parent, as `Pace` is)
+    built_idle: int = 0  # of those, built while it was in the idle class
 
 
 class BuiltAhead:
@@ -91,14 +97,20 @@ class BuiltAhead:
         transport, _ = await asyncio.get_running_loop().connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
         )
+        pace = Pace(child.pid or 0)
         try:
             why = ""
-            while (message := await _next(reader)) is not None:
+            while True:
+                started = time.perf_counter()
+                if (message := await _next(reader)) is None:
+                    break
                 kind, body = message
                 if isinstance(body, Job):
+                    pace.waited(time.perf_counter() - started)
                     yield body
                 elif isinstance(body, AheadResult):
                     self.result = body
+                    self.result.built, self.result.built_idle = pace.count, pace.count_idle
                 elif kind == "error":
                     raise StoreError(f"the message builder: {body}")
                 else:
@@ -148,10 +160,9 @@ def _build(builder: Builder, database: Path | str, fd: int, parent: int) -> None
     """The child's whole life: its own connection (one must not cross a fork), every due
     delivery built and written to the pipe, then the counts (or the error that stopped it).
     Ctrl-C is the parent's to handle: the child ends when its pipe closes or its parent dies.
-    It runs at the lowest priority (`_yield_cpu`)."""
+    While it is ahead, the parent keeps it in the idle class (`Pace`)."""
     die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _yield_cpu()
     out = os.fdopen(fd, "wb")
     try:
         with Store(database) as store:
@@ -171,19 +182,58 @@ def _build(builder: Builder, database: Path | str, fd: int, parent: int) -> None
             out.close()
 
 
-def _yield_cpu() -> None:
-    """Run on CPU no one else wants: Linux's idle class, and the lowest niceness where there
-    is none. The sender and the receiving server (often on the same machine) must have a
-    core the moment they wake; at equal priority the builder held it. Against aiosmtpd at
-    10,000 subscribers: 686-692 emails/s at equal priority, 720-756 at niceness 19, 800-810
-    in the idle class (937/s at 100,000, 91% of smtp-source's rate). Where the builder is
-    the bottleneck (smtp-sink, which costs almost nothing) the idle class costs ~8%, as the
-    kernel puts a waking sender on the builder's core as if it were idle. Its write locks
-    are held for microseconds, so the sender never waits long on it."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(19)
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+class Pace:
+    """The builder's scheduling class, chosen by how long the senders wait for its messages.
+    Ahead of them (under a tenth of a window spent waiting), it is moved to Linux's idle
+    class: it can wait, while the sender and a server on the same machine need a core the
+    moment they wake, and at equal priority it held one. Against aiosmtpd at 10,000
+    subscribers: 638-692 emails/s at equal priority, 793-810 in the idle class. Behind them
+    (waiting over 40%: smtp-sink, which costs almost nothing) it is the bottleneck and stays
+    at equal priority, where the idle class cost 6-10% (the kernel puts a waking sender on
+    its core, as if idle). Behind for two windows once idle, it is moved back where the
+    system allows (an unprivileged process may not leave the idle class unless RLIMIT_NICE
+    says so). Its write locks last microseconds, so the sender never waits long on it."""
+
+    WINDOW = 128  # messages (~0.15 s); the first window, the pipe filling, is not judged
+    AHEAD, BEHIND = 0.1, 0.4  # shares of a window's time spent waiting for the builder
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.idle = False
+        self.stuck = False  # refused the way back: stays in the idle class
+        self.count = self.count_idle = 0
+        self._started = time.perf_counter()
+        self._waited = 0.0
+        self._behind = 0  # windows in a row behind
+
+    def waited(self, seconds: float) -> None:
+        """The senders waited `seconds` for one more message; at the end of a window,
+        change the builder's class if the window says so."""
+        self.count += 1
+        self.count_idle += self.idle
+        self._waited += seconds
+        if self.count % self.WINDOW:
+            return
+        now = time.perf_counter()
+        share = self._waited / max(now - self._started, 1e-9)
+        self._started, self._waited = now, 0.0
+        if self.count == self.WINDOW:
+            return
+        self._behind = self._behind + 1 if share > self.BEHIND else 0
+        if not self.idle and share < self.AHEAD:
+            self.idle = _set_class(self.pid, getattr(os, "SCHED_IDLE", -1))
+        elif self.idle and not self.stuck and self._behind >= 2:  # a pause is not a trend
+            self.stuck = not _set_class(self.pid, os.SCHED_OTHER)
+            self.idle = self.stuck
+
+
+def _set_class(pid: int, policy: int) -> bool:
+    """Whether the process is now in this scheduling class (it may be gone: no harm)."""
+    try:
+        os.sched_setscheduler(pid, policy, os.sched_param(0))
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def _put(out: IO[bytes], kind: str, body: object) -> None:

@@ -148,6 +148,7 @@ class Pipeline:
         self._alone: Builder | None = None  # for `build` called on its own, row by row
         self.worker_peaks_mb: list[float] = []  # other processes' peak memory, if any
         self.builder_private_mb = 0.0  # a builder process's own memory (`digest.ahead`)
+        self.builder_idle = (0, 0)  # its messages built in the idle class, of all it built
         self.shard_min = SHARD_MIN
         self.build_ahead = True  # build in a second process when `_ahead` says it pays
 
@@ -224,6 +225,7 @@ class Pipeline:
                 if ahead is not None and ahead.result.peak_mb:  # a builder process ran
                     self.worker_peaks_mb.append(ahead.result.peak_mb)
                     self.builder_private_mb = ahead.result.private_mb
+                    self.builder_idle = (ahead.result.built_idle, ahead.result.built)
 
     def _ahead(self, shard: tuple[int, int] | None) -> bool:
         """Whether a second process builds this run's messages (`digest.ahead`): an SMTP run

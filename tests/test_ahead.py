@@ -12,6 +12,7 @@ import multiprocessing.context
 import os
 import shutil
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -92,27 +93,55 @@ def test_built_ahead_the_run_sends_the_same_emails_as_built_in_process(
         assert store.delivery_counts() == {"sent": PEOPLE}
 
 
-def test_the_builder_runs_on_cpu_no_one_else_wants(
-    tmp_path: Path, smtp: tuple[Recorder, int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """While the run sends, its builder is in Linux's idle class at the lowest niceness, so
-    the sender and the receiving server have a core the moment they wake. (Read ahead by one
-    message at a time, the builder is still at work when the first email has gone.)"""
+def _classes_while_sending(
+    tmp_path: Path, port: int, monkeypatch: pytest.MonkeyPatch, people: int
+) -> tuple[list[int], Pipeline]:
+    """The builder's scheduling class, seen after each email while the run sends. Read
+    ahead by one message at a time, the builder is still at work when emails have gone;
+    it is judged every 8 messages."""
     monkeypatch.setattr(ahead, "BUFFERED", 1)
-    _, port = smtp
-    _people(tmp_path, count=120)
-    seen: list[tuple[int, int]] = []
+    monkeypatch.setattr(ahead.Pace, "WINDOW", 8)
+    _people(tmp_path, count=people)
+    seen: list[int] = []
 
     def look(email: str, status: str) -> None:
         for child in multiprocessing.active_children():
-            if child.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    seen.append((os.sched_getscheduler(child.pid), os.getpriority(0, child.pid)))
+            with contextlib.suppress(ProcessLookupError):
+                seen.append(os.sched_getscheduler(child.pid or 0))
 
-    report, _ = _run(_config(tmp_path, port, workers=1), ahead=True, on_done=look)
-    assert report.send.sent == 120 and not report.failed
-    assert seen and set(seen) == {(os.SCHED_IDLE, 19)}, seen
+    report, pipeline = _run(_config(tmp_path, port, workers=1), ahead=True, on_done=look)
+    assert report.send.sent == people and not report.failed
     assert os.sched_getscheduler(0) == os.SCHED_OTHER, "the run's own process keeps its class"
+    return seen, pipeline
+
+
+def test_a_builder_ahead_of_the_senders_runs_on_cpu_no_one_else_wants(
+    tmp_path: Path, smtp: tuple[Recorder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The senders hardly wait for it: once a window says so, it is in the idle class, so the
+    sender and the receiving server have a core the moment they wake."""
+    seen, pipeline = _classes_while_sending(tmp_path, smtp[1], monkeypatch, 120)
+    assert seen[0] == os.SCHED_OTHER and os.SCHED_IDLE in seen, seen
+    idle, built = pipeline.builder_idle
+    assert built == 120 and 0 < idle < built
+
+
+def test_a_builder_the_senders_wait_for_keeps_its_share_of_the_cpu(
+    tmp_path: Path, smtp: tuple[Recorder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where building is the bottleneck (here 20 ms a message), the idle class would slow
+    the run: the builder stays at equal priority."""
+    jobs = Builder.jobs
+
+    def slow(self: Builder, *args: Any) -> Iterator[Job]:
+        for job in jobs(self, *args):
+            time.sleep(0.02)
+            yield job
+
+    monkeypatch.setattr(Builder, "jobs", slow)
+    seen, pipeline = _classes_while_sending(tmp_path, smtp[1], monkeypatch, 48)
+    assert seen and set(seen) == {os.SCHED_OTHER}, seen
+    assert pipeline.builder_idle == (0, 48)
 
 
 def test_what_the_builder_cannot_build_is_counted_and_named_in_the_run(
