@@ -856,6 +856,43 @@ def test_claims_and_sent_marks_are_committed_a_group_at_a_time(
     assert store.sent_counts(1) == (1, 1) and store.sent_counts(100) == (1, 1)
 
 
+def test_due_deliveries_page_in_id_order_by_index_seeks(store: Store) -> None:
+    """Never tried, retries whose time has come, retries not yet due, and the sent, mixed:
+    pages of 7 give exactly the due ones in id order (per shard too), and the never-tried
+    are read by seeking the status index from the page's start, not by sorting every
+    pending delivery for each page."""
+    items = plan(store, 60)
+    ids = [j.delivery_id for j in items]
+    later = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    for n, delivery_id in enumerate(ids):
+        if n % 5 == 1:
+            store.mark_retry(delivery_id, "451 busy", NOW, NOW)  # due now
+        elif n % 5 == 2:
+            store.mark_retry(delivery_id, "451 busy", later, NOW)  # due later
+        elif n % 5 == 3:
+            store.claim_delivery(delivery_id, NOW)
+    due = [i for n, i in enumerate(ids) if n % 5 in (0, 1, 4)]
+    by_subscriber = {j.delivery_id: j.subscriber_id for j in items}
+    for shard in (None, (1, 3), (3, 3)):
+        pages: list[int] = []
+        statements: list[str] = []
+        store.db.conn.set_trace_callback(statements.append)
+        try:
+            while rows := store.due_deliveries(NOW, shard, after_id=max(pages, default=0), limit=7):
+                assert len(rows) <= 7
+                pages += [r.id for r in rows]
+        finally:
+            store.db.conn.set_trace_callback(None)
+        expected = [i for i in due if not shard or by_subscriber[i] % 3 == shard[0] - 1]
+        assert pages == expected, shard
+        fresh = next(s for s in statements if "next_attempt_at is null" in s)
+        plan_text = " / ".join(r[3] for r in store.db.execute(f"explain query plan {fresh}"))
+        assert "rowid>?" in plan_text and "TEMP B-TREE" not in plan_text, plan_text
+    assert [r.id for r in store.due_deliveries(later)] == [
+        i for n, i in enumerate(ids) if n % 5 != 3
+    ]
+
+
 def test_a_group_claim_looks_its_deliveries_up_by_id_however_many_are_pending(
     store: Store,
 ) -> None:

@@ -219,17 +219,27 @@ class DeliveriesMixin(DeliveryStatsMixin):
         after_id: int = 0,
         limit: int = 500,
     ) -> list[Delivery]:
-        """Pending deliveries whose retry time has come, in id order, a page at a time."""
-        sql = (
-            "select * from deliveries where status = 'pending' and id > ?"
-            " and (next_attempt_at is null or next_attempt_at <= ?)"
+        """Pending deliveries whose retry time has come, in id order, a page at a time.
+
+        Two seeks, merged: the never-tried (a whole edition; `next_attempt_at` null) walk the
+        status index in id order from `after_id`, and the retries whose time has come. One
+        query with `next_attempt_at is null or <= now` read and sorted every pending delivery
+        for each page (12 ms a page with 100,000 pending, so a run's pages grew with the
+        square of its size)."""
+        where = " and subscriber_id % ? = ?" if shard else ""
+        split = [shard[1], shard[0] - 1] if shard else []
+        fresh = self.db.query(
+            "select * from deliveries where status = 'pending' and next_attempt_at is null"
+            f" and id > ?{where} order by id limit ?",
+            [after_id, *split, limit],
         )
-        params: list[Any] = [after_id, time_text(now, "now")]
-        if shard:
-            sql += " and subscriber_id % ? = ?"
-            params += [shard[1], shard[0] - 1]
-        sql += " order by id limit ?"
-        return [Delivery.from_row(r) for r in self.db.query(sql, [*params, limit])]
+        due = self.db.query(
+            "select * from deliveries where status = 'pending' and next_attempt_at <= ?"
+            f" and id > ?{where} order by id limit ?",
+            [time_text(now, "now"), after_id, *split, limit],
+        )
+        rows = sorted((Delivery.from_row(r) for r in (*fresh, *due)), key=lambda d: d.id)
+        return rows[:limit]
 
     def claim_delivery(self, delivery_id: int, now: datetime) -> bool:
         """pending -> sending, committed before the SMTP transaction starts; False if another
