@@ -58,7 +58,7 @@ class AheadResult:
     peak_mb: float = 0.0  # the child's peak RSS (pages shared with the parent included)
     private_mb: float = 0.0  # the child's own pages at the end
     built: int = 0  # messages received from it (counted by the parent, as `Pace` is)
-    built_idle: int = 0  # of those, built while it was in the idle class
+    built_idle: int = 0  # of those, received while it was in the idle class
 
 
 class BuiltAhead:
@@ -97,7 +97,7 @@ class BuiltAhead:
         transport, _ = await asyncio.get_running_loop().connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
         )
-        pace = Pace(child.pid or 0)
+        pace = Pace(child.pid)
         try:
             why = ""
             while True:
@@ -184,27 +184,29 @@ def _build(builder: Builder, database: Path | str, fd: int, parent: int) -> None
 
 class Pace:
     """The builder's scheduling class, chosen by how long the senders wait for its messages.
-    Ahead of them (under a tenth of a window spent waiting), it is moved to Linux's idle
-    class: it can wait, while the sender and a server on the same machine need a core the
-    moment they wake, and at equal priority it held one. Against aiosmtpd at 10,000
-    subscribers: 638-692 emails/s at equal priority, 793-810 in the idle class. Behind them
-    (waiting over 40%: smtp-sink, which costs almost nothing) it is the bottleneck and stays
-    at equal priority, where the idle class cost 6-10% (the kernel puts a waking sender on
-    its core, as if idle). Behind for two windows once idle, it is moved back where the
-    system allows (an unprivileged process may not leave the idle class unless RLIMIT_NICE
-    says so). Its write locks last microseconds, so the sender never waits long on it."""
+    Ahead of them (under a tenth of two windows in a row spent waiting), it is moved to
+    Linux's idle class: it can wait, while the sender and a server on the same machine need
+    a core the moment they wake, and at equal priority it held one. Against aiosmtpd at
+    10,000 subscribers: 638-692 emails/s at equal priority, 793-810 in the idle class.
+    Behind them (waiting over 40%: smtp-sink, which costs almost nothing) it is the
+    bottleneck and stays at equal priority, where the idle class cost 6-10% (the kernel puts
+    a waking sender on its core, as if idle). Behind for two windows once idle, it is moved
+    back where the system allows: an unprivileged process may not leave the idle class
+    unless RLIMIT_NICE says so, and then stays there for the rest of the run. Its only
+    writes mark what it could not build; on a saturated machine an idle-class builder
+    holding that lock would make the sender wait, within the busy timeout."""
 
     WINDOW = 128  # messages (~0.15 s); the first window, the pipe filling, is not judged
     AHEAD, BEHIND = 0.1, 0.4  # shares of a window's time spent waiting for the builder
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int | None) -> None:
         self.pid = pid
         self.idle = False
         self.stuck = False  # refused the way back: stays in the idle class
         self.count = self.count_idle = 0
         self._started = time.perf_counter()
         self._waited = 0.0
-        self._behind = 0  # windows in a row behind
+        self._ahead = self._behind = 0  # windows in a row ahead, behind
 
     def waited(self, seconds: float) -> None:
         """The senders waited `seconds` for one more message; at the end of a window,
@@ -219,16 +221,20 @@ class Pace:
         self._started, self._waited = now, 0.0
         if self.count == self.WINDOW:
             return
+        self._ahead = self._ahead + 1 if share < self.AHEAD else 0
         self._behind = self._behind + 1 if share > self.BEHIND else 0
-        if not self.idle and share < self.AHEAD:
+        if not self.idle and self._ahead >= 2:  # the burst after a hand-over is not a trend
             self.idle = _set_class(self.pid, getattr(os, "SCHED_IDLE", -1))
-        elif self.idle and not self.stuck and self._behind >= 2:  # a pause is not a trend
+        elif self.idle and not self.stuck and self._behind >= 2:
             self.stuck = not _set_class(self.pid, os.SCHED_OTHER)
             self.idle = self.stuck
 
 
-def _set_class(pid: int, policy: int) -> bool:
-    """Whether the process is now in this scheduling class (it may be gone: no harm)."""
+def _set_class(pid: int | None, policy: int) -> bool:
+    """Whether the process is now in this scheduling class (it may be gone: no harm). The
+    parent has not reaped it yet, so its pid cannot be another process's."""
+    if not pid:
+        return False
     try:
         os.sched_setscheduler(pid, policy, os.sched_param(0))
     except (OSError, AttributeError):

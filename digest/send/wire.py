@@ -98,8 +98,8 @@ class Wire(asyncio.Protocol):
         self._writable.set()
 
     async def write(self, *parts: bytes) -> None:
-        """Send (parts in one system call where the loop can), waiting up to the timeout
-        while the kernel's buffer is full."""
+        """Send (parts without joining them where the loop can: uvloop, Python 3.12+),
+        waiting up to the timeout while the kernel's buffer is full."""
         if not self.is_connected:
             raise self._lost or aiosmtplib.SMTPServerDisconnected("Connection lost")
         if len(parts) == 1:
@@ -168,9 +168,9 @@ def dot_stuffed(data: bytes, *, crlf_only: bool = False) -> bytes:
 
 def stuffed_parts(data: bytes, *, crlf_only: bool = False) -> tuple[bytes, bytes]:
     """`dot_stuffed` as the body and the end-of-data line, written together without joining
-    (a 50 KB copy an email). Bytes with a bare CR or LF are normalised first, unless the
-    caller knows there are none (`Outgoing.crlf_only`: those scans of 50 KB cost a tenth of
-    an email's CPU)."""
+    where the loop can (a 50 KB copy an email). Bytes with a bare CR or LF are normalised
+    first, unless the caller knows there are none (`Outgoing.crlf_only`: those scans of
+    50 KB cost a tenth of an email's CPU)."""
     if not crlf_only:
         pairs = data.count(b"\r\n")
         if data.count(b"\n") != pairs or data.count(b"\r") != pairs:

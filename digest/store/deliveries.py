@@ -148,8 +148,8 @@ class DeliveryStatsMixin(StoreBase):
         ]
 
 
-class DeliveriesMixin(DeliveryStatsMixin):
-    """The delivery log (planned, claimed, sent or not), alerts and stats."""
+class DeliveryQueueMixin(DeliveryStatsMixin):
+    """Deliveries planned for an edition, and the ones due now (the queue the run reads)."""
 
     def delivered_editions(
         self, sub_ids: Sequence[int], editions: Sequence[str]
@@ -240,6 +240,10 @@ class DeliveriesMixin(DeliveryStatsMixin):
         )
         rows = sorted((Delivery.from_row(r) for r in (*fresh, *due)), key=lambda d: d.id)
         return rows[:limit]
+
+
+class DeliveriesMixin(DeliveryQueueMixin):
+    """The delivery log (planned, claimed, sent or not), alerts and stats."""
 
     def claim_delivery(self, delivery_id: int, now: datetime) -> bool:
         """pending -> sending, committed before the SMTP transaction starts; False if another
