@@ -249,10 +249,9 @@ async def show(web: Web, request: Request, span: Span) -> Response:
     headers = {"etag": _etag(web, key, csrf), "cache-control": "private, no-cache"}
     if _unchanged(request, headers["etag"]):
         return Response(status_code=304, headers={**headers, "x-cache": "hit"})
-    make = partial(_page_over, web, span, q, topic, indexed)
     over = partial(_page_over, web, span, q, topic)
     recipe = Recipe(span.name, indexed.key, partial(_page_key, span, q, topic), over)
-    built, hit = await web.listings.lookup(key, make, recipe)
+    built, hit = await web.listings.made(indexed, recipe)
     headers["x-cache"] = "hit" if hit else "miss"
     body = built.replace(CSRF_SLOT.encode(), csrf.encode())
     return web.with_csrf(HTMLResponse(body, headers=headers), csrf)

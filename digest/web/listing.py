@@ -401,6 +401,10 @@ class Listings:
         found: T = await asyncio.shield(pending)
         return found, False
 
+    async def made(self, indexed: Indexed, recipe: Recipe) -> tuple[Any, bool]:
+        """`lookup` of what `recipe` builds over `indexed`, kept with its recipe."""
+        return await self.lookup(recipe.key(indexed), partial(recipe.build, indexed), recipe)
+
     def _settle(self, key: Hashable, recipe: Recipe | None, done: asyncio.Future[Any]) -> None:
         self._pending.pop(key, None)
         if not done.cancelled() and done.exception() is None:

@@ -124,9 +124,7 @@ async def _cached(
         return (json.dumps(BUSY) if encode else dict(BUSY)), False
     over = partial(_made, encode, now.date(), known, wanted)
     recipe = Recipe(name, indexed.key, partial(_key, encode, known, wanted), over)
-    return await web.listings.lookup(
-        _key(encode, known, wanted, indexed), partial(over, indexed), recipe
-    )
+    return await web.listings.made(indexed, recipe)
 
 
 async def preview_of(web: Web, topics: Sequence[str], queries: Sequence[str]) -> dict[str, Any]:
